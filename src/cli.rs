@@ -1,0 +1,303 @@
+//! The command-line surface of `../shared/CLI.md`, as clap derive structs only.
+//! Nothing here does work: `lib.rs` turns these into typed options once.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bgrun",
+    version,
+    about = "Run a repository's slow developer chores in the background",
+    long_about = "bgrun runs security scans, complexity profiles, linting and test runs in the \
+background: triggered by git hooks, a polling file watcher, cron and CI, with results kept on \
+disk and people notified on the console, the desktop, a log file and by email.\n\n\
+Exit codes: 0 success, 1 the work ran and failed, 2 usage or config error (nothing changed), \
+3 state error (lock not obtained, state file unreadable; never overwritten).",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Project root to work on (default: the git top-level of the current dir, else the current dir)
+    #[arg(short = 'C', long = "repo", value_name = "DIR", global = true)]
+    pub repo: Option<PathBuf>,
+    /// Config file (default: $BGRUN_CONFIG, <repo>/.bgrun/config.json,
+    /// <repo>/.claude/config/background-tasks.json, else the embedded defaults)
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Where state, results and logs live (default: <repo>/.bgrun)
+    #[arg(long, value_name = "DIR", env = "BGRUN_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Quieter console output (repeat for less)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// More verbose console output (repeat for more)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a default config to <repo>/.bgrun/config.json and exclude .bgrun/ from git
+    Init {
+        /// Overwrite an existing config (the old one is kept as config.json.bak)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Inspect the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Add a task to the queue, then start a background drainer unless --no-drain
+    Enqueue(EnqueueArgs),
+    /// Run queued tasks in the foreground until the queue is empty
+    Drain(DrainArgs),
+    /// Run one task now in the foreground, bypassing the queue, and print its result
+    Run(RunArgs),
+    /// Show queued and running tasks, recent results, drainers and failing channels
+    Status,
+    /// Cancel tasks: running ones get SIGTERM (SIGKILL after the grace period), queued ones are removed
+    Stop(StopArgs),
+    /// Show stored results, newest first
+    Results(ResultsArgs),
+    /// Success rate, durations, queue length, concurrency and resource peaks per task type
+    Metrics,
+    /// Apply retention to results, logs and metrics now (it also runs on its own)
+    Cleanup,
+    /// Run analyzers in the foreground and write the normalized report
+    Analyze(AnalyzeArgs),
+    /// Send one notification through the configured (or named) channels
+    Notify(NotifyArgs),
+    /// Entry point for installed git hooks: enqueue the hook's tasks and return at once
+    Hook(HookArgs),
+    /// Install, remove or inspect bgrun's git hooks
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+    /// Alias of `hooks install`
+    #[command(name = "install-hooks")]
+    InstallHooks,
+    /// Alias of `hooks uninstall`
+    #[command(name = "uninstall-hooks")]
+    UninstallHooks,
+    /// Poll the tree by hash snapshot and enqueue the tasks configured for file changes
+    Watch(WatchArgs),
+    /// Foreground manager: `watch --poll` plus the scheduler's `tick` every minute
+    Start(WatchArgs),
+    /// Put the configured schedules into the user's crontab as one marked block
+    #[command(subcommand)]
+    Cron(CronCommand),
+    /// Print a shell completion script or the man page
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Enqueue every scheduled task that is due (what the cron block calls)
+    Tick,
+    /// Repair the state file
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config; with --json print the resolved config with every default filled in
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Move the state file aside (kept as queue.jsonl.broken-<time>) and start empty
+    Reset,
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// A configured task type (security_scan, test_runner, ...) or `custom` with `-- ARGV`
+    pub task_type: String,
+    /// critical, high, medium, low or an integer (default: the task type's)
+    #[arg(long, short = 'p')]
+    pub priority: Option<String>,
+    /// A name shown in status and results
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Timeout in seconds (default: the task type's, else execution.task_timeout_seconds)
+    #[arg(long, value_name = "S")]
+    pub timeout: Option<u64>,
+    /// Only queue; do not start a background drainer
+    #[arg(long)]
+    pub no_drain: bool,
+    /// The command to run (argv, no shell), after `--`
+    #[arg(last = true, value_name = "ARGV")]
+    pub argv: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// At most N tasks of this drainer at once (never above execution.max_concurrent_tasks across drainers)
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<usize>,
+    /// Run as the detached background drainer (quiet, exits when the queue is empty)
+    #[arg(long, hide = true)]
+    pub background: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A configured task type, or `custom` with `-- ARGV`
+    pub task_type: String,
+    /// Write the task's report (analyzer types) or result to FILE
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Report format for --output
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<ReportFormat>,
+    /// Timeout in seconds
+    #[arg(long, value_name = "S")]
+    pub timeout: Option<u64>,
+    #[arg(last = true, value_name = "ARGV")]
+    pub argv: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Task ids to cancel
+    pub ids: Vec<String>,
+    /// Cancel every queued and running task and stop every drainer and watcher
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// Show the results of this task only
+    pub id: Option<String>,
+    /// Show the newest N results (default 20)
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnalyzeKind {
+    Security,
+    Performance,
+    Code,
+    Tests,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Json,
+    Sarif,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum SeverityArg {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    #[arg(value_enum)]
+    pub kind: AnalyzeKind,
+    /// Directory to analyze (default: the repo root)
+    pub path: Option<PathBuf>,
+    /// Write the normalized report to FILE
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Report format (default: json for --output, text on the console)
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<ReportFormat>,
+    /// Exit 1 when a finding at or above this severity is found
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<SeverityArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// info, warning, error or critical
+    #[arg(long, short = 's')]
+    pub severity: String,
+    #[arg(long, short = 't')]
+    pub title: String,
+    #[arg(long, short = 'm')]
+    pub message: String,
+    /// Send through this channel only (console, desktop, file, email, webhook); repeatable
+    #[arg(long)]
+    pub channel: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// The git hook's name (pre-commit, post-commit, pre-push, post-merge, ...)
+    pub name: String,
+    /// The arguments git passed to the hook
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Install the configured hooks, chaining any existing hook
+    Install,
+    /// Remove bgrun's hooks and put the originals back byte for byte
+    Uninstall,
+    /// Show each hook: installed / foreign / missing / chained backup
+    Status,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Poll the tree (the only mode; accepted for compatibility)
+    #[arg(long)]
+    pub poll: bool,
+    /// Seconds between polls (default: triggers.file_watch.check_interval_seconds)
+    #[arg(long, value_name = "S")]
+    pub interval: Option<f64>,
+    /// Seconds of quiet before tasks are enqueued (default: triggers.file_watch.debounce_seconds)
+    #[arg(long, value_name = "S")]
+    pub debounce: Option<f64>,
+    /// Compare against the last persisted snapshot once, then exit
+    #[arg(long)]
+    pub once: bool,
+    /// Do not honour .gitignore files
+    #[arg(long)]
+    pub no_gitignore: bool,
+    /// Re-read every file every N polls (for filesystems whose mtimes lie)
+    #[arg(long, value_name = "N")]
+    pub full_hash_every: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CronCommand {
+    /// Install (or update) this repo's block in the user's crontab
+    Install,
+    /// Remove this repo's block, leaving every other line alone
+    Uninstall,
+    /// Show each schedule and its next fire time
+    List,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Man,
+}

@@ -1,0 +1,62 @@
+//! `bgrun init`: write the default config and keep `.bgrun/` out of git.
+
+use anyhow::{Context, Result};
+
+use crate::cli::GlobalArgs;
+use crate::config::DEFAULT_CONFIG;
+use crate::state::store::{ensure_private_dir, write_atomic};
+use crate::{Exit, error, resolve_repo};
+
+pub fn run(g: &GlobalArgs, force: bool) -> Result<Exit> {
+    let repo = resolve_repo(g.repo.as_deref())?;
+    let dir = repo.join(".bgrun");
+    let path = dir.join("config.json");
+    if path.exists() && !force {
+        return Err(error::usage(format!(
+            "{} already exists; use `bgrun init --force` to replace it (the old one is kept as config.json.bak)",
+            path.display()
+        )));
+    }
+    ensure_private_dir(&dir)?;
+    if path.exists() {
+        std::fs::copy(&path, dir.join("config.json.bak"))
+            .context("cannot back up the old config")?;
+    }
+    write_atomic(&path, DEFAULT_CONFIG.as_bytes(), true)?;
+    println!("wrote {}", path.display());
+    if let Some(exclude) = git_exclude(&repo) {
+        let text = std::fs::read_to_string(&exclude).unwrap_or_default();
+        if !text
+            .lines()
+            .any(|l| l.trim() == "/.bgrun/" || l.trim() == ".bgrun/")
+        {
+            let mut new = text.clone();
+            if !new.is_empty() && !new.ends_with('\n') {
+                new.push('\n');
+            }
+            new.push_str("# bgrun state, results and logs\n/.bgrun/\n");
+            if let Some(d) = exclude.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            write_atomic(&exclude, new.as_bytes(), true)?;
+            println!("added /.bgrun/ to {}", exclude.display());
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `<git dir>/info/exclude`, following a `.git` file (worktrees) to the common dir.
+fn git_exclude(repo: &std::path::Path) -> Option<std::path::PathBuf> {
+    let dotgit = repo.join(".git");
+    if dotgit.is_dir() {
+        return Some(dotgit.join("info").join("exclude"));
+    }
+    let text = std::fs::read_to_string(&dotgit).ok()?;
+    let gitdir = text.strip_prefix("gitdir:")?.trim();
+    let gitdir = repo.join(gitdir);
+    let common = std::fs::read_to_string(gitdir.join("commondir"))
+        .ok()
+        .map(|c| gitdir.join(c.trim()))
+        .unwrap_or(gitdir);
+    Some(common.join("info").join("exclude"))
+}

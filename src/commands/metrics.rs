@@ -1,0 +1,64 @@
+//! `bgrun metrics` and `bgrun cleanup`.
+
+use anyhow::Result;
+
+use crate::results;
+use crate::timefmt::human_duration;
+use crate::{Ctx, Exit};
+
+pub fn run(ctx: &Ctx) -> Result<Exit> {
+    let samples = results::samples(&ctx.state_dir);
+    let per_type = results::aggregate(&samples);
+    let state = crate::engine::recover_now(ctx)?;
+    let peak_concurrency = samples.iter().map(|s| s.concurrent).max().unwrap_or(0);
+    if ctx.out.json {
+        super::print_json(&serde_json::json!({
+            "queue_length": state.queued.len(),
+            "running": state.running.len(),
+            "peak_concurrency": peak_concurrency,
+            "per_type": per_type,
+        }))?;
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "queue length {}  running {}  peak concurrency {}",
+        state.queued.len(),
+        state.running.len(),
+        peak_concurrency
+    );
+    println!(
+        "{:<22} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "type", "runs", "success", "p50", "p95", "queue p50", "peak RSS"
+    );
+    for (t, m) in &per_type {
+        let name = if t == "*" { "(all)" } else { t.as_str() };
+        println!(
+            "{:<22} {:>6} {:>7.0}% {:>9} {:>9} {:>9} {:>6.1} MB",
+            name,
+            m.executions,
+            m.success_rate * 100.0,
+            human_duration(m.duration_p50_s),
+            human_duration(m.duration_p95_s),
+            human_duration(m.queue_p50_s),
+            m.peak_rss_mb
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn cleanup(ctx: &Ctx) -> Result<Exit> {
+    let c = results::cleanup(
+        &ctx.state_dir,
+        ctx.config.results.retention_days,
+        ctx.config.metrics.retention_days,
+    )?;
+    if ctx.out.json {
+        super::print_json(&c)?;
+    } else {
+        ctx.out.say(format!(
+            "removed {} results, {} logs, {} reports, {} metrics lines",
+            c.results, c.logs, c.reports, c.metrics_lines
+        ));
+    }
+    Ok(Exit::Ok)
+}

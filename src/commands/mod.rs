@@ -1,0 +1,74 @@
+//! One file per subcommand; this is the only layer that glues config, engine and adapters.
+
+mod analyze;
+mod completions;
+mod config_cmd;
+mod cron;
+mod drain;
+mod enqueue;
+mod hook;
+mod hooks;
+mod init;
+mod metrics;
+mod notify;
+mod results;
+mod run;
+mod state;
+mod status;
+mod stop;
+mod tick;
+mod watch;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, HooksCommand};
+use crate::{Ctx, Exit};
+
+/// Parse the global options into a context and run the subcommand.
+pub fn dispatch(cli: Cli) -> Result<Exit> {
+    let g = &cli.global;
+    // Commands that must work with a broken config or state.
+    match &cli.command {
+        Command::Completions { shell } => return completions::run(*shell),
+        Command::Init { force } => return init::run(g, *force),
+        Command::Config(_) => return config_cmd::run(g),
+        Command::State(c) => return state::run(g, c),
+        _ => {}
+    }
+    let ctx = Ctx::new(g)?;
+    for w in &ctx.config_warnings {
+        ctx.out.warn(w);
+    }
+    match cli.command {
+        Command::Enqueue(a) => enqueue::run(&ctx, a),
+        Command::Drain(a) => drain::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Status => status::run(&ctx),
+        Command::Stop(a) => stop::run(&ctx, a),
+        Command::Results(a) => results::run(&ctx, a),
+        Command::Metrics => metrics::run(&ctx),
+        Command::Cleanup => metrics::cleanup(&ctx),
+        Command::Analyze(a) => analyze::run(&ctx, a),
+        Command::Notify(a) => notify::run(&ctx, a),
+        Command::Hook(a) => hook::run(&ctx, a),
+        Command::Hooks(c) => hooks::run(&ctx, c),
+        Command::InstallHooks => hooks::run(&ctx, HooksCommand::Install),
+        Command::UninstallHooks => hooks::run(&ctx, HooksCommand::Uninstall),
+        Command::Watch(a) => watch::run(&ctx, a, false),
+        Command::Start(a) => watch::run(&ctx, a, true),
+        Command::Cron(c) => cron::run(&ctx, c),
+        Command::Tick => tick::run(&ctx),
+        Command::Completions { .. }
+        | Command::Init { .. }
+        | Command::Config(_)
+        | Command::State(_) => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+/// Print a value as pretty JSON on stdout.
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}

@@ -1,0 +1,834 @@
+//! The config: the predecessor's schema read as-is plus bgrun's keys, typed with serde.
+//!
+//! Every key has an embedded default: the user's JSON is deep-merged over `DEFAULT_CONFIG`
+//! and then deserialized one section at a time, so every type error found is reported with
+//! its file and JSON path, broken JSON with line and column, and unknown keys are warnings.
+//! This module reads files but never writes them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error;
+
+/// The embedded default config, also what `bgrun init` writes.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.json");
+
+/// The four built-in task types (analyzers).
+pub const BUILTIN_TYPES: [&str; 4] = [
+    "security_scan",
+    "performance_profile",
+    "code_analysis",
+    "test_runner",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub execution: Execution,
+    pub resource_limits: ResourceLimits,
+    pub task_types: BTreeMap<String, TaskType>,
+    pub triggers: Triggers,
+    pub notifications: Notifications,
+    pub metrics: Metrics,
+    pub results: Results,
+    pub analysis: Analysis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Execution {
+    pub max_concurrent_tasks: usize,
+    pub task_timeout_seconds: u64,
+    pub process_isolation: bool,
+    pub max_retries: u32,
+    pub retry_delay_seconds: u64,
+    pub max_queue_size: usize,
+    pub kill_grace_seconds: u64,
+    /// Per-task log cap in KiB (new).
+    pub log_max_kb: u64,
+    /// Seconds to wait for the state lock before exit 3 (new).
+    pub lock_timeout_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResourceLimits {
+    pub max_memory_mb: u64,
+    /// Percent of the whole machine's CPU (all cores) a task's process tree may use.
+    pub max_cpu_percent: f64,
+    /// low | medium | normal | high: the nice and I/O class of every task.
+    pub priority: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AutoTrigger {
+    pub on_file_change: bool,
+    pub interval_minutes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskType {
+    pub enabled: bool,
+    pub auto_trigger: AutoTrigger,
+    pub priority: Priority,
+    pub timeout_seconds: Option<u64>,
+    pub notification_on_complete: bool,
+    pub notification_on_issues: bool,
+    pub debounce_seconds: f64,
+    /// argv run for this type (user-defined types; overrides a built-in analyzer).
+    pub command: Option<Vec<String>>,
+    pub cwd: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub max_retries: Option<u32>,
+    /// `sarif` or `findings`: the command prints a report on stdout that is ingested.
+    pub report: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Triggers {
+    pub file_watch: FileWatch,
+    pub git_hooks: GitHooks,
+    pub scheduled: Scheduled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileWatch {
+    pub enabled: bool,
+    pub paths: Vec<String>,
+    pub exclude_paths: Vec<String>,
+    pub check_interval_seconds: f64,
+    pub debounce_seconds: f64,
+    pub respect_gitignore: bool,
+    /// Task types to enqueue on change; None: every type with auto_trigger.on_file_change.
+    pub task_types: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GitHooks {
+    pub enabled: bool,
+    /// Hook names (either spelling) that wait for their tasks and fail the git command.
+    pub blocking: Vec<String>,
+    /// Hook name (as git spells it, `pre-commit`) -> task types.
+    #[serde(flatten)]
+    pub hooks: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scheduled {
+    pub enabled: bool,
+    pub tasks: Vec<ScheduledTask>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduledTask {
+    pub name: String,
+    pub task_type: String,
+    pub schedule: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Notifications {
+    pub enabled: bool,
+    pub channels: Channels,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Channels {
+    pub console: ChannelBase,
+    pub desktop: DesktopChannel,
+    pub file: FileChannel,
+    pub email: EmailChannel,
+    pub webhook: WebhookChannel,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelBase {
+    pub enabled: bool,
+    pub min_severity: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DesktopChannel {
+    pub enabled: bool,
+    pub min_severity: String,
+    pub timeout_ms: u64,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileChannel {
+    pub enabled: bool,
+    pub min_severity: String,
+    pub path: String,
+    pub max_size_kb: u64,
+    pub keep_files: u32,
+    pub retention_days: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmailChannel {
+    pub enabled: bool,
+    pub min_severity: String,
+    pub smtp_server: String,
+    pub smtp_port: u16,
+    /// starttls | implicit | none. `use_tls` (the predecessor's bool) is read too.
+    pub tls: Option<String>,
+    pub use_tls: Option<bool>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    pub from_email: String,
+    pub to_emails: Vec<String>,
+    /// text | html | both
+    pub format: String,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookChannel {
+    pub enabled: bool,
+    pub min_severity: String,
+    pub url: String,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    pub task_execution_time: bool,
+    pub task_success_rate: bool,
+    pub resource_usage: bool,
+    pub queue_length: bool,
+    pub concurrent_tasks: bool,
+    pub retention_days: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub retention_days: u64,
+}
+
+/// Analyzer settings (new).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Analysis {
+    /// Cyclomatic complexity above which a function is reported.
+    pub complexity_threshold: u64,
+    /// Lines above which a file is reported as large.
+    pub large_file_lines: u64,
+    /// Per-tool timeout.
+    pub tool_timeout_seconds: u64,
+}
+
+/// A task priority: `critical` 1000, `high` 100, `medium` 10, `low` 1, or an integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Priority(pub i64);
+
+impl Priority {
+    pub fn parse(s: &str) -> Option<Priority> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "critical" => Some(Priority(1000)),
+            "high" => Some(Priority(100)),
+            "medium" | "normal" => Some(Priority(10)),
+            "low" => Some(Priority(1)),
+            other => other.parse::<i64>().ok().map(Priority),
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            1000 => f.write_str("critical"),
+            100 => f.write_str("high"),
+            10 => f.write_str("medium"),
+            1 => f.write_str("low"),
+            n => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Serialize for Priority {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            1000 | 100 | 10 | 1 => s.serialize_str(&self.to_string()),
+            n => s.serialize_i64(n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Priority {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Str(String),
+        }
+        let bad = || serde::de::Error::custom("expected critical, high, medium, low or an integer");
+        match Raw::deserialize(d).map_err(|_| bad())? {
+            Raw::Int(n) => Ok(Priority(n)),
+            Raw::Str(s) => Priority::parse(&s).ok_or_else(bad),
+        }
+    }
+}
+
+/// Where the config came from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "path")]
+pub enum Source {
+    File(PathBuf),
+    Embedded,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Embedded => f.write_str("<embedded defaults>"),
+        }
+    }
+}
+
+/// A resolved config with where it came from and what was odd about it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub source: Source,
+    pub warnings: Vec<String>,
+}
+
+/// Find the config file in the order of CLI.md: `--config`, `$BGRUN_CONFIG`,
+/// `<repo>/.bgrun/config.json`, `<repo>/.claude/config/background-tasks.json`.
+pub fn discover(explicit: Option<&Path>, repo: &Path) -> Source {
+    if let Some(p) = explicit {
+        return Source::File(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("BGRUN_CONFIG").filter(|p| !p.is_empty()) {
+        return Source::File(PathBuf::from(p));
+    }
+    for rel in [".bgrun/config.json", ".claude/config/background-tasks.json"] {
+        let p = repo.join(rel);
+        if p.is_file() {
+            return Source::File(p);
+        }
+    }
+    Source::Embedded
+}
+
+/// Discover, read and validate the config. Every error found is reported at once (exit 2).
+pub fn load(explicit: Option<&Path>, repo: &Path) -> Result<Loaded> {
+    let source = discover(explicit, repo);
+    let text = match &source {
+        Source::Embedded => DEFAULT_CONFIG.to_string(),
+        Source::File(p) => std::fs::read_to_string(p).map_err(|e| {
+            error::usage(format!(
+                "cannot read config {}: {e} (check --config / $BGRUN_CONFIG, or run `bgrun init`)",
+                p.display()
+            ))
+        })?,
+    };
+    let (config, warnings) = parse(&text, &source.to_string()).map_err(|errors| {
+        error::usage(format!(
+            "invalid config {}:\n  {}\n(fix these keys, or run `bgrun config check` after editing)",
+            source,
+            errors.join("\n  ")
+        ))
+    })?;
+    Ok(Loaded {
+        config,
+        source,
+        warnings,
+    })
+}
+
+/// Parse config text: the result, or every error found (`file: path: message`).
+pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String>> {
+    let user: Value = serde_json::from_str(text).map_err(|e| {
+        vec![format!(
+            "{file}:{}:{}: not valid JSON: {}",
+            e.line(),
+            e.column(),
+            strip_pos(&e)
+        )]
+    })?;
+    if !user.is_object() {
+        return Err(vec![format!(
+            "{file}: the config must be a JSON object, found {}",
+            kind(&user)
+        )]);
+    }
+    let mut merged: Value =
+        serde_json::from_str(DEFAULT_CONFIG).map_err(|e| vec![e.to_string()])?;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    // Built-in task types take their defaults from the embedded entries; user-defined
+    // types from the template entry.
+    let defaults = merged.clone();
+    merge(&mut merged, &user);
+    if let Some(Value::Object(types)) = merged.get_mut("task_types") {
+        let template = template_task_type();
+        for (name, v) in types.iter_mut() {
+            if !v.is_object() {
+                continue;
+            }
+            let mut base = defaults
+                .pointer(&format!("/task_types/{}", escape_pointer(name)))
+                .cloned()
+                .unwrap_or_else(|| template.clone());
+            if base.is_null() {
+                base = template.clone();
+            }
+            merge(&mut base, v);
+            *v = base;
+        }
+    }
+    normalize_hooks(&mut merged, &mut warnings);
+
+    // Deserialize section by section so that every bad section is reported.
+    let obj = merged.as_object().cloned().unwrap_or_default();
+    for (key, value) in &obj {
+        if !KNOWN_SECTIONS.contains(&key.as_str()) {
+            warnings.push(format!("{file}: {key}: unknown key (ignored)"));
+            continue;
+        }
+        if key == "task_types" {
+            if let Value::Object(types) = value {
+                for (name, t) in types {
+                    check_section::<TaskType>(
+                        t,
+                        &format!("task_types.{name}"),
+                        file,
+                        &mut errors,
+                        &mut warnings,
+                    );
+                }
+            } else {
+                errors.push(format!(
+                    "{file}: task_types: expected an object, found {}",
+                    kind(value)
+                ));
+            }
+            continue;
+        }
+        match key.as_str() {
+            "execution" => check_section::<Execution>(value, key, file, &mut errors, &mut warnings),
+            "resource_limits" => {
+                check_section::<ResourceLimits>(value, key, file, &mut errors, &mut warnings)
+            }
+            "triggers" => check_section::<Triggers>(value, key, file, &mut errors, &mut warnings),
+            "notifications" => {
+                check_section::<Notifications>(value, key, file, &mut errors, &mut warnings)
+            }
+            "metrics" => check_section::<Metrics>(value, key, file, &mut errors, &mut warnings),
+            "results" => check_section::<Results>(value, key, file, &mut errors, &mut warnings),
+            "analysis" => check_section::<Analysis>(value, key, file, &mut errors, &mut warnings),
+            _ => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut known = merged;
+    if let Value::Object(m) = &mut known {
+        m.retain(|k, _| KNOWN_SECTIONS.contains(&k.as_str()));
+    }
+    let config: Config = serde_json::from_value(known).map_err(|e| vec![format!("{file}: {e}")])?;
+    validate(&config, file, &mut errors, &mut warnings);
+    if errors.is_empty() {
+        Ok((config, warnings))
+    } else {
+        Err(errors)
+    }
+}
+
+const KNOWN_SECTIONS: [&str; 8] = [
+    "execution",
+    "resource_limits",
+    "task_types",
+    "triggers",
+    "notifications",
+    "metrics",
+    "results",
+    "analysis",
+];
+
+fn check_section<T: DeserializeOwned>(
+    value: &Value,
+    path: &str,
+    file: &str,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let mut ignored = Vec::new();
+    let mut track = |p: serde_ignored::Path<'_>| ignored.push(p.to_string());
+    let de = serde_ignored::Deserializer::new(value, &mut track);
+    let res: Result<T, _> = serde_path_to_error::deserialize(de);
+    match res {
+        Ok(_) => {}
+        Err(e) => {
+            let inner = e.path().to_string();
+            let full = if inner == "." {
+                path.to_string()
+            } else {
+                format!("{path}.{inner}")
+            };
+            errors.push(format!("{file}: {full}: {}", e.inner()));
+        }
+    }
+    for p in ignored {
+        warnings.push(format!("{file}: {path}.{p}: unknown key (ignored)"));
+    }
+}
+
+/// Semantic checks that serde cannot make.
+fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec<String>) {
+    let sev = ["info", "warning", "error", "critical"];
+    if c.execution.max_concurrent_tasks == 0 {
+        errors.push(format!(
+            "{file}: execution.max_concurrent_tasks: must be at least 1"
+        ));
+    }
+    if c.execution.max_queue_size == 0 {
+        errors.push(format!(
+            "{file}: execution.max_queue_size: must be at least 1"
+        ));
+    }
+    if !["low", "medium", "normal", "high"].contains(&c.resource_limits.priority.as_str()) {
+        errors.push(format!(
+            "{file}: resource_limits.priority: expected low, medium, normal or high, found {:?}",
+            c.resource_limits.priority
+        ));
+    }
+    if !(c.resource_limits.max_cpu_percent > 0.0 && c.resource_limits.max_cpu_percent <= 100.0) {
+        errors.push(format!(
+            "{file}: resource_limits.max_cpu_percent: expected 0 < percent <= 100"
+        ));
+    }
+    for (name, t) in &c.task_types {
+        let builtin = BUILTIN_TYPES.contains(&name.as_str());
+        match &t.command {
+            Some(argv) if argv.is_empty() => errors.push(format!(
+                "{file}: task_types.{name}.command: must name a program (an argv list, no shell)"
+            )),
+            None if !builtin => errors.push(format!(
+                "{file}: task_types.{name}.command: a user-defined task type needs a command (argv list)"
+            )),
+            _ => {}
+        }
+        if let Some(r) = &t.report {
+            if r != "sarif" && r != "findings" {
+                errors.push(format!(
+                    "{file}: task_types.{name}.report: expected sarif or findings, found {r:?}"
+                ));
+            }
+        }
+        if name == "custom" {
+            errors.push(format!(
+                "{file}: task_types.custom: `custom` is reserved for `bgrun enqueue custom -- ARGV`"
+            ));
+        }
+    }
+    let known_type = |t: &str| c.task_types.contains_key(t);
+    for (hook, types) in &c.triggers.git_hooks.hooks {
+        for t in types {
+            if !known_type(t) {
+                errors.push(format!(
+                    "{file}: triggers.git_hooks.{hook}: unknown task type {t:?}"
+                ));
+            }
+        }
+        if !crate::config::GIT_HOOKS.contains(&hook.as_str()) {
+            warnings.push(format!(
+                "{file}: triggers.git_hooks.{hook}: not a hook git runs"
+            ));
+        }
+    }
+    for b in &c.triggers.git_hooks.blocking {
+        let b = b.replace('_', "-");
+        if !c.triggers.git_hooks.hooks.contains_key(&b) {
+            warnings.push(format!(
+                "{file}: triggers.git_hooks.blocking: {b} has no tasks configured"
+            ));
+        }
+    }
+    if let Some(types) = &c.triggers.file_watch.task_types {
+        for t in types {
+            if !known_type(t) {
+                errors.push(format!(
+                    "{file}: triggers.file_watch.task_types: unknown task type {t:?}"
+                ));
+            }
+        }
+    }
+    for (field, globs) in [
+        ("paths", &c.triggers.file_watch.paths),
+        ("exclude_paths", &c.triggers.file_watch.exclude_paths),
+    ] {
+        for g in globs {
+            if let Err(e) = globset::Glob::new(g) {
+                errors.push(format!(
+                    "{file}: triggers.file_watch.{field}: bad glob {g:?}: {e}"
+                ));
+            }
+        }
+    }
+    for (i, s) in c.triggers.scheduled.tasks.iter().enumerate() {
+        if !known_type(&s.task_type) {
+            errors.push(format!(
+                "{file}: triggers.scheduled.tasks[{i}].task_type: unknown task type {:?} (task {:?})",
+                s.task_type, s.name
+            ));
+        }
+    }
+    let ch = &c.notifications.channels;
+    for (name, min) in [
+        ("console", &ch.console.min_severity),
+        ("desktop", &ch.desktop.min_severity),
+        ("file", &ch.file.min_severity),
+        ("email", &ch.email.min_severity),
+        ("webhook", &ch.webhook.min_severity),
+    ] {
+        if !sev.contains(&min.as_str()) {
+            errors.push(format!(
+                "{file}: notifications.channels.{name}.min_severity: expected info, warning, error or critical, found {min:?}"
+            ));
+        }
+    }
+    if let Some(tls) = &ch.email.tls {
+        if !["starttls", "implicit", "none"].contains(&tls.as_str()) {
+            errors.push(format!("{file}: notifications.channels.email.tls: expected starttls, implicit or none, found {tls:?}"));
+        }
+    }
+    if !["text", "html", "both"].contains(&ch.email.format.as_str()) {
+        errors.push(format!(
+            "{file}: notifications.channels.email.format: expected text, html or both"
+        ));
+    }
+}
+
+/// Hooks git runs (githooks(5)); others are accepted with a warning.
+pub const GIT_HOOKS: [&str; 28] = [
+    "applypatch-msg",
+    "pre-applypatch",
+    "post-applypatch",
+    "pre-commit",
+    "pre-merge-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "pre-rebase",
+    "post-checkout",
+    "post-merge",
+    "pre-push",
+    "pre-receive",
+    "update",
+    "proc-receive",
+    "post-receive",
+    "post-update",
+    "reference-transaction",
+    "push-to-checkout",
+    "pre-auto-gc",
+    "post-rewrite",
+    "sendemail-validate",
+    "fsmonitor-watchman",
+    "p4-changelist",
+    "p4-prepare-changelist",
+    "p4-post-changelist",
+    "p4-pre-submit",
+    "post-index-change",
+];
+
+/// Hook keys are accepted as `pre_commit` or `pre-commit`; store them as git spells them.
+fn normalize_hooks(merged: &mut Value, warnings: &mut Vec<String>) {
+    let Some(Value::Object(hooks)) = merged.pointer_mut("/triggers/git_hooks") else {
+        return;
+    };
+    let keys: Vec<String> = hooks.keys().cloned().collect();
+    for k in keys {
+        if k == "enabled" || k == "blocking" {
+            continue;
+        }
+        let dashed = k.replace('_', "-");
+        if dashed != k {
+            if let Some(v) = hooks.remove(&k) {
+                if hooks.contains_key(&dashed) {
+                    warnings.push(format!(
+                        "triggers.git_hooks: both {k} and {dashed} given; using {k}"
+                    ));
+                }
+                hooks.insert(dashed, v);
+            }
+        }
+    }
+    if let Some(Value::Array(b)) = hooks.get_mut("blocking") {
+        for v in b.iter_mut() {
+            if let Value::String(s) = v {
+                *s = s.replace('_', "-");
+            }
+        }
+    }
+}
+
+fn template_task_type() -> Value {
+    serde_json::json!({
+        "enabled": true,
+        "auto_trigger": {"on_file_change": false, "interval_minutes": null},
+        "priority": "medium",
+        "timeout_seconds": null,
+        "notification_on_complete": false,
+        "notification_on_issues": true,
+        "debounce_seconds": 1.0,
+        "command": null,
+        "cwd": null,
+        "env": {},
+        "max_retries": null,
+        "report": null
+    })
+}
+
+/// Deep-merge `over` into `base`: objects key by key, everything else replaced.
+pub fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+fn escape_pointer(s: &str) -> String {
+    s.replace('~', "~0").replace('/', "~1")
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn strip_pos(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+impl Config {
+    pub fn embedded() -> Config {
+        parse(DEFAULT_CONFIG, "<embedded>")
+            .map(|(c, _)| c)
+            .unwrap_or_else(|e| panic!("the embedded default config is invalid: {e:?}"))
+    }
+
+    /// The task type's timeout, else the execution default.
+    pub fn timeout_for(&self, t: &TaskType) -> u64 {
+        t.timeout_seconds
+            .unwrap_or(self.execution.task_timeout_seconds)
+    }
+
+    /// Task types listed for a git hook (either spelling).
+    pub fn hook_tasks(&self, hook: &str) -> Vec<String> {
+        self.triggers
+            .git_hooks
+            .hooks
+            .get(&hook.replace('_', "-"))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Whether a git hook waits for its tasks.
+    pub fn hook_is_blocking(&self, hook: &str) -> bool {
+        let h = hook.replace('_', "-");
+        self.triggers
+            .git_hooks
+            .blocking
+            .iter()
+            .any(|b| b.replace('_', "-") == h)
+    }
+
+    /// Task types enqueued on file changes.
+    pub fn watch_task_types(&self) -> Vec<String> {
+        match &self.triggers.file_watch.task_types {
+            Some(t) => t.clone(),
+            None => self
+                .task_types
+                .iter()
+                .filter(|(_, t)| t.enabled && t.auto_trigger.on_file_change)
+                .map(|(n, _)| n.clone())
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded();
+        assert_eq!(c.execution.max_concurrent_tasks, 5);
+        assert_eq!(c.task_types["security_scan"].priority, Priority(100));
+        assert_eq!(
+            c.hook_tasks("pre_push"),
+            vec!["test_runner", "performance_profile"]
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_path() {
+        let errs = parse(
+            r#"{"task_types": {"security_scan": {"priority": [1]}}}"#,
+            "c.json",
+        )
+        .unwrap_err();
+        assert!(
+            errs[0].contains("c.json: task_types.security_scan.priority"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn broken_json_gives_line_and_column() {
+        let errs = parse("{\n  \"execution\": {,}\n}", "c.json").unwrap_err();
+        assert!(errs[0].starts_with("c.json:2:"), "{errs:?}");
+    }
+
+    #[test]
+    fn every_error_is_reported_and_unknown_keys_warn() {
+        let text = r#"{"execution": {"max_retries": "x"}, "metrics": {"retention_days": -1},
+                       "bogus": 1, "results": {"retention_days": 3, "extra": true}}"#;
+        let errs = parse(text, "c.json").unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        let (_, warns) = parse(r#"{"bogus": 1, "results": {"extra": true}}"#, "c.json").unwrap();
+        assert!(warns.iter().any(|w| w.contains("bogus")));
+        assert!(warns.iter().any(|w| w.contains("results.extra")));
+    }
+
+    #[test]
+    fn user_defined_type_and_priority_forms() {
+        let text = r#"{"task_types": {"docs_lint": {"command": ["vale", "docs/"], "priority": 42}},
+                       "triggers": {"git_hooks": {"pre_commit": ["docs_lint"], "blocking": ["pre_commit"]}}}"#;
+        let (c, _) = parse(text, "c.json").unwrap();
+        assert_eq!(c.task_types["docs_lint"].priority, Priority(42));
+        assert!(c.task_types["docs_lint"].enabled);
+        assert!(c.hook_is_blocking("pre-commit"));
+        assert_eq!(c.hook_tasks("pre-commit"), vec!["docs_lint"]);
+        assert_eq!(Priority::parse("critical"), Some(Priority(1000)));
+    }
+}

@@ -1,0 +1,332 @@
+//! Spawning and stopping one task: argv (never a shell), its own session and process group
+//! (`setsid`), niced, with a low I/O priority; stdout and stderr into one pipe drained by a
+//! thread into a capped log. Waiting uses a pidfd per child so the pool sleeps in `poll`
+//! until a child exits or the next deadline, and `wait4` gives its rusage.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+/// How to start a task's process.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub argv: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub env: Vec<(OsString, OsString)>,
+    pub log: PathBuf,
+    pub log_cap: u64,
+    /// Nice value added to the child (0..=19).
+    pub nice: i32,
+    /// ioprio class (1 realtime, 2 best-effort, 3 idle) and level.
+    pub ioprio: Option<(u32, u32)>,
+    /// Keep stdout apart from the log and return it (a custom analyzer's report).
+    pub capture_stdout: bool,
+}
+
+/// A running child.
+#[derive(Debug)]
+pub struct Child {
+    pub pid: u32,
+    /// Its start time in clock ticks since boot (`/proc/PID/stat` field 22): with the pid,
+    /// an identity that survives pid reuse.
+    pub start: u64,
+    pidfd: Option<OwnedFd>,
+    pump: Option<JoinHandle<()>>,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+}
+
+/// How a child ended, from `wait4`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Largest resident set of the child or a waited-for descendant, in KiB.
+    pub maxrss_kb: u64,
+    pub cpu_s: f64,
+}
+
+/// Start a task. The child becomes the leader of a new session and process group.
+pub fn spawn(spec: &Spec) -> Result<Child> {
+    let (program, args) = spec.argv.split_first().context("empty command")?;
+    if let Some(dir) = spec.log.parent() {
+        crate::state::store::ensure_private_dir(dir)?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&spec.log)
+        .with_context(|| format!("cannot open the task log {}", spec.log.display()))?;
+    let (out_r, out_w) = pipe()?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(&spec.cwd).stdin(Stdio::null());
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    let stdout_pipe = if spec.capture_stdout {
+        let (r, w) = pipe()?;
+        cmd.stdout(Stdio::from(w));
+        Some(r)
+    } else {
+        cmd.stdout(Stdio::from(out_w.try_clone()?));
+        None
+    };
+    cmd.stderr(Stdio::from(out_w));
+    let nice = spec.nice;
+    let ioprio = spec.ioprio;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if nice > 0 {
+                libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+            }
+            #[cfg(target_os = "linux")]
+            if let Some((class, level)) = ioprio {
+                // ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level); failure is harmless.
+                libc::syscall(
+                    libc::SYS_ioprio_set,
+                    1,
+                    0,
+                    ((class << 13) | level) as libc::c_int,
+                );
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = ioprio;
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {:?} in {}", program, spec.cwd.display()))?;
+    drop(cmd); // closes our copies of the write ends
+    let pid = child.id();
+    // The std handle is not used to wait: wait4 below reaps it with its rusage.
+    drop(child);
+    let start = proc_start_time(pid).unwrap_or(0);
+    let pidfd = pidfd_open(pid);
+    let cap = spec.log_cap;
+    let pump = std::thread::Builder::new()
+        .name(format!("log-{pid}"))
+        .spawn(move || pump_capped(out_r, log, cap))
+        .ok();
+    let stdout = stdout_pipe.and_then(|r| {
+        std::thread::Builder::new()
+            .name(format!("out-{pid}"))
+            .spawn(move || {
+                let mut buf = Vec::new();
+                let _ = File::from(r).take(256 << 20).read_to_end(&mut buf);
+                buf
+            })
+            .ok()
+    });
+    Ok(Child {
+        pid,
+        start,
+        pidfd,
+        pump,
+        stdout,
+    })
+}
+
+impl Child {
+    /// Whether the child has exited; it stays a zombie (its pid held) until [`Child::reap`].
+    pub fn exited(&self) -> bool {
+        // SAFETY: waitid with WNOWAIT only peeks at the child's state.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        r == 0 && unsafe { info.si_pid() } == self.pid as i32
+    }
+
+    /// For an exited child: kill what is left of its group while its pid is still held
+    /// (no grandchild survives, and no reused pid is hit), reap it with its rusage, wait for
+    /// the log pump, and return the captured stdout.
+    pub fn reap(&mut self) -> (Ended, Vec<u8>) {
+        signal_group(self.pid, libc::SIGKILL);
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value to be overwritten.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: plain syscall with valid pointers; the child has exited, so this returns.
+        let r = unsafe { libc::wait4(self.pid as i32, &mut status, 0, &mut ru) };
+        let (code, signal) = if r != self.pid as i32 {
+            (None, None)
+        } else if libc::WIFEXITED(status) {
+            (Some(libc::WEXITSTATUS(status)), None)
+        } else if libc::WIFSIGNALED(status) {
+            (None, Some(libc::WTERMSIG(status)))
+        } else {
+            (None, None)
+        };
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let ended = Ended {
+            code,
+            signal,
+            maxrss_kb: ru.ru_maxrss.max(0) as u64,
+            cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
+        };
+        if let Some(p) = self.pump.take() {
+            let _ = p.join();
+        }
+        let out = self
+            .stdout
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        (ended, out)
+    }
+}
+
+/// Sleep until one of `children` exits or `timeout` passes (EINTR returns early).
+pub fn wait_any(children: &[&Child], timeout: Duration) {
+    let mut fds: Vec<libc::pollfd> = children
+        .iter()
+        .filter_map(|c| c.pidfd.as_ref())
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let all = fds.len() == children.len();
+    let ms = if all {
+        timeout.as_millis().min(i32::MAX as u128) as i32
+    } else {
+        timeout.as_millis().min(5) as i32
+    };
+    // SAFETY: fds is a valid array of pollfd.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+    }
+}
+
+/// Send `sig` to the process group `pgid` (ESRCH is ignored).
+pub fn signal_group(pgid: u32, sig: i32) {
+    if pgid > 1 {
+        // SAFETY: kill with a negative pid signals a group.
+        unsafe {
+            libc::kill(-(pgid as i32), sig);
+        }
+    }
+}
+
+/// Whether any process is left in group `pgid`.
+pub fn group_alive(pgid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    pgid > 1 && unsafe { libc::kill(-(pgid as i32), 0) } == 0
+}
+
+/// Kill a task's leftover group after its drainer died, unless the pid now belongs to an
+/// unrelated process (pid reuse: the leader is alive with another start time). Waits up to
+/// `grace` for TERM, then KILLs, and returns whether the group is gone.
+pub fn kill_leftover_group(pgid: u32, leader_start: u64, grace: Duration) -> bool {
+    if let Some(now_start) = proc_start_time(pgid) {
+        if now_start != leader_start && leader_start != 0 {
+            // The pid was reused: no leader of ours; an old group can no longer exist
+            // under a pid that was handed out again.
+            return true;
+        }
+    }
+    if !group_alive(pgid) {
+        return true;
+    }
+    signal_group(pgid, libc::SIGCONT);
+    signal_group(pgid, libc::SIGTERM);
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if !group_alive(pgid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_group(pgid, libc::SIGKILL);
+    for _ in 0..100 {
+        if !group_alive(pgid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    !group_alive(pgid)
+}
+
+/// A process's start time in clock ticks since boot, from `/proc/PID/stat`.
+pub fn proc_start_time(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &text[text.rfind(')')? + 2..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe2");
+    }
+    // SAFETY: pipe2 returned two fresh descriptors that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: pidfd_open returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd >= 0 {
+            // SAFETY: fd is a fresh descriptor we own.
+            return Some(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+    }
+    let _ = pid;
+    None
+}
+
+/// Copy a pipe into the log up to `cap` bytes; keep draining past it so the child never
+/// blocks on a full pipe, and say how much was dropped.
+fn pump_capped(r: OwnedFd, mut log: File, cap: u64) {
+    let mut src = File::from(r);
+    let mut buf = [0u8; 16384];
+    let mut written = 0u64;
+    let mut dropped = 0u64;
+    loop {
+        match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let room = cap.saturating_sub(written) as usize;
+                let take = room.min(n);
+                if take > 0 && log.write_all(&buf[..take]).is_ok() {
+                    written += take as u64;
+                }
+                dropped += (n - take) as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if dropped > 0 {
+        let _ = writeln!(
+            log,
+            "\n[bgrun: log capped at {} KiB; {dropped} more bytes dropped]",
+            cap / 1024
+        );
+    }
+}
+
+/// Path of a task's log.
+pub fn log_path(state_dir: &Path, id: &str, attempt: u32) -> PathBuf {
+    state_dir.join("logs").join(format!("{id}-{attempt}.log"))
+}

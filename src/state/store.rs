@@ -1,0 +1,742 @@
+//! The persisted queue: one JSON Lines journal, `<state>/state.jsonl`, under `<state>/lock`.
+//!
+//! The first line is a header with the schema version, the next sequence number and the
+//! folded execution history; every later line is one operation (enqueue, claim, spawn,
+//! end, cancel, drop, stop request, recovery). An enqueue appends one line and fsyncs it, so
+//! it stays flat however long the queue is; its duplicate check reads only each line's fixed
+//! prefix (`{"op":"enq","id":"..","key":".."`). The journal is compacted now and then under
+//! the lock by writing a new file (temp, fsync, rename, fsync dir). A torn last line is an
+//! interrupted append and is cut off before the next one; any other unreadable line, a
+//! missing header or a newer schema is corruption: exit 3, and the file is never written.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::lock::{self, StateLock};
+use super::task::{Status, Task};
+use crate::error;
+
+pub const SCHEMA_VERSION: u32 = 1;
+pub const JOURNAL: &str = "state.jsonl";
+/// Executions kept per task type for adaptive priority.
+pub const HISTORY_LEN: usize = 100;
+
+/// One execution in a task type's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Exec {
+    pub ok: bool,
+    pub duration_s: f64,
+    pub at: f64,
+}
+
+/// One journal line. Every variant starts with `id` and `key` so the fast scan can read
+/// them at fixed places; `key` is the dedup key on the lines that add or remove a queued task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op")]
+pub enum Op {
+    #[serde(rename = "hdr")]
+    Header {
+        id: String,
+        key: String,
+        schema_version: u32,
+        next_seq: u64,
+        created_at: f64,
+        #[serde(default)]
+        history: BTreeMap<String, VecDeque<Exec>>,
+    },
+    #[serde(rename = "enq")]
+    Enqueue {
+        id: String,
+        key: String,
+        task: Box<Task>,
+    },
+    #[serde(rename = "clm")]
+    Claim {
+        id: String,
+        key: String,
+        drainer: String,
+        at: f64,
+    },
+    #[serde(rename = "pid")]
+    Spawned {
+        id: String,
+        key: String,
+        pid: u32,
+        pid_start: u64,
+        log: PathBuf,
+    },
+    #[serde(rename = "can")]
+    Cancel { id: String, key: String },
+    #[serde(rename = "drp")]
+    Drop { id: String, key: String },
+    #[serde(rename = "cxl")]
+    StopRequest { id: String, key: String },
+    #[serde(rename = "end")]
+    End {
+        id: String,
+        key: String,
+        task_type: String,
+        status: Status,
+        duration_s: f64,
+        at: f64,
+    },
+    #[serde(rename = "rcv")]
+    Recovered { id: String, key: String },
+}
+
+/// A task that a drainer has claimed.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub task: Task,
+    pub drainer: String,
+    pub claimed_at: f64,
+    pub pid: Option<u32>,
+    pub pid_start: Option<u64>,
+    pub log: Option<PathBuf>,
+    pub stop_requested: bool,
+}
+
+/// The folded journal.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub next_seq: u64,
+    pub created_at: f64,
+    pub queued: HashMap<String, Task>,
+    pub running: HashMap<String, Running>,
+    pub history: BTreeMap<String, VecDeque<Exec>>,
+    /// Lines in the journal, for deciding when to compact.
+    pub lines: usize,
+}
+
+impl State {
+    pub fn apply(&mut self, op: Op) {
+        self.lines += 1;
+        match op {
+            Op::Header {
+                next_seq,
+                created_at,
+                history,
+                ..
+            } => {
+                self.next_seq = next_seq;
+                self.created_at = created_at;
+                self.history = history;
+            }
+            Op::Enqueue { id, task, .. } => {
+                self.next_seq = self.next_seq.max(task.seq + 1);
+                self.queued.insert(id, *task);
+            }
+            Op::Claim {
+                id, drainer, at, ..
+            } => {
+                if let Some(task) = self.queued.remove(&id) {
+                    self.running.insert(
+                        id,
+                        Running {
+                            task,
+                            drainer,
+                            claimed_at: at,
+                            pid: None,
+                            pid_start: None,
+                            log: None,
+                            stop_requested: false,
+                        },
+                    );
+                }
+            }
+            Op::Spawned {
+                id,
+                pid,
+                pid_start,
+                log,
+                ..
+            } => {
+                if let Some(r) = self.running.get_mut(&id) {
+                    r.pid = Some(pid);
+                    r.pid_start = Some(pid_start);
+                    r.log = Some(log);
+                }
+            }
+            Op::Cancel { id, .. } | Op::Drop { id, .. } => {
+                self.queued.remove(&id);
+            }
+            Op::StopRequest { id, .. } => {
+                if let Some(r) = self.running.get_mut(&id) {
+                    r.stop_requested = true;
+                }
+            }
+            Op::End {
+                id,
+                task_type,
+                status,
+                duration_s,
+                at,
+                ..
+            } => {
+                self.running.remove(&id);
+                if !matches!(status, Status::Cancelled | Status::Dropped) {
+                    let h = self.history.entry(task_type).or_default();
+                    h.push_back(Exec {
+                        ok: status == Status::Succeeded,
+                        duration_s,
+                        at,
+                    });
+                    while h.len() > HISTORY_LEN {
+                        h.pop_front();
+                    }
+                }
+            }
+            Op::Recovered { id, .. } => {
+                self.running.remove(&id);
+            }
+        }
+    }
+
+    /// Whether the journal has grown well past what it describes.
+    pub fn wants_compaction(&self) -> bool {
+        let live = self.queued.len() + 4 * self.running.len() + 1;
+        self.lines > 2 * live + 2000
+    }
+}
+
+/// What the fast scan of an enqueue learns without parsing whole lines.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub next_seq: u64,
+    /// Ids of the queued tasks per dedup key.
+    pub keys: HashMap<String, Vec<String>>,
+    pub queued: usize,
+    /// Claims not yet ended: id -> the claim line.
+    pub open_claims: HashMap<String, String>,
+    pub lines: usize,
+}
+
+/// The journal, opened under the state lock. Dropping it releases the lock.
+pub struct Store {
+    pub dir: PathBuf,
+    path: PathBuf,
+    file: File,
+    /// Bytes of the journal known to be whole lines; past it, a torn append to cut.
+    valid_len: u64,
+    len: u64,
+    _lock: StateLock,
+}
+
+/// A drainer's cached fold of the journal, re-read incrementally.
+#[derive(Debug, Default)]
+pub struct Cache {
+    pub ino: u64,
+    pub offset: u64,
+    pub state: State,
+}
+
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+    }
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o777 != 0o700 {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+/// Write `bytes` to `path` atomically: a temp file in the same dir (0600), fsync when
+/// `durable`, rename over, fsync the dir when `durable`. A crash leaves the old file or the new.
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), unique()));
+    let res = (|| -> Result<()> {
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        if durable {
+            f.sync_all()
+                .with_context(|| format!("cannot fsync {}", tmp.display()))?;
+        }
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+        if durable {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (N.fetch_add(1, Ordering::Relaxed) << 32)
+}
+
+fn corrupt(path: &Path, what: &str) -> anyhow::Error {
+    error::state(format!(
+        "the state file {} is unreadable ({what}); it was left untouched. \
+         Inspect it, or run `bgrun state reset` to move it aside and start with an empty queue",
+        path.display()
+    ))
+}
+
+fn header(next_seq: u64, created_at: f64, history: BTreeMap<String, VecDeque<Exec>>) -> Op {
+    Op::Header {
+        id: String::new(),
+        key: String::new(),
+        schema_version: SCHEMA_VERSION,
+        next_seq,
+        created_at,
+        history,
+    }
+}
+
+fn encode(ops: &[Op]) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(256 * ops.len());
+    for op in ops {
+        serde_json::to_writer(&mut buf, op)?;
+        buf.push(b'\n');
+    }
+    Ok(buf)
+}
+
+impl Store {
+    /// Take the state lock (bounded wait) and open the journal, creating it when absent.
+    pub fn open(state_dir: &Path, lock_timeout: Duration) -> Result<Store> {
+        ensure_private_dir(state_dir)?;
+        let lock = lock::acquire(&state_dir.join("lock"), lock_timeout)?;
+        let path = state_dir.join(JOURNAL);
+        if !path.exists() {
+            let bytes = encode(&[header(1, crate::timefmt::now(), BTreeMap::new())])?;
+            write_atomic(&path, &bytes, true)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| {
+                error::state(format!(
+                    "cannot open the state file {}: {e}",
+                    path.display()
+                ))
+            })?;
+        let len = file.metadata()?.len();
+        Ok(Store {
+            dir: state_dir.to_path_buf(),
+            path,
+            file,
+            valid_len: len,
+            len,
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the next append will land (the end of the whole lines).
+    pub fn end_offset(&self) -> u64 {
+        self.valid_len
+    }
+
+    /// The journal's inode (changes when a compaction replaces it).
+    pub fn ino(&self) -> u64 {
+        self.file.metadata().map(|m| m.ino()).unwrap_or(0)
+    }
+
+    fn read_from(&mut self, offset: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity((self.len.saturating_sub(offset)) as usize);
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.file.read_to_end(&mut buf).map_err(|e| {
+            error::state(format!(
+                "cannot read the state file {}: {e}",
+                self.path.display()
+            ))
+        })?;
+        Ok(buf)
+    }
+
+    /// Split `buf` into whole lines; a trailing part without a newline is a torn append.
+    fn whole_lines(&mut self, base: u64, buf: &[u8]) -> usize {
+        let whole = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        self.valid_len = base + whole as u64;
+        whole
+    }
+
+    /// The fast path for enqueue: keys, counts and open claims from line prefixes only.
+    pub fn scan(&mut self) -> Result<Scan> {
+        let buf = self.read_from(0)?;
+        let whole = self.whole_lines(0, &buf);
+        let mut scan = Scan::default();
+        let mut enq_lines = 0u64;
+        let mut first = true;
+        for line in buf[..whole].split(|b| *b == b'\n') {
+            if line.is_empty() {
+                continue;
+            }
+            scan.lines += 1;
+            if first {
+                first = false;
+                let op: Op = serde_json::from_slice(line)
+                    .map_err(|e| corrupt(&self.path, &format!("line 1: {e}")))?;
+                match op {
+                    Op::Header {
+                        schema_version,
+                        next_seq,
+                        ..
+                    } => {
+                        if schema_version > SCHEMA_VERSION {
+                            return Err(future(&self.path, schema_version));
+                        }
+                        scan.next_seq = next_seq;
+                    }
+                    _ => return Err(corrupt(&self.path, "line 1 is not a header")),
+                }
+                continue;
+            }
+            let (op, id, key) =
+                prefix(line).ok_or_else(|| corrupt(&self.path, &format!("line {}", scan.lines)))?;
+            match op {
+                b"enq" => {
+                    enq_lines += 1;
+                    scan.keys
+                        .entry(key.to_string())
+                        .or_default()
+                        .push(id.to_string());
+                    scan.queued += 1;
+                }
+                b"clm" | b"can" | b"drp" => {
+                    if let Some(ids) = scan.keys.get_mut(key) {
+                        ids.retain(|i| i != id);
+                        if ids.is_empty() {
+                            scan.keys.remove(key);
+                        }
+                    }
+                    scan.queued = scan.queued.saturating_sub(1);
+                    if op == b"clm" {
+                        scan.open_claims
+                            .insert(id.to_string(), String::from_utf8_lossy(line).into_owned());
+                    }
+                }
+                b"end" | b"rcv" => {
+                    scan.open_claims.remove(id);
+                }
+                b"pid" | b"cxl" | b"hdr" => {}
+                _ => {
+                    return Err(corrupt(
+                        &self.path,
+                        &format!("line {}: unknown operation", scan.lines),
+                    ));
+                }
+            }
+        }
+        if first {
+            return Err(corrupt(&self.path, "empty, no header"));
+        }
+        scan.next_seq += enq_lines;
+        Ok(scan)
+    }
+
+    /// Fold the whole journal.
+    pub fn load(&mut self) -> Result<State> {
+        let mut cache = Cache::default();
+        self.refresh(&mut cache)?;
+        Ok(cache.state)
+    }
+
+    /// Bring a cached fold up to date: read only what was appended since, or everything
+    /// when the journal was replaced by a compaction.
+    pub fn refresh(&mut self, cache: &mut Cache) -> Result<()> {
+        let meta = self.file.metadata()?;
+        let ino = meta.ino();
+        if ino != cache.ino || meta.len() < cache.offset || cache.offset == 0 {
+            *cache = Cache {
+                ino,
+                offset: 0,
+                state: State::default(),
+            };
+        }
+        let base = cache.offset;
+        let buf = self.read_from(base)?;
+        let whole = self.whole_lines(base, &buf);
+        let mut lineno = cache.state.lines;
+        for line in buf[..whole].split(|b| *b == b'\n') {
+            if line.is_empty() {
+                continue;
+            }
+            lineno += 1;
+            let op: Op = serde_json::from_slice(line)
+                .map_err(|e| corrupt(&self.path, &format!("line {lineno}: {e}")))?;
+            if lineno == 1 {
+                match &op {
+                    Op::Header { schema_version, .. } if *schema_version > SCHEMA_VERSION => {
+                        return Err(future(&self.path, *schema_version));
+                    }
+                    Op::Header { .. } => {}
+                    _ => return Err(corrupt(&self.path, "line 1 is not a header")),
+                }
+            }
+            cache.state.apply(op);
+        }
+        if lineno == 0 {
+            return Err(corrupt(&self.path, "empty, no header"));
+        }
+        cache.offset = base + whole as u64;
+        Ok(())
+    }
+
+    /// Append operations as whole lines; fsync when `durable`. A torn tail is cut first.
+    pub fn append(&mut self, ops: &[Op], durable: bool) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if self.valid_len < self.len {
+            self.file.set_len(self.valid_len)?;
+            self.len = self.valid_len;
+        }
+        let bytes = encode(ops)?;
+        self.file.write_all(&bytes).map_err(|e| {
+            error::state(format!(
+                "cannot append to the state file {}: {e}",
+                self.path.display()
+            ))
+        })?;
+        if durable {
+            self.file.sync_data()?;
+        }
+        self.len += bytes.len() as u64;
+        self.valid_len = self.len;
+        Ok(())
+    }
+
+    /// Rewrite the journal as a header plus the lines that describe `state` now.
+    pub fn compact(&mut self, state: &State) -> Result<()> {
+        let mut ops = vec![header(
+            state.next_seq,
+            state.created_at,
+            state.history.clone(),
+        )];
+        let mut queued: Vec<&Task> = state.queued.values().collect();
+        queued.sort_by_key(|t| t.seq);
+        for t in queued {
+            ops.push(Op::Enqueue {
+                id: t.id.clone(),
+                key: t.dedup_key(),
+                task: Box::new(t.clone()),
+            });
+        }
+        let mut running: Vec<&Running> = state.running.values().collect();
+        running.sort_by_key(|r| r.task.seq);
+        for r in running {
+            let (id, key) = (r.task.id.clone(), r.task.dedup_key());
+            ops.push(Op::Enqueue {
+                id: id.clone(),
+                key: key.clone(),
+                task: Box::new(r.task.clone()),
+            });
+            ops.push(Op::Claim {
+                id: id.clone(),
+                key,
+                drainer: r.drainer.clone(),
+                at: r.claimed_at,
+            });
+            if let (Some(pid), Some(pid_start)) = (r.pid, r.pid_start) {
+                let log = r.log.clone().unwrap_or_default();
+                ops.push(Op::Spawned {
+                    id: id.clone(),
+                    key: String::new(),
+                    pid,
+                    pid_start,
+                    log,
+                });
+            }
+            if r.stop_requested {
+                ops.push(Op::StopRequest {
+                    id,
+                    key: String::new(),
+                });
+            }
+        }
+        let bytes = encode(&ops)?;
+        write_atomic(&self.path, &bytes, true)?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)?;
+        self.len = bytes.len() as u64;
+        self.valid_len = self.len;
+        Ok(())
+    }
+}
+
+fn future(path: &Path, v: u32) -> anyhow::Error {
+    error::state(format!(
+        "the state file {} has schema version {v}, newer than this bgrun understands ({SCHEMA_VERSION}); \
+         it was left untouched. Use the newer bgrun, or `bgrun state reset` to move it aside",
+        path.display()
+    ))
+}
+
+/// Read `{"op":"xxx","id":"...","key":"..."` from the start of a line.
+fn prefix(line: &[u8]) -> Option<(&[u8], &str, &str)> {
+    let rest = line.strip_prefix(br#"{"op":""#)?;
+    let op = rest.get(..3)?;
+    let rest = rest.get(3..)?.strip_prefix(br#"","id":""#)?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    let id = std::str::from_utf8(&rest[..end]).ok()?;
+    let rest = rest[end..].strip_prefix(br#"","key":""#)?;
+    let kend = rest.iter().position(|b| *b == b'"')?;
+    let key = std::str::from_utf8(&rest[..kend]).ok()?;
+    if line.last() != Some(&b'}') {
+        return None;
+    }
+    Some((op, id, key))
+}
+
+/// Move a state file aside (never deleting it) so that the next command starts empty.
+pub fn reset(state_dir: &Path, lock_timeout: Duration) -> Result<Option<PathBuf>> {
+    ensure_private_dir(state_dir)?;
+    let _lock = lock::acquire(&state_dir.join("lock"), lock_timeout)?;
+    let path = state_dir.join(JOURNAL);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let stamp = crate::timefmt::rfc3339(crate::timefmt::now()).replace(':', "");
+    let aside = state_dir.join(format!("{JOURNAL}.broken-{stamp}"));
+    std::fs::rename(&path, &aside)
+        .with_context(|| format!("cannot move {} to {}", path.display(), aside.display()))?;
+    if let Ok(d) = File::open(state_dir) {
+        let _ = d.sync_all();
+    }
+    Ok(Some(aside))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::task::Action;
+
+    fn task(seq: u64, argv: &str) -> Task {
+        Task {
+            id: seq.to_string(),
+            task_type: "custom".into(),
+            name: argv.into(),
+            action: Action::Command {
+                argv: vec![argv.into()],
+                cwd: None,
+                env: Default::default(),
+                report: None,
+            },
+            priority: 10,
+            timeout_s: 5,
+            trigger: "manual".into(),
+            enqueued_at: 0.0,
+            first_enqueued_at: 0.0,
+            attempt: 0,
+            max_retries: 0,
+            retry_delay_s: 0,
+            not_before: None,
+            context: serde_json::Value::Null,
+            seq,
+        }
+    }
+
+    fn enq(t: Task) -> Op {
+        Op::Enqueue {
+            id: t.id.clone(),
+            key: t.dedup_key(),
+            task: Box::new(t),
+        }
+    }
+
+    #[test]
+    fn scan_and_load_agree_and_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path(), Duration::from_secs(1)).unwrap();
+        let (a, b) = (task(1, "a"), task(2, "b"));
+        let ka = a.dedup_key();
+        s.append(&[enq(a), enq(b)], true).unwrap();
+        s.append(
+            &[Op::Claim {
+                id: "1".into(),
+                key: ka.clone(),
+                drainer: "d".into(),
+                at: 1.0,
+            }],
+            false,
+        )
+        .unwrap();
+        drop(s);
+        // A torn append from a crash.
+        let path = dir.path().join(JOURNAL);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"op":"enq","id":"3","key":"ab"#).unwrap();
+        drop(f);
+        let mut s = Store::open(dir.path(), Duration::from_secs(1)).unwrap();
+        let scan = s.scan().unwrap();
+        assert_eq!(scan.queued, 1);
+        assert!(!scan.keys.contains_key(&ka));
+        assert_eq!(scan.open_claims.len(), 1);
+        assert_eq!(scan.next_seq, 3);
+        let state = s.load().unwrap();
+        assert_eq!(state.queued.len(), 1);
+        assert_eq!(state.running.len(), 1);
+        s.append(&[enq(task(3, "c"))], true).unwrap();
+        let state = s.load().unwrap();
+        assert_eq!(
+            state.queued.len(),
+            2,
+            "the torn line was cut and the new one reads"
+        );
+        s.compact(&state).unwrap();
+        let again = s.load().unwrap();
+        assert_eq!(again.queued.len(), 2);
+        assert_eq!(again.running.len(), 1);
+        assert_eq!(again.lines, 1 + 2 + 2);
+    }
+
+    #[test]
+    fn corrupt_middle_line_is_an_error_and_file_is_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path(), Duration::from_secs(1)).unwrap();
+        s.append(&[enq(task(1, "a"))], true).unwrap();
+        drop(s);
+        let path = dir.path().join(JOURNAL);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"garbage\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let mut s = Store::open(dir.path(), Duration::from_secs(1)).unwrap();
+        let err = s.load().unwrap_err();
+        assert_eq!(error::exit_of(&err), error::Exit::State);
+        assert!(s.scan().is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+}
