@@ -517,12 +517,13 @@ fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec
             )),
             _ => {}
         }
-        if let Some(r) = &t.report {
-            if r != "sarif" && r != "findings" {
-                errors.push(format!(
-                    "{file}: task_types.{name}.report: expected sarif or findings, found {r:?}"
-                ));
-            }
+        if let Some(r) = &t.report
+            && r != "sarif"
+            && r != "findings"
+        {
+            errors.push(format!(
+                "{file}: task_types.{name}.report: expected sarif or findings, found {r:?}"
+            ));
         }
         if name == "custom" {
             errors.push(format!(
@@ -596,10 +597,10 @@ fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec
             ));
         }
     }
-    if let Some(tls) = &ch.email.tls {
-        if !["starttls", "implicit", "none"].contains(&tls.as_str()) {
-            errors.push(format!("{file}: notifications.channels.email.tls: expected starttls, implicit or none, found {tls:?}"));
-        }
+    if let Some(tls) = &ch.email.tls
+        && !["starttls", "implicit", "none"].contains(&tls.as_str())
+    {
+        errors.push(format!("{file}: notifications.channels.email.tls: expected starttls, implicit or none, found {tls:?}"));
     }
     if !["text", "html", "both"].contains(&ch.email.format.as_str()) {
         errors.push(format!(
@@ -651,15 +652,15 @@ fn normalize_hooks(merged: &mut Value, warnings: &mut Vec<String>) {
             continue;
         }
         let dashed = k.replace('_', "-");
-        if dashed != k {
-            if let Some(v) = hooks.remove(&k) {
-                if hooks.contains_key(&dashed) {
-                    warnings.push(format!(
-                        "triggers.git_hooks: both {k} and {dashed} given; using {k}"
-                    ));
-                }
-                hooks.insert(dashed, v);
+        if dashed != k
+            && let Some(v) = hooks.remove(&k)
+        {
+            if hooks.contains_key(&dashed) {
+                warnings.push(format!(
+                    "triggers.git_hooks: both {k} and {dashed} given; using {k}"
+                ));
             }
+            hooks.insert(dashed, v);
         }
     }
     if let Some(Value::Array(b)) = hooks.get_mut("blocking") {

@@ -464,16 +464,16 @@ fn recover(ctx: &Ctx, state: &mut State, mine: Option<&str>) -> (Vec<Op>, Vec<Ta
         let Some(r) = state.running.get(&id).cloned() else {
             continue;
         };
-        if let (Some(pid), Some(start)) = (r.pid, r.pid_start) {
-            if !process::kill_leftover_group(pid, start, grace) {
-                log_event(
-                    ctx,
-                    &format!(
-                        "task {id}: its old process group {pid} is still alive; not recovered yet"
-                    ),
-                );
-                continue;
-            }
+        if let (Some(pid), Some(start)) = (r.pid, r.pid_start)
+            && !process::kill_leftover_group(pid, start, grace)
+        {
+            log_event(
+                ctx,
+                &format!(
+                    "task {id}: its old process group {pid} is still alive; not recovered yet"
+                ),
+            );
+            continue;
         }
         let made = r.task.attempt + 1;
         let key = r.task.dedup_key();
@@ -680,11 +680,11 @@ fn spec_for(ctx: &Ctx, task: &Task, attempt: u32) -> Result<(Spec, Option<PathBu
     ))
 }
 
-fn start_slot(ctx: &Ctx, task: Task) -> Result<Slot, (Task, String)> {
+fn start_slot(ctx: &Ctx, task: Task) -> Result<Slot, Box<(Task, String)>> {
     let attempt = task.attempt + 1;
     let (spec, report) = match spec_for(ctx, &task, attempt) {
         Ok(s) => s,
-        Err(e) => return Err((task, format!("{e:#}"))),
+        Err(e) => return Err(Box::new((task, format!("{e:#}")))),
     };
     match process::spawn(&spec) {
         Ok(child) => {
@@ -706,7 +706,7 @@ fn start_slot(ctx: &Ctx, task: Task) -> Result<Slot, (Task, String)> {
                 log: spec.log,
             })
         }
-        Err(e) => Err((task, format!("{e:#}"))),
+        Err(e) => Err(Box::new((task, format!("{e:#}")))),
     }
 }
 
@@ -769,12 +769,13 @@ fn sample(slots: &mut [Slot], sampler: &mut Sampler, ctx: &Ctx, at: f64) {
             process::signal_group(s.child.pid, libc::SIGCONT);
             continue;
         }
-        if max_cpu < 100.0 && s.kill_at.is_none() {
-            if let Some(pause) = s.throttle.observe(at, u.cpu_ms, sampler.cpus, max_cpu) {
-                process::signal_group(s.child.pid, libc::SIGSTOP);
-                s.throttle.paused_until = Some(at + pause);
-                s.throttle.paused_total_s += pause;
-            }
+        if max_cpu < 100.0
+            && s.kill_at.is_none()
+            && let Some(pause) = s.throttle.observe(at, u.cpu_ms, sampler.cpus, max_cpu)
+        {
+            process::signal_group(s.child.pid, libc::SIGSTOP);
+            s.throttle.paused_until = Some(at + pause);
+            s.throttle.paused_total_s += pause;
         }
     }
 }
@@ -994,7 +995,8 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
                     started.push((slot.task.clone(), slot.attempt));
                     slots.push(slot);
                 }
-                Err((task, why)) => {
+                Err(failed) => {
+                    let (task, why) = *failed;
                     let mut r = base_result(&task, task.attempt + 1, at);
                     r.status = Status::Failed.as_str().to_string();
                     r.error = Some(why);
@@ -1112,7 +1114,7 @@ pub fn run_now(ctx: &Ctx, new: &NewTask) -> Result<TaskResult> {
     crate::state::store::ensure_private_dir(&ctx.state_dir)?;
     install_stop_handlers();
     let grace = ctx.config.execution.kill_grace_seconds as f64;
-    let mut slot = start_slot(ctx, task).map_err(|(_, why)| error::work(why))?;
+    let mut slot = start_slot(ctx, task).map_err(|failed| error::work(failed.1))?;
     let mut sampler = Sampler::new();
     let mut last_sample = now();
     loop {
@@ -1244,10 +1246,9 @@ pub fn wait_for(ctx: &Ctx, ids: &[String], timeout: Duration) -> Result<Vec<Task
             if let Some(r) = results::list(&ctx.state_dir, Some(id), 1)?
                 .into_iter()
                 .next()
+                && !r.will_retry
             {
-                if !r.will_retry {
-                    found.insert(id.clone(), r);
-                }
+                found.insert(id.clone(), r);
             }
         }
         if found.len() == ids.len() {

@@ -143,10 +143,10 @@ pub fn list(state_dir: &Path, id: Option<&str>, last: usize) -> Result<Vec<TaskR
         if out.len() >= last {
             break;
         }
-        if let Some(w) = &want {
-            if !n[14..].starts_with(w.as_str()) {
-                continue;
-            }
+        if let Some(w) = &want
+            && !n[14..].starts_with(w.as_str())
+        {
+            continue;
         }
         let path = dir.join(&n);
         match std::fs::read(&path)
@@ -332,9 +332,7 @@ pub fn cleanup_if_due(state_dir: &Path, results_days: u64, metrics_days: u64, ev
         Ok(t) => t.elapsed().map(|e| e.as_secs_f64() > every).unwrap_or(true),
         Err(_) => true,
     };
-    if due {
-        if let Err(e) = cleanup(state_dir, results_days, metrics_days) {
-            eprintln!("bgrun: warning: cleanup failed: {e:#}");
-        }
+    if due && let Err(e) = cleanup(state_dir, results_days, metrics_days) {
+        eprintln!("bgrun: warning: cleanup failed: {e:#}");
     }
 }

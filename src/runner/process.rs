@@ -235,12 +235,13 @@ pub fn group_alive(pgid: u32) -> bool {
 /// unrelated process (pid reuse: the leader is alive with another start time). Waits up to
 /// `grace` for TERM, then KILLs, and returns whether the group is gone.
 pub fn kill_leftover_group(pgid: u32, leader_start: u64, grace: Duration) -> bool {
-    if let Some(now_start) = proc_start_time(pgid) {
-        if now_start != leader_start && leader_start != 0 {
-            // The pid was reused: no leader of ours; an old group can no longer exist
-            // under a pid that was handed out again.
-            return true;
-        }
+    if let Some(now_start) = proc_start_time(pgid)
+        && now_start != leader_start
+        && leader_start != 0
+    {
+        // The pid was reused: no leader of ours; an old group can no longer exist
+        // under a pid that was handed out again.
+        return true;
     }
     if !group_alive(pgid) {
         return true;

@@ -90,10 +90,10 @@ pub fn alive(state_dir: &Path, kind: Option<&str>) -> Vec<ProcInfo> {
                 let _ = std::fs::remove_file(&path);
             }
             Err(TryLockError::WouldBlock) => {
-                if let Ok(text) = std::fs::read(&path) {
-                    if let Ok(info) = serde_json::from_slice::<ProcInfo>(&text) {
-                        out.push(info);
-                    }
+                if let Ok(text) = std::fs::read(&path)
+                    && let Ok(info) = serde_json::from_slice::<ProcInfo>(&text)
+                {
+                    out.push(info);
                 }
             }
             Err(TryLockError::Error(_)) => {}

@@ -276,10 +276,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
         }
         std::fs::rename(&tmp, path)
             .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-        if durable {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+        if durable && let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
         }
         Ok(())
     })();

@@ -13,6 +13,12 @@ pub struct Env {
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Env {
     /// A fresh git repo with no config (the embedded defaults apply).
     pub fn new() -> Env {
