@@ -210,8 +210,8 @@ pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
     let mut full_state: Option<State> = None;
     for mut task in tasks {
         let key = task.dedup_key();
-        if let Some(ids) = scan.keys.get(&key).filter(|v| !v.is_empty()) {
-            out.push(Submitted::Duplicate { id: ids[0].clone() });
+        if let Some(id) = scan.queued_with(&key) {
+            out.push(Submitted::Duplicate { id: id.to_string() });
             continue;
         }
         task.seq = scan.next_seq;
@@ -240,7 +240,7 @@ pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
             };
             st.apply(op.clone());
             ops.push(op);
-            forget_key(&mut scan, &victim.dedup_key(), &victim.id);
+            scan.remove_key(&victim.dedup_key());
             scan.queued -= 1;
             dropped_results.push(result.clone());
             let op = Op::Enqueue {
@@ -250,7 +250,7 @@ pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
             };
             st.apply(op.clone());
             ops.push(op);
-            scan.keys.entry(key).or_default().push(task.id.clone());
+            scan.add_key(&key, task.seq);
             scan.queued += 1;
             out.push(Submitted::Queued {
                 id: task.id.clone(),
@@ -270,7 +270,7 @@ pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
             key: key.clone(),
             task: Box::new(task.clone()),
         });
-        scan.keys.entry(key).or_default().push(task.id.clone());
+        scan.add_key(&key, task.seq);
         scan.queued += 1;
         out.push(Submitted::Queued {
             id: task.id,
@@ -282,24 +282,18 @@ pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
         let st = store.load()?;
         store.compact(&st)?;
     }
+    for r in &dropped_results {
+        persist(ctx, &store, r, scan.queued, 0);
+    }
     drop(store);
     for r in &dropped_results {
-        record(ctx, r, 0, 0);
+        announce(ctx, r);
         log_event(
             ctx,
             &format!("dropped task {} ({}): the queue is full", r.id, r.task_type),
         );
     }
     Ok(out)
-}
-
-fn forget_key(scan: &mut Scan, key: &str, id: &str) {
-    if let Some(v) = scan.keys.get_mut(key) {
-        v.retain(|i| i != id);
-        if v.is_empty() {
-            scan.keys.remove(key);
-        }
-    }
 }
 
 fn dropped_result(t: &Task, at: f64, max: usize) -> TaskResult {
@@ -333,6 +327,7 @@ fn base_result(t: &Task, attempt: u32, at: f64) -> TaskResult {
         will_retry: false,
         findings: None,
         report: None,
+        report_path: None,
         context: t.context.clone(),
         argv: match &t.action {
             Action::Command { argv, .. } => argv.iter().map(Arg::lossy).collect(),
@@ -341,8 +336,9 @@ fn base_result(t: &Task, attempt: u32, at: f64) -> TaskResult {
     }
 }
 
-/// Save a result, append its metrics sample, and notify.
-fn record(ctx: &Ctx, r: &TaskResult, queue_len: usize, concurrent: usize) {
+/// Save a result and its metrics sample; `_locked` proves the state lock is held, so that
+/// the retention rewrite of the same files cannot lose these appends.
+fn persist(ctx: &Ctx, _locked: &Store, r: &TaskResult, queue_len: usize, concurrent: usize) {
     if let Err(e) = results::save(&ctx.state_dir, r) {
         eprintln!(
             "bgrun: warning: cannot save the result of task {}: {e:#}",
@@ -363,7 +359,30 @@ fn record(ctx: &Ctx, r: &TaskResult, queue_len: usize, concurrent: usize) {
     if let Err(e) = results::append_sample(&ctx.state_dir, &s) {
         eprintln!("bgrun: warning: cannot append metrics: {e:#}");
     }
+}
+
+/// Tell people about a result (outside the lock: channels may take a while).
+fn announce(ctx: &Ctx, r: &TaskResult) {
     crate::notify::on_task_finished(&ctx.config, &ctx.repo, &ctx.state_dir, r);
+}
+
+/// Persist under a short lock, then announce.
+fn record(ctx: &Ctx, r: &TaskResult, queue_len: usize, concurrent: usize) -> Result<()> {
+    let store = open_store(ctx)?;
+    persist(ctx, &store, r, queue_len, concurrent);
+    drop(store);
+    announce(ctx, r);
+    Ok(())
+}
+
+/// Apply retention now, under the lock.
+pub fn cleanup(ctx: &Ctx) -> Result<results::Cleaned> {
+    let _store = open_store(ctx)?;
+    results::cleanup(
+        &ctx.state_dir,
+        ctx.config.results.retention_days,
+        ctx.config.metrics.retention_days,
+    )
 }
 
 /// Append a line to `<state>/bgrun.log`, the audit trail.
@@ -428,7 +447,7 @@ fn recover_orphans_fast(ctx: &Ctx, store: &mut Store, scan: &Scan) -> Result<boo
         return Ok(false);
     }
     let dead = scan.open_claims.values().any(|line| {
-        serde_json::from_str::<Op>(line)
+        serde_json::from_slice::<Op>(line)
             .ok()
             .is_some_and(|op| matches!(op, Op::Claim { drainer, .. } if !procs::token_alive(&ctx.state_dir, &drainer)))
     });
@@ -439,7 +458,10 @@ fn recover_orphans_fast(ctx: &Ctx, store: &mut Store, scan: &Scan) -> Result<boo
     let (ops, rs) = recover(ctx, &mut state, None);
     store.append(&ops, true)?;
     for r in &rs {
-        record(ctx, r, state.queued.len(), state.running.len());
+        persist(ctx, store, r, state.queued.len(), state.running.len());
+    }
+    for r in &rs {
+        announce(ctx, r);
     }
     Ok(!ops.is_empty())
 }
@@ -546,9 +568,12 @@ pub fn recover_now(ctx: &Ctx) -> Result<State> {
     if state.wants_compaction() {
         store.compact(&state)?;
     }
+    for r in &rs {
+        persist(ctx, &store, r, state.queued.len(), state.running.len());
+    }
     drop(store);
     for r in &rs {
-        record(ctx, r, state.queued.len(), state.running.len());
+        announce(ctx, r);
     }
     Ok(state)
 }
@@ -832,6 +857,10 @@ fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResult) {
     };
     if let Some(rep) = report {
         r.findings = Some(Findings::from_report(&rep));
+        r.report_path = match &slot.report {
+            Some(p) => Some(p.clone()),
+            None => save_report(ctx, &slot.task.id, slot.attempt, &rep),
+        };
         r.report = Some(rep);
     }
     if status == Status::Failed && r.error.is_none() {
@@ -843,6 +872,16 @@ fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResult) {
     }
     r.status = status.as_str().to_string();
     (slot.task, r)
+}
+
+/// Keep an ingested report in its own file, as analyzer reports are.
+fn save_report(ctx: &Ctx, id: &str, attempt: u32, report: &Value) -> Option<PathBuf> {
+    let dir = ctx.state_dir.join("reports");
+    crate::state::store::ensure_private_dir(&dir).ok()?;
+    let path = dir.join(format!("{id}-{attempt}.json"));
+    let bytes = serde_json::to_vec_pretty(report).ok()?;
+    crate::state::store::write_atomic(&path, &bytes, false).ok()?;
+    Some(path)
 }
 
 fn retry_of(task: &Task, status: Status, attempt: u32, at: f64) -> Option<Task> {
@@ -887,6 +926,7 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
     let mut last_recovery = 0.0;
     let mut summary = DrainSummary::default();
     let mut reg = Some(reg);
+    let mut handles = None;
     loop {
         let at = now();
         // Harvest exited children (outside the lock).
@@ -909,147 +949,183 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
                 }
             }
         }
-        // One read-modify-write of the journal.
-        let mut store = open_store(ctx)?;
-        store.refresh(&mut cache)?;
-        let mut ops: Vec<Op> = Vec::new();
-        let mut durable = false;
-        for (task, r) in &mut done {
-            let status = status_of(&r.status);
-            let retry = if stopping {
-                None
-            } else {
-                retry_of(task, status, r.attempt, at)
+        // Take the lock only when there is something to record, claim or check: a finished
+        // child, a journal that others appended to, a retry that came due, recovery, a stop.
+        let recovery_due = at - last_recovery > 2.0;
+        let ready = slots.len() < max_local
+            && cache.state.running.len() < global_max
+            && queue::next_ready(cache.state.queued.values(), &cache.state.history, at).is_some();
+        let need_lock = cache.ino == 0
+            || !done.is_empty()
+            || recovery_due
+            || stopping
+            || ready
+            || Store::changed_since(&ctx.state_dir, &cache);
+        if need_lock {
+            // One read-modify-write of the journal.
+            let mut store = match handles.take() {
+                Some(h) => Store::relock(h, lock_timeout(&ctx.config))?,
+                None => open_store(ctx)?,
             };
-            r.will_retry = retry.is_some();
-            ops.push(Op::End {
-                id: task.id.clone(),
-                key: String::new(),
-                task_type: task.task_type.clone(),
-                status,
-                duration_s: r.duration_s,
-                at,
-            });
-            if let Some(mut t) = retry {
-                t.seq = cache.state.next_seq;
-                ops.push(Op::Enqueue {
-                    id: t.id.clone(),
-                    key: t.dedup_key(),
-                    task: Box::new(t),
+            store.refresh(&mut cache)?;
+            let mut ops: Vec<Op> = Vec::new();
+            let mut durable = false;
+            for (task, r) in &mut done {
+                if r.status != "cancelled"
+                    && cache
+                        .state
+                        .running
+                        .get(&task.id)
+                        .is_some_and(|x| x.stop_requested)
+                {
+                    r.status = Status::Cancelled.as_str().to_string();
+                    r.error = Some("stopped by `bgrun stop`".to_string());
+                }
+                let status = status_of(&r.status);
+                let retry = if stopping {
+                    None
+                } else {
+                    retry_of(task, status, r.attempt, at)
+                };
+                r.will_retry = retry.is_some();
+                ops.push(Op::End {
+                    id: task.id.clone(),
+                    key: String::new(),
+                    task_type: task.task_type.clone(),
+                    status,
+                    duration_s: r.duration_s,
+                    at,
                 });
-            }
-            durable = true;
-        }
-        for op in &ops {
-            cache.state.apply(op.clone());
-        }
-        // Stop requests from `bgrun stop` for our tasks.
-        for s in slots.iter_mut() {
-            if !s.cancelled
-                && cache
-                    .state
-                    .running
-                    .get(&s.task.id)
-                    .is_some_and(|r| r.stop_requested)
-            {
-                s.cancelled = true;
-                terminate(s, grace, at);
-            }
-        }
-        if at - last_recovery > 2.0 {
-            last_recovery = at;
-            let (rops, rs) = recover(ctx, &mut cache.state, Some(&me));
-            if !rops.is_empty() {
+                if let Some(mut t) = retry {
+                    t.seq = cache.state.next_seq;
+                    ops.push(Op::Enqueue {
+                        id: t.id.clone(),
+                        key: t.dedup_key(),
+                        task: Box::new(t),
+                    });
+                }
                 durable = true;
             }
-            ops.extend(rops);
-            summary.results.extend(rs);
-        }
-        // Claim and start what fits.
-        let mut started: Vec<(Task, u32)> = Vec::new();
-        while !stopping && slots.len() < max_local && cache.state.running.len() < global_max {
-            let Some(task) =
-                queue::next_ready(cache.state.queued.values(), &cache.state.history, at).cloned()
-            else {
-                break;
-            };
-            let claim = Op::Claim {
-                id: task.id.clone(),
-                key: task.dedup_key(),
-                drainer: me.clone(),
-                at,
-            };
-            cache.state.apply(claim.clone());
-            ops.push(claim);
-            match start_slot(ctx, task) {
-                Ok(slot) => {
-                    let op = Op::Spawned {
-                        id: slot.task.id.clone(),
-                        key: String::new(),
-                        pid: slot.child.pid,
-                        pid_start: slot.child.start,
-                        log: slot.log.clone(),
-                    };
-                    cache.state.apply(op.clone());
-                    ops.push(op);
-                    started.push((slot.task.clone(), slot.attempt));
-                    slots.push(slot);
+            for op in &ops {
+                cache.state.apply(op.clone());
+            }
+            // Stop requests from `bgrun stop` for our tasks.
+            for s in slots.iter_mut() {
+                if !s.cancelled
+                    && cache
+                        .state
+                        .running
+                        .get(&s.task.id)
+                        .is_some_and(|r| r.stop_requested)
+                {
+                    s.cancelled = true;
+                    terminate(s, grace, at);
                 }
-                Err(failed) => {
-                    let (task, why) = *failed;
-                    let mut r = base_result(&task, task.attempt + 1, at);
-                    r.status = Status::Failed.as_str().to_string();
-                    r.error = Some(why);
-                    let op = Op::End {
-                        id: task.id.clone(),
-                        key: String::new(),
-                        task_type: task.task_type.clone(),
-                        status: Status::Failed,
-                        duration_s: 0.0,
-                        at,
-                    };
-                    cache.state.apply(op.clone());
-                    ops.push(op);
+            }
+            let mut recovered = Vec::new();
+            if recovery_due {
+                last_recovery = at;
+                let (rops, rs) = recover(ctx, &mut cache.state, Some(&me));
+                if !rops.is_empty() {
                     durable = true;
-                    done.push((task, r));
+                }
+                ops.extend(rops);
+                recovered = rs;
+            }
+            // Claim and start what fits.
+            let mut started: Vec<(Task, u32)> = Vec::new();
+            while !stopping && slots.len() < max_local && cache.state.running.len() < global_max {
+                let Some(task) =
+                    queue::next_ready(cache.state.queued.values(), &cache.state.history, at)
+                        .cloned()
+                else {
+                    break;
+                };
+                let claim = Op::Claim {
+                    id: task.id.clone(),
+                    key: task.dedup_key(),
+                    drainer: me.clone(),
+                    at,
+                };
+                cache.state.apply(claim.clone());
+                ops.push(claim);
+                match start_slot(ctx, task) {
+                    Ok(slot) => {
+                        let op = Op::Spawned {
+                            id: slot.task.id.clone(),
+                            key: String::new(),
+                            pid: slot.child.pid,
+                            pid_start: slot.child.start,
+                            log: slot.log.clone(),
+                        };
+                        cache.state.apply(op.clone());
+                        ops.push(op);
+                        started.push((slot.task.clone(), slot.attempt));
+                        slots.push(slot);
+                    }
+                    Err(failed) => {
+                        let (task, why) = *failed;
+                        let mut r = base_result(&task, task.attempt + 1, at);
+                        r.status = Status::Failed.as_str().to_string();
+                        r.error = Some(why);
+                        let op = Op::End {
+                            id: task.id.clone(),
+                            key: String::new(),
+                            task_type: task.task_type.clone(),
+                            status: Status::Failed,
+                            duration_s: 0.0,
+                            at,
+                        };
+                        cache.state.apply(op.clone());
+                        ops.push(op);
+                        durable = true;
+                        done.push((task, r));
+                    }
                 }
             }
-        }
-        store.append(&ops, durable)?;
-        cache.offset = store.end_offset();
-        if cache.state.wants_compaction() {
-            store.compact(&cache.state)?;
-            cache.ino = store.ino();
+            store.append(&ops, durable)?;
             cache.offset = store.end_offset();
-        }
-        let queued_now = cache.state.queued.len();
-        let running_now = cache.state.running.len();
-        let finished_all = slots.is_empty() && (stopping || cache.state.queued.is_empty());
-        if finished_all {
-            // Unregister while the lock is held: an enqueue that follows sees no drainer
-            // and starts one; an enqueue that came first was seen above.
-            reg.take();
-        }
-        drop(store);
-        for (task, attempt) in &started {
-            progress.started(task, *attempt);
-        }
-        for (_, r) in &done {
-            record(ctx, r, queued_now, running_now);
-            progress.finished(r, queued_now);
-            summary.ran += 1;
-            if !r.will_retry
-                && matches!(
-                    r.status.as_str(),
-                    "failed" | "timed_out" | "killed_memory" | "abandoned"
-                )
-            {
-                summary.failed += 1;
+            if cache.state.wants_compaction() {
+                store.compact(&cache.state)?;
+                cache.ino = store.ino();
+                cache.offset = store.end_offset();
             }
-        }
-        summary.results.extend(done.into_iter().map(|(_, r)| r));
-        if finished_all {
-            break;
+            let queued_now = cache.state.queued.len();
+            let running_now = cache.state.running.len();
+            let finished_all = slots.is_empty() && (stopping || cache.state.queued.is_empty());
+            if finished_all {
+                // Unregister while the lock is held: an enqueue that follows sees no drainer
+                // and starts one; an enqueue that came first was seen above.
+                reg.take();
+            }
+            for r in recovered.iter().chain(done.iter().map(|(_, r)| r)) {
+                persist(ctx, &store, r, queued_now, running_now);
+            }
+            handles = Some(store.unlock());
+            for r in &recovered {
+                announce(ctx, r);
+            }
+            summary.results.extend(recovered);
+            for (task, attempt) in &started {
+                progress.started(task, *attempt);
+            }
+            for (_, r) in &done {
+                announce(ctx, r);
+                progress.finished(r, queued_now);
+                summary.ran += 1;
+                if !r.will_retry
+                    && matches!(
+                        r.status.as_str(),
+                        "failed" | "timed_out" | "killed_memory" | "abandoned"
+                    )
+                {
+                    summary.failed += 1;
+                }
+            }
+            summary.results.extend(done.into_iter().map(|(_, r)| r));
+            if finished_all {
+                break;
+            }
         }
         // Sleep until a child exits or something is due.
         let at = now();
@@ -1061,8 +1137,8 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
             sample(&mut slots, &mut sampler, ctx, at);
         }
         let mut due = police(&mut slots, ctx, at);
-        if !slots.is_empty() {
-            due = due.min(last_sample + 0.25);
+        if let Some(first) = slots.iter().map(|s| s.started).min_by(f64::total_cmp) {
+            due = due.min((last_sample + 0.25).max(first + 0.2));
         }
         if let Some(w) = queue::next_wakeup(cache.state.queued.values()) {
             due = due.min(w.max(at + 0.01));
@@ -1073,7 +1149,7 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
                 .queued
                 .values()
                 .any(|t| t.not_before.is_none_or(|nb| nb <= at));
-        if can_claim_more && running_now >= global_max {
+        if can_claim_more && cache.state.running.len() >= global_max {
             // Others hold the global slots: look again soon.
             due = due.min(at + 0.05);
         }
@@ -1085,12 +1161,12 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
             process::wait_any(&children, Duration::from_secs_f64(wait));
         }
     }
-    results::cleanup_if_due(
-        &ctx.state_dir,
-        ctx.config.results.retention_days,
-        ctx.config.metrics.retention_days,
-        300.0,
-    );
+    drop(handles);
+    if results::cleanup_is_due(&ctx.state_dir, 300.0)
+        && let Err(e) = cleanup(ctx)
+    {
+        eprintln!("bgrun: warning: cleanup failed: {e:#}");
+    }
     Ok(summary)
 }
 
@@ -1137,7 +1213,7 @@ pub fn run_now(ctx: &Ctx, new: &NewTask) -> Result<TaskResult> {
         );
     }
     let (_, r) = finish_slot(ctx, slot, now());
-    record(ctx, &r, 0, 1);
+    record(ctx, &r, 0, 1)?;
     Ok(r)
 }
 
@@ -1202,9 +1278,12 @@ pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
         state.apply(op.clone());
     }
     store.append(&ops, true)?;
+    for r in &cancelled {
+        persist(ctx, &store, r, state.queued.len(), state.running.len());
+    }
     drop(store);
     for r in &cancelled {
-        record(ctx, r, 0, 0);
+        announce(ctx, r);
     }
     for (pid, start) in &groups {
         if process::proc_start_time(*pid).is_none_or(|s| s == *start) {

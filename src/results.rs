@@ -1,6 +1,11 @@
-//! Results and metrics on disk: one JSON file per execution in `<state>/results/`, named
-//! `<finished ms>-<id>-<attempt>.json` so that name order is time order; one JSON line per
-//! execution in `<state>/metrics.jsonl`. Retention deletes old files and lines.
+//! Results and metrics on disk: one JSON result per execution, as one line of
+//! `<state>/results.jsonl` (an analyzer's full report stays in its own file under
+//! `<state>/reports/`, named by `report_path`), and one metrics sample per execution in
+//! `<state>/metrics.jsonl`. Lines are appended whole (one `write` on an O_APPEND file, so
+//! concurrent writers never interleave and nothing is half-written but a torn last line after
+//! a crash, which readers skip); creating no file per execution keeps a drain of many small
+//! tasks cheap. Appends and the retention rewrite both happen under the state lock, so the
+//! rewrite (temp, fsync, rename) cannot lose an append.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,7 +16,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::state::store::{ensure_private_dir, write_atomic};
+use crate::state::store::write_atomic;
 use crate::timefmt;
 
 /// Counts of findings by severity.
@@ -84,9 +89,12 @@ pub struct TaskResult {
     pub will_retry: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub findings: Option<Findings>,
-    /// The analyzer's normalized report, for analyzer tasks.
+    /// The analyzer's normalized report, for analyzer tasks (kept in `report_path`; inlined
+    /// when one task's results are read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_path: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub context: Value,
     #[serde(default)]
@@ -99,65 +107,68 @@ impl TaskResult {
     }
 }
 
-pub fn results_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("results")
+pub fn results_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("results.jsonl")
 }
 
-/// Store a result (a new file: temp + rename, never a partial file).
-pub fn save(state_dir: &Path, r: &TaskResult) -> Result<PathBuf> {
-    let dir = results_dir(state_dir);
-    ensure_private_dir(&dir)?;
-    let ms = (r.finished_ts() * 1000.0) as u64;
-    let path = dir.join(format!("{ms:014}-{}-{}.json", sanitize(&r.id), r.attempt));
-    write_atomic(&path, &serde_json::to_vec_pretty(r)?, false)?;
-    Ok(path)
+/// Append one line to a JSON Lines file (created 0600), in one write.
+fn append_line(path: &Path, value: &impl Serialize) -> Result<()> {
+    let mut line = serde_json::to_vec(value)?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    f.write_all(&line)
+        .with_context(|| format!("cannot append to {}", path.display()))?;
+    Ok(())
 }
 
-fn sanitize(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// Store a result (call with the state lock held). The report, if any, is left in its file.
+pub fn save(state_dir: &Path, r: &TaskResult) -> Result<()> {
+    if r.report.is_some() {
+        let mut slim = r.clone();
+        slim.report = None;
+        append_line(&results_path(state_dir), &slim)
+    } else {
+        append_line(&results_path(state_dir), r)
+    }
 }
 
-/// Stored results, newest first; only task `id` when given; at most `last`.
+/// Stored results, newest first; only task `id` when given (then with their reports
+/// inlined); at most `last`.
 pub fn list(state_dir: &Path, id: Option<&str>, last: usize) -> Result<Vec<TaskResult>> {
-    let dir = results_dir(state_dir);
-    let Ok(rd) = std::fs::read_dir(&dir) else {
+    let Ok(bytes) = std::fs::read(results_path(state_dir)) else {
         return Ok(Vec::new());
     };
-    let mut names: Vec<String> = rd
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
-        .collect();
-    names.sort_unstable_by(|a, b| b.cmp(a));
-    let want = id.map(|i| format!("-{}-", sanitize(i)));
+    let want = id.map(|i| format!("{{\"id\":{},", serde_json::Value::String(i.to_string())));
     let mut out = Vec::new();
-    for n in names {
+    for line in bytes.rsplit(|b| *b == b'\n') {
         if out.len() >= last {
             break;
         }
-        if let Some(w) = &want
-            && !n[14..].starts_with(w.as_str())
+        if line.is_empty()
+            || want
+                .as_ref()
+                .is_some_and(|w| !line.starts_with(w.as_bytes()))
         {
             continue;
         }
-        let path = dir.join(&n);
-        match std::fs::read(&path)
-            .map_err(anyhow::Error::from)
-            .and_then(|b| Ok(serde_json::from_slice(&b)?))
-        {
-            Ok(r) => out.push(r),
-            Err(e) => eprintln!(
-                "bgrun: warning: skipping unreadable result {}: {e}",
-                path.display()
-            ),
+        match serde_json::from_slice::<TaskResult>(line) {
+            Ok(mut r) => {
+                if id.is_some()
+                    && r.report.is_none()
+                    && let Some(p) = &r.report_path
+                {
+                    r.report = std::fs::read(p)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
+                }
+                out.push(r)
+            }
+            Err(_) => continue, // a torn last line from a crash
         }
     }
     Ok(out)
@@ -182,19 +193,9 @@ pub fn metrics_path(state_dir: &Path) -> PathBuf {
     state_dir.join("metrics.jsonl")
 }
 
-/// Append a sample as one whole line (O_APPEND writes of one buffer do not interleave).
+/// Append a sample (call with the state lock held).
 pub fn append_sample(state_dir: &Path, s: &Sample) -> Result<()> {
-    let mut line = serde_json::to_vec(s)?;
-    line.push(b'\n');
-    let path = metrics_path(state_dir);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    f.write_all(&line)?;
-    Ok(())
+    append_line(&metrics_path(state_dir), s)
 }
 
 pub fn samples(state_dir: &Path) -> Vec<Sample> {
@@ -276,18 +277,15 @@ pub struct Cleaned {
     pub metrics_lines: usize,
 }
 
-/// Apply retention: results, logs and reports older than `results_days`, metrics lines
-/// older than `metrics_days` (the metrics file is rewritten atomically).
+/// Apply retention (call with the state lock held): results and their logs and reports
+/// older than `results_days`, metrics older than `metrics_days`. The JSON Lines files are
+/// rewritten atomically.
 pub fn cleanup(state_dir: &Path, results_days: u64, metrics_days: u64) -> Result<Cleaned> {
     let now = timefmt::now();
     let mut c = Cleaned::default();
     let cutoff =
         std::time::SystemTime::now() - std::time::Duration::from_secs(results_days * 86400);
-    for (sub, count) in [
-        ("results", &mut c.results),
-        ("logs", &mut c.logs),
-        ("reports", &mut c.reports),
-    ] {
+    for (sub, count) in [("logs", &mut c.logs), ("reports", &mut c.reports)] {
         let Ok(rd) = std::fs::read_dir(state_dir.join(sub)) else {
             continue;
         };
@@ -301,38 +299,54 @@ pub fn cleanup(state_dir: &Path, results_days: u64, metrics_days: u64) -> Result
             }
         }
     }
-    let path = metrics_path(state_dir);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let keep_after = now - (metrics_days * 86400) as f64;
-        let mut kept = String::with_capacity(text.len());
-        for line in text.lines() {
-            let at = serde_json::from_str::<Value>(line)
-                .ok()
-                .and_then(|v| v.get("at").and_then(Value::as_f64));
-            match at {
-                Some(at) if at < keep_after => c.metrics_lines += 1,
-                _ => {
-                    kept.push_str(line);
-                    kept.push('\n');
-                }
-            }
-        }
-        if c.metrics_lines > 0 {
-            write_atomic(&path, kept.as_bytes(), true)?;
-        }
-    }
+    c.results = prune_lines(
+        &results_path(state_dir),
+        "finished_at",
+        now - (results_days * 86400) as f64,
+    )?;
+    c.metrics_lines = prune_lines(
+        &metrics_path(state_dir),
+        "at",
+        now - (metrics_days * 86400) as f64,
+    )?;
     let _ = std::fs::write(state_dir.join("last-cleanup"), timefmt::rfc3339(now));
     Ok(c)
 }
 
-/// Run cleanup when the last one is older than `every` seconds (default cadence 5 minutes).
-pub fn cleanup_if_due(state_dir: &Path, results_days: u64, metrics_days: u64, every: f64) {
-    let marker = state_dir.join("last-cleanup");
-    let due = match std::fs::metadata(&marker).and_then(|m| m.modified()) {
+/// Drop the lines whose time field (`at`: Unix seconds, or RFC 3339) is before `keep_after`.
+fn prune_lines(path: &Path, field: &str, keep_after: f64) -> Result<usize> {
+    let Ok(text) = std::fs::read(path) else {
+        return Ok(0);
+    };
+    let mut kept = Vec::with_capacity(text.len());
+    let mut dropped = 0;
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let at = serde_json::from_slice::<Value>(line)
+            .ok()
+            .and_then(|v| match v.get(field) {
+                Some(Value::Number(n)) => n.as_f64(),
+                Some(Value::String(s)) => timefmt::parse_rfc3339(s),
+                _ => None,
+            });
+        match at {
+            Some(at) if at < keep_after => dropped += 1,
+            None => dropped += 1, // unreadable: a torn line
+            _ => {
+                kept.extend_from_slice(line);
+                kept.push(b'\n');
+            }
+        }
+    }
+    if dropped > 0 {
+        write_atomic(path, &kept, true)?;
+    }
+    Ok(dropped)
+}
+
+/// Whether the last cleanup is older than `every` seconds (the default cadence is 5 minutes).
+pub fn cleanup_is_due(state_dir: &Path, every: f64) -> bool {
+    match std::fs::metadata(state_dir.join("last-cleanup")).and_then(|m| m.modified()) {
         Ok(t) => t.elapsed().map(|e| e.as_secs_f64() > every).unwrap_or(true),
         Err(_) => true,
-    };
-    if due && let Err(e) = cleanup(state_dir, results_days, metrics_days) {
-        eprintln!("bgrun: warning: cleanup failed: {e:#}");
     }
 }

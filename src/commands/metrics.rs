@@ -47,11 +47,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
 }
 
 pub fn cleanup(ctx: &Ctx) -> Result<Exit> {
-    let c = results::cleanup(
-        &ctx.state_dir,
-        ctx.config.results.retention_days,
-        ctx.config.metrics.retention_days,
-    )?;
+    let c = crate::engine::cleanup(ctx)?;
     if ctx.out.json {
         super::print_json(&c)?;
     } else {

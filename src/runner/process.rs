@@ -60,12 +60,7 @@ pub fn spawn(spec: &Spec) -> Result<Child> {
     if let Some(dir) = spec.log.parent() {
         crate::state::store::ensure_private_dir(dir)?;
     }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&spec.log)
-        .with_context(|| format!("cannot open the task log {}", spec.log.display()))?;
+    let log = spec.log.clone();
     let (out_r, out_w) = pipe()?;
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(&spec.cwd).stdin(Stdio::null());
@@ -297,30 +292,41 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 }
 
 /// Copy a pipe into the log up to `cap` bytes; keep draining past it so the child never
-/// blocks on a full pipe, and say how much was dropped.
-fn pump_capped(r: OwnedFd, mut log: File, cap: u64) {
+/// blocks on a full pipe, and say how much was dropped. The log is created on the first
+/// byte: a silent task costs no file.
+fn pump_capped(r: OwnedFd, path: PathBuf, cap: u64) {
     let mut src = File::from(r);
     let mut buf = [0u8; 16384];
+    let mut log: Option<File> = None;
     let mut written = 0u64;
     let mut dropped = 0u64;
     loop {
-        match src.read(&mut buf) {
+        let n = match src.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => {
-                let room = cap.saturating_sub(written) as usize;
-                let take = room.min(n);
-                if take > 0 && log.write_all(&buf[..take]).is_ok() {
-                    written += take as u64;
-                }
-                dropped += (n - take) as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
+        };
+        if log.is_none() {
+            log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)
+                .ok();
         }
+        let room = cap.saturating_sub(written) as usize;
+        let take = room.min(n);
+        if let Some(f) = log.as_mut().filter(|_| take > 0)
+            && f.write_all(&buf[..take]).is_ok()
+        {
+            written += take as u64;
+        }
+        dropped += (n - take) as u64;
     }
-    if dropped > 0 {
+    if let (Some(f), true) = (log.as_mut(), dropped > 0) {
         let _ = writeln!(
-            log,
+            f,
             "\n[bgrun: log capped at {} KiB; {dropped} more bytes dropped]",
             cap / 1024
         );

@@ -15,6 +15,14 @@ pub struct StateLock {
     _file: File,
 }
 
+impl StateLock {
+    /// Release the lock but keep the file open, to take it again without reopening.
+    pub fn release(self) -> File {
+        let _ = self._file.unlock();
+        self._file
+    }
+}
+
 /// Take the lock, waiting at most `timeout`; past it, a state error (exit 3).
 pub fn acquire(path: &Path, timeout: Duration) -> Result<StateLock> {
     let file = OpenOptions::new()
@@ -30,6 +38,11 @@ pub fn acquire(path: &Path, timeout: Duration) -> Result<StateLock> {
                 path.display()
             ))
         })?;
+    acquire_file(file, path, timeout)
+}
+
+/// Take the lock on an already open lock file.
+pub fn acquire_file(file: File, path: &Path, timeout: Duration) -> Result<StateLock> {
     let start = Instant::now();
     let mut pause = Duration::from_micros(200);
     loop {

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
+use std::hash::BuildHasherDefault;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -210,12 +211,57 @@ impl State {
 #[derive(Debug, Default)]
 pub struct Scan {
     pub next_seq: u64,
-    /// Ids of the queued tasks per dedup key.
-    pub keys: HashMap<String, Vec<String>>,
+    /// Queued tasks per dedup key (the key's 64 bits): how many, and one of their ids.
+    pub keys: HashMap<u64, (u32, u64), BuildHasherDefault<KeyHasher>>,
     pub queued: usize,
     /// Claims not yet ended: id -> the claim line.
-    pub open_claims: HashMap<String, String>,
+    pub open_claims: HashMap<u64, Vec<u8>>,
     pub lines: usize,
+}
+
+impl Scan {
+    /// The id of a queued task with this dedup key.
+    pub fn queued_with(&self, key: &str) -> Option<u64> {
+        let k = u64::from_str_radix(key, 16).ok()?;
+        self.keys.get(&k).filter(|(n, _)| *n > 0).map(|(_, id)| *id)
+    }
+
+    pub fn add_key(&mut self, key: &str, id: u64) {
+        if let Ok(k) = u64::from_str_radix(key, 16) {
+            let e = self.keys.entry(k).or_insert((0, id));
+            e.0 += 1;
+            e.1 = id;
+        }
+    }
+
+    pub fn remove_key(&mut self, key: &str) {
+        if let Ok(k) = u64::from_str_radix(key, 16)
+            && let Some(e) = self.keys.get_mut(&k)
+        {
+            e.0 -= 1;
+            if e.0 == 0 {
+                self.keys.remove(&k);
+            }
+        }
+    }
+}
+
+/// Dedup keys are already FNV hashes: use their bits as they are.
+#[derive(Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// The journal, opened under the state lock. Dropping it releases the lock.
@@ -229,6 +275,13 @@ pub struct Store {
     _lock: StateLock,
 }
 
+/// The open lock file and journal of a released [`Store`], to lock again without reopening.
+pub struct Handles {
+    dir: PathBuf,
+    lock: File,
+    journal: File,
+}
+
 /// A drainer's cached fold of the journal, re-read incrementally.
 #[derive(Debug, Default)]
 pub struct Cache {
@@ -237,18 +290,20 @@ pub struct Cache {
     pub state: State,
 }
 
+/// Make sure `dir` exists with mode 0700 (one `stat` when it already does).
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    if !dir.is_dir() {
+    if let Ok(meta) = std::fs::metadata(dir) {
+        if meta.is_dir() && meta.permissions().mode() & 0o777 == 0o700 {
+            return Ok(());
+        }
+    } else {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
     }
-    let meta = std::fs::metadata(dir)?;
-    if meta.permissions().mode() & 0o777 != 0o700 {
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     Ok(())
 }
 
@@ -360,6 +415,41 @@ impl Store {
         &self.path
     }
 
+    /// Release the lock, keeping the files open for [`Store::relock`].
+    pub fn unlock(self) -> Handles {
+        Handles {
+            dir: self.dir,
+            lock: self._lock.release(),
+            journal: self.file,
+        }
+    }
+
+    /// Take the lock again; reopen the journal if a compaction replaced it meanwhile.
+    pub fn relock(h: Handles, timeout: Duration) -> Result<Store> {
+        let lock = lock::acquire_file(h.lock, &h.dir.join("lock"), timeout)?;
+        let path = h.dir.join(JOURNAL);
+        let on_disk = std::fs::metadata(&path).map_err(|e| {
+            error::state(format!(
+                "cannot read the state file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let file = if h.journal.metadata().map(|m| m.ino()).ok() == Some(on_disk.ino()) {
+            h.journal
+        } else {
+            OpenOptions::new().read(true).append(true).open(&path)?
+        };
+        let len = on_disk.len();
+        Ok(Store {
+            dir: h.dir,
+            path,
+            file,
+            valid_len: len,
+            len,
+            _lock: lock,
+        })
+    }
+
     /// Where the next append will land (the end of the whole lines).
     pub fn end_offset(&self) -> u64 {
         self.valid_len
@@ -389,78 +479,110 @@ impl Store {
         whole
     }
 
-    /// The fast path for enqueue: keys, counts and open claims from line prefixes only.
+    /// The fast path for enqueue: keys, counts and open claims from line prefixes only,
+    /// reading the journal in chunks through one reused buffer.
     pub fn scan(&mut self) -> Result<Scan> {
-        let buf = self.read_from(0)?;
-        let whole = self.whole_lines(0, &buf);
+        const CHUNK: usize = 256 * 1024;
+        self.file.seek(SeekFrom::Start(0))?;
         let mut scan = Scan::default();
         let mut enq_lines = 0u64;
-        let mut first = true;
-        for line in buf[..whole].split(|b| *b == b'\n') {
-            if line.is_empty() {
-                continue;
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+        let mut consumed = 0u64; // bytes of whole lines processed
+        loop {
+            let start = buf.len();
+            buf.resize(start + CHUNK, 0);
+            let n = loop {
+                match self.file.read(&mut buf[start..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        return Err(error::state(format!(
+                            "cannot read the state file {}: {e}",
+                            self.path.display()
+                        )));
+                    }
+                }
+            };
+            buf.truncate(start + n);
+            let whole = memchr::memrchr(b'\n', &buf).map_or(0, |i| i + 1);
+            let mut pos = 0;
+            while pos < whole {
+                let end = memchr::memchr(b'\n', &buf[pos..whole]).map_or(whole, |i| pos + i);
+                let line = &buf[pos..end];
+                pos = end + 1;
+                if line.is_empty() {
+                    continue;
+                }
+                scan.lines += 1;
+                self.scan_line(line, &mut scan, &mut enq_lines)?;
             }
-            scan.lines += 1;
-            if first {
-                first = false;
-                let op: Op = serde_json::from_slice(line)
-                    .map_err(|e| corrupt(&self.path, &format!("line 1: {e}")))?;
-                match op {
-                    Op::Header {
-                        schema_version,
-                        next_seq,
-                        ..
-                    } => {
-                        if schema_version > SCHEMA_VERSION {
-                            return Err(future(&self.path, schema_version));
-                        }
-                        scan.next_seq = next_seq;
-                    }
-                    _ => return Err(corrupt(&self.path, "line 1 is not a header")),
-                }
-                continue;
-            }
-            let (op, id, key) =
-                prefix(line).ok_or_else(|| corrupt(&self.path, &format!("line {}", scan.lines)))?;
-            match op {
-                b"enq" => {
-                    enq_lines += 1;
-                    scan.keys
-                        .entry(key.to_string())
-                        .or_default()
-                        .push(id.to_string());
-                    scan.queued += 1;
-                }
-                b"clm" | b"can" | b"drp" => {
-                    if let Some(ids) = scan.keys.get_mut(key) {
-                        ids.retain(|i| i != id);
-                        if ids.is_empty() {
-                            scan.keys.remove(key);
-                        }
-                    }
-                    scan.queued = scan.queued.saturating_sub(1);
-                    if op == b"clm" {
-                        scan.open_claims
-                            .insert(id.to_string(), String::from_utf8_lossy(line).into_owned());
-                    }
-                }
-                b"end" | b"rcv" => {
-                    scan.open_claims.remove(id);
-                }
-                b"pid" | b"cxl" | b"hdr" => {}
-                _ => {
-                    return Err(corrupt(
-                        &self.path,
-                        &format!("line {}: unknown operation", scan.lines),
-                    ));
-                }
+            consumed += whole as u64;
+            buf.drain(..whole);
+            if n == 0 {
+                break;
             }
         }
-        if first {
+        // What is left without a newline is a torn append, cut before the next one.
+        self.valid_len = consumed;
+        if scan.lines == 0 {
             return Err(corrupt(&self.path, "empty, no header"));
         }
         scan.next_seq += enq_lines;
         Ok(scan)
+    }
+
+    fn scan_line(&self, line: &[u8], scan: &mut Scan, enq_lines: &mut u64) -> Result<()> {
+        if scan.lines == 1 {
+            let op: Op = serde_json::from_slice(line)
+                .map_err(|e| corrupt(&self.path, &format!("line 1: {e}")))?;
+            return match op {
+                Op::Header { schema_version, .. } if schema_version > SCHEMA_VERSION => {
+                    Err(future(&self.path, schema_version))
+                }
+                Op::Header { next_seq, .. } => {
+                    scan.next_seq = next_seq;
+                    Ok(())
+                }
+                _ => Err(corrupt(&self.path, "line 1 is not a header")),
+            };
+        }
+        let bad = || corrupt(&self.path, &format!("line {}", scan.lines));
+        let (op, id, key) = prefix(line).ok_or_else(bad)?;
+        let id: u64 = id.parse().map_err(|_| bad())?;
+        match op {
+            b"enq" => {
+                *enq_lines += 1;
+                scan.add_key(key, id);
+                scan.queued += 1;
+            }
+            b"clm" | b"can" | b"drp" => {
+                scan.remove_key(key);
+                scan.queued = scan.queued.saturating_sub(1);
+                if op == b"clm" {
+                    scan.open_claims.insert(id, line.to_vec());
+                }
+            }
+            b"end" | b"rcv" => {
+                scan.open_claims.remove(&id);
+            }
+            b"pid" | b"cxl" => {}
+            _ => {
+                return Err(corrupt(
+                    &self.path,
+                    &format!("line {}: unknown operation", scan.lines),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the journal moved past a cached fold (appended to or replaced), checked
+    /// with one `stat` and no lock.
+    pub fn changed_since(state_dir: &Path, cache: &Cache) -> bool {
+        match std::fs::metadata(state_dir.join(JOURNAL)) {
+            Ok(m) => m.ino() != cache.ino || m.len() != cache.offset,
+            Err(_) => true,
+        }
     }
 
     /// Fold the whole journal.
@@ -701,7 +823,7 @@ mod tests {
         let mut s = Store::open(dir.path(), Duration::from_secs(1)).unwrap();
         let scan = s.scan().unwrap();
         assert_eq!(scan.queued, 1);
-        assert!(!scan.keys.contains_key(&ka));
+        assert_eq!(scan.queued_with(&ka), None);
         assert_eq!(scan.open_claims.len(), 1);
         assert_eq!(scan.next_seq, 3);
         let state = s.load().unwrap();

@@ -320,11 +320,17 @@ fn state_dir_and_files_are_private() {
     assert_code(&e.run(&["drain"]), 0);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&e.state()), 0o700);
-    assert_eq!(mode(&e.state().join("state.jsonl")), 0o600);
-    for sub in ["results", "logs"] {
-        for f in std::fs::read_dir(e.state().join(sub)).unwrap().flatten() {
-            assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
-        }
+    for f in ["state.jsonl", "results.jsonl", "metrics.jsonl", "lock"] {
+        assert_eq!(mode(&e.state().join(f)), 0o600, "{f}");
+    }
+    assert_code(
+        &e.run(&["enqueue", "--no-drain", "custom", "--", "echo", "out"]),
+        0,
+    );
+    assert_code(&e.run(&["drain"]), 0);
+    assert_eq!(mode(&e.state().join("logs")), 0o700);
+    for f in std::fs::read_dir(e.state().join("logs")).unwrap().flatten() {
+        assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
     }
 }
 
