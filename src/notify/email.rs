@@ -105,6 +105,7 @@ impl Email {
             )
         })?;
         let mut b = Message::builder()
+            .message_id(None)
             .from(from)
             .subject(format!(
                 "[bgrun] [{}] {}",
