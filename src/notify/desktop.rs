@@ -48,14 +48,14 @@ impl Channel for Desktop {
                     let _ = tx.send(show(&n));
                 });
             if let Err(e) = spawned {
-                return Err(format!("desktop: cannot start a thread: {e}"));
+                return Err(format!("cannot start a thread: {e}"));
             }
             match rx.recv_timeout(left) {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) => last = e,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     return Err(format!(
-                        "desktop: no answer from the notification service within {} ms \
+                        "no answer from the notification service within {} ms \
                          (attempt {}); is a notification daemon running on the session bus?",
                         self.timeout.as_millis(),
                         attempt + 1
@@ -69,10 +69,7 @@ impl Channel for Desktop {
                 Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()));
             std::thread::sleep(pause);
         }
-        Err(format!(
-            "desktop: {last} (after {} attempt(s))",
-            self.retries + 1
-        ))
+        Err(format!("{last} (after {} attempt(s))", self.retries + 1))
     }
 }
 
@@ -85,7 +82,7 @@ fn precheck() -> Result<(), String> {
         .is_some_and(|p| p.exists());
     if addr.is_none() && !runtime_bus {
         return Err(
-            "desktop: no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset and there is no \
+            "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset and there is no \
              $XDG_RUNTIME_DIR/bus): not in a desktop session; disable \
              notifications.channels.desktop on headless machines"
                 .into(),

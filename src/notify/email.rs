@@ -64,7 +64,7 @@ impl Email {
             let p = self.repo.join(f);
             let text = std::fs::read_to_string(&p).map_err(|e| {
                 format!(
-                    "email: cannot read the password file {} (notifications.channels.email.password_file): {e}",
+                    "cannot read the password file {} (notifications.channels.email.password_file): {e}",
                     p.display()
                 )
             })?;
@@ -77,7 +77,7 @@ impl Email {
             .unwrap_or("BGRUN_SMTP_PASSWORD");
         std::env::var(var).map_err(|_| {
             format!(
-                "email: a username is set but the environment variable {var} (password_env) is not; \
+                "a username is set but the environment variable {var} (password_env) is not; \
                  export it or name a file in notifications.channels.email.password_file"
             )
         })
@@ -88,19 +88,19 @@ impl Email {
         if let Some(ca) = &self.c.ca_file {
             let p = self.repo.join(ca);
             let pem = std::fs::read(&p)
-                .map_err(|e| format!("email: cannot read ca_file {}: {e}", p.display()))?;
+                .map_err(|e| format!("cannot read ca_file {}: {e}", p.display()))?;
             let cert = Certificate::from_pem(&pem)
-                .map_err(|e| format!("email: ca_file {}: {}", p.display(), chain(&e)))?;
+                .map_err(|e| format!("ca_file {}: {}", p.display(), chain(&e)))?;
             b = b.add_root_certificate(cert);
         }
         b.build_rustls()
-            .map_err(|e| format!("email: TLS setup: {}", chain(&e)))
+            .map_err(|e| format!("TLS setup: {}", chain(&e)))
     }
 
     pub fn message(&self, n: &Notification) -> Result<Message, String> {
         let from: Mailbox = self.c.from_email.parse().map_err(|e| {
             format!(
-                "email: notifications.channels.email.from_email {:?}: {e}",
+                "notifications.channels.email.from_email {:?}: {e}",
                 self.c.from_email
             )
         })?;
@@ -115,14 +115,12 @@ impl Email {
             .header(XHeader::<false>(n.severity.as_str().to_string()))
             .header(XHeader::<true>(n.event.clone()));
         if self.c.to_emails.is_empty() {
-            return Err(
-                "email: notifications.channels.email.to_emails is empty: add a recipient".into(),
-            );
+            return Err("notifications.channels.email.to_emails is empty: add a recipient".into());
         }
         for to in &self.c.to_emails {
-            let m: Mailbox = to.parse().map_err(|e| {
-                format!("email: notifications.channels.email.to_emails: {to:?}: {e}")
-            })?;
+            let m: Mailbox = to
+                .parse()
+                .map_err(|e| format!("notifications.channels.email.to_emails: {to:?}: {e}"))?;
             b = b.to(m);
         }
         let built = match self.c.format.as_str() {
@@ -133,7 +131,7 @@ impl Email {
                 n.html_body(),
             )),
         };
-        built.map_err(|e| format!("email: cannot build the message: {e}"))
+        built.map_err(|e| format!("cannot build the message: {e}"))
     }
 
     fn transport(&self) -> Result<SmtpTransport, String> {
@@ -178,7 +176,7 @@ impl Channel for Email {
         let t = self.transport()?;
         t.send(&msg).map(|_| ()).map_err(|e| {
             format!(
-                "email: smtp {}:{} ({}): {}",
+                "smtp {}:{} ({}): {}",
                 self.c.smtp_server,
                 self.c.smtp_port,
                 self.mode(),

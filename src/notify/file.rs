@@ -71,17 +71,17 @@ impl FileLog {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
                 format!(
-                    "file: cannot create the directory {}: {e} (fix it or change notifications.channels.file.path)",
+                    "cannot create the directory {}: {e} (fix it or change notifications.channels.file.path)",
                     dir.display()
                 )
             })?;
         }
         let _guard = lock::acquire(&self.lock_path(), Duration::from_secs(1))
-            .map_err(|e| format!("file: {}", crate::error::render(&e)))?;
+            .map_err(|e| crate::error::render(&e))?;
         let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         if size > 0 && size + line.len() as u64 > self.max_bytes {
             self.rotate()
-                .map_err(|e| format!("file: cannot rotate {shown}: {e}"))?;
+                .map_err(|e| format!("cannot rotate {shown}: {e}"))?;
         }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -89,12 +89,14 @@ impl FileLog {
             .mode(0o600)
             .open(&self.path)
             .map_err(|e| {
-                format!("file: cannot open {shown}: {e} (fix it or change notifications.channels.file.path)")
+                format!(
+                    "cannot open {shown}: {e} (fix it or change notifications.channels.file.path)"
+                )
             })?;
         let before = f.metadata().map(|m| m.len()).unwrap_or(0);
         if let Err(e) = f.write_all(&line) {
             let _ = f.set_len(before);
-            return Err(format!("file: cannot write {shown}: {e}"));
+            return Err(format!("cannot write {shown}: {e}"));
         }
         self.prune_old();
         Ok(())
@@ -280,9 +282,6 @@ mod tests {
         let err = log(dir.path(), 1, 2)
             .append(&Notification::custom(Severity::Info, "t", "m"))
             .expect_err("must fail");
-        assert!(
-            err.starts_with("file: cannot create the directory"),
-            "{err}"
-        );
+        assert!(err.starts_with("cannot create the directory"), "{err}");
     }
 }

@@ -142,7 +142,7 @@ pub fn dispatch(
                 if let Some(h) = h {
                     let (r, ms) = h
                         .join()
-                        .unwrap_or_else(|_| (Err(format!("{name}: the channel panicked")), 0));
+                        .unwrap_or_else(|_| (Err("the channel panicked".to_string()), 0));
                     d.ms = ms;
                     match r {
                         Ok(()) => d.status = "delivered",

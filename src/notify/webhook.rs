@@ -58,7 +58,7 @@ impl Channel for Webhook {
 
     fn send(&self, n: &Notification) -> Result<(), String> {
         if self.url.is_empty() {
-            return Err("webhook: notifications.channels.webhook.url is empty".into());
+            return Err("notifications.channels.webhook.url is empty".into());
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(self.timeout))
@@ -71,7 +71,7 @@ impl Channel for Webhook {
             .post(&self.url)
             .header("content-type", "application/json")
             .send(&body[..])
-            .map_err(|e| format!("webhook: POST {}: {e}", redact(&self.url)))?;
+            .map_err(|e| format!("POST {}: {e}", redact(&self.url)))?;
         let status = resp.status();
         if status.is_success() {
             Ok(())
@@ -81,7 +81,7 @@ impl Channel for Webhook {
                 text = t.chars().take(200).collect();
             }
             Err(format!(
-                "webhook: POST {}: HTTP {status} {}",
+                "POST {}: HTTP {status} {}",
                 redact(&self.url),
                 text.trim()
             ))

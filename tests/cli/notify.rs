@@ -377,11 +377,11 @@ fn webhook_errors_and_silence_fail_fast() {
         (format!("http://127.0.0.1:{port}/hook"), "HTTP 500"),
         (
             format!("http://127.0.0.1:{silent}/hook"),
-            "webhook: POST http://127.0.0.1",
+            "POST http://127.0.0.1",
         ),
         (
             format!("http://127.0.0.1:{}/hook", closed_port()),
-            "webhook: POST",
+            "POST http://127.0.0.1",
         ),
     ] {
         notify_config(
@@ -769,7 +769,7 @@ fn email_failures_are_per_channel_clear_and_fast() {
         assert_eq!(e["status"], "failed", "{what}");
         let err = e["error"].as_str().unwrap_or("");
         assert!(
-            err.starts_with("email: smtp 127.0.0.1:") && err.contains(want),
+            err.starts_with("smtp 127.0.0.1:") && err.contains(want),
             "{what}: {err}"
         );
         assert_eq!(channel(&v, "file")["status"], "delivered", "{what}");
@@ -1055,9 +1055,9 @@ fn desktop_on_a_bus_without_a_notification_server_fails_fast() {
     assert_eq!(code, 1, "{v}");
     let d = channel(&v, "desktop");
     assert!(
-        d["error"].as_str().is_some_and(
-            |e| e.starts_with("desktop: ") && e.contains("org.freedesktop.Notifications")
-        ),
+        d["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("org.freedesktop.Notifications")),
         "{d}"
     );
     assert!(took < QUICK, "{took:?}");
