@@ -19,6 +19,7 @@ import pathlib
 import socket
 import ssl
 import sys
+import warnings
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -63,6 +64,8 @@ def free_port():
 
 
 def main():
+    # aiosmtpd warns about its own deprecated attributes on every AUTH: noise in test output.
+    warnings.simplefilter("ignore", DeprecationWarning)
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
