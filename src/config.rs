@@ -185,6 +185,9 @@ pub struct EmailChannel {
     /// text | html | both
     pub format: String,
     pub timeout_seconds: u64,
+    /// A PEM file of extra CA certificates to trust for the SMTP server (new; relative to
+    /// the repo), beside the system's roots: for a relay with a private CA.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -385,6 +388,16 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
         }
     }
     normalize_hooks(&mut merged, &mut warnings);
+    if user
+        .pointer("/notifications/channels/email/password")
+        .is_some()
+    {
+        errors.push(format!(
+            "{file}: notifications.channels.email.password: a password is never read from the config; \
+             remove it and put it in an environment variable named by `password_env` \
+             (default BGRUN_SMTP_PASSWORD) or in a private file named by `password_file`"
+        ));
+    }
 
     // Deserialize section by section so that every bad section is reported.
     let obj = merged.as_object().cloned().unwrap_or_default();

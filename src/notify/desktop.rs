@@ -1,0 +1,147 @@
+//! Desktop channel: notify-rust over D-Bus on Linux/BSD (urgency from severity), the toast
+//! backend of notify-rust on Windows, osascript on macOS.
+//!
+//! A bus that never answers would block forever, so every attempt runs on its own thread
+//! and the caller waits at most `timeout_ms` over all attempts; a fast failure is retried
+//! (up to `retries` more times) inside that budget. A thread stuck on a dead bus is left
+//! behind: it holds one socket and ends with the process.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{Channel, Notification, Severity};
+use crate::config::DesktopChannel;
+
+pub struct Desktop {
+    timeout: Duration,
+    retries: u32,
+}
+
+impl Desktop {
+    pub fn new(c: &DesktopChannel) -> Desktop {
+        Desktop {
+            timeout: Duration::from_millis(c.timeout_ms.max(50)),
+            retries: c.retries,
+        }
+    }
+}
+
+impl Channel for Desktop {
+    fn name(&self) -> &'static str {
+        "desktop"
+    }
+
+    fn send(&self, n: &Notification) -> Result<(), String> {
+        precheck()?;
+        let deadline = Instant::now() + self.timeout;
+        let mut last = String::new();
+        for attempt in 0..=self.retries {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let (tx, rx) = mpsc::channel();
+            let n = n.clone();
+            let spawned = std::thread::Builder::new()
+                .name("bgrun-desktop".into())
+                .spawn(move || {
+                    let _ = tx.send(show(&n));
+                });
+            if let Err(e) = spawned {
+                return Err(format!("cannot start a thread: {e}"));
+            }
+            match rx.recv_timeout(left) {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => last = e,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "no answer from the notification service within {} ms \
+                         (attempt {}); is a notification daemon running on the session bus?",
+                        self.timeout.as_millis(),
+                        attempt + 1
+                    ));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    last = "the notification thread ended without an answer".into();
+                }
+            }
+            let pause =
+                Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()));
+            std::thread::sleep(pause);
+        }
+        Err(format!("{last} (after {} attempt(s))", self.retries + 1))
+    }
+}
+
+/// No session bus at all is known at once: say so without trying.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn precheck() -> Result<(), String> {
+    let addr = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").filter(|a| !a.is_empty());
+    let runtime_bus = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(|d| std::path::Path::new(&d).join("bus"))
+        .is_some_and(|p| p.exists());
+    if addr.is_none() && !runtime_bus {
+        return Err(
+            "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset and there is no \
+             $XDG_RUNTIME_DIR/bus): not in a desktop session; disable \
+             notifications.channels.desktop on headless machines"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn precheck() -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(not(target_os = "macos"))]
+fn show(n: &Notification) -> Result<(), String> {
+    use notify_rust::Urgency;
+    let urgency = match n.severity {
+        Severity::Info => Urgency::Low,
+        Severity::Warning => Urgency::Normal,
+        Severity::Error | Severity::Critical => Urgency::Critical,
+    };
+    let summary = format!("{} {}", n.severity.icon(), n.title);
+    notify_rust::Notification::new()
+        .appname("bgrun")
+        .summary(&summary)
+        .body(&n.message)
+        .urgency(urgency)
+        .show()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(target_os = "macos")]
+fn show(n: &Notification) -> Result<(), String> {
+    fn quote(s: &str) -> String {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+    let sound = if n.severity >= Severity::Error {
+        " sound name \"Basso\""
+    } else {
+        ""
+    };
+    let script = format!(
+        "display notification {} with title {} subtitle {}{sound}",
+        quote(&n.message),
+        quote("bgrun"),
+        quote(&format!("{} {}", n.severity.icon(), n.title))
+    );
+    let out = std::process::Command::new("osascript")
+        .arg("-e")
+        .arg(script)
+        .output()
+        .map_err(|e| format!("cannot run osascript: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "osascript failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}

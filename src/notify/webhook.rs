@@ -1,0 +1,126 @@
+//! Webhook channel: POST a Slack-compatible JSON payload (`text`, `blocks`, `attachments`,
+//! plus a `bgrun` object with the whole event for other receivers) to a URL, bounded by
+//! `timeout_seconds`. ureq is the client: blocking (no runtime), small, and it shares
+//! rustls with lettre, so https:// costs no second TLS stack.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Channel, Notification};
+use crate::config::WebhookChannel;
+
+pub struct Webhook {
+    url: String,
+    timeout: Duration,
+}
+
+impl Webhook {
+    pub fn new(c: &WebhookChannel) -> Webhook {
+        Webhook {
+            url: c.url.clone(),
+            timeout: Duration::from_secs(c.timeout_seconds.max(1)),
+        }
+    }
+}
+
+/// The payload: Slack reads `text` (and the fallback), `blocks` and `attachments`.
+pub fn payload(n: &Notification) -> Value {
+    let headline = format!(
+        "{} [{}] {}",
+        n.severity.icon(),
+        n.severity.as_str().to_uppercase(),
+        n.title
+    );
+    let mut fields = vec![
+        json!({"title": "severity", "value": n.severity.as_str(), "short": true}),
+        json!({"title": "event", "value": n.event, "short": true}),
+    ];
+    if let Some(id) = n.metadata.get("task_id").and_then(Value::as_str) {
+        fields.push(json!({"title": "task", "value": id, "short": true}));
+    }
+    json!({
+        "text": format!("{headline}\n{}", n.message),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": headline, "emoji": true}},
+            {"type": "section", "text": {"type": "plain_text", "text": if n.message.is_empty() { " " } else { &n.message }}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("bgrun · {} · {}", n.event, n.at)}]},
+        ],
+        "attachments": [{"color": n.severity.hex(), "fallback": headline, "fields": fields}],
+        "bgrun": n,
+    })
+}
+
+impl Channel for Webhook {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn send(&self, n: &Notification) -> Result<(), String> {
+        if self.url.is_empty() {
+            return Err("notifications.channels.webhook.url is empty".into());
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(self.timeout))
+            .http_status_as_error(false)
+            .user_agent(concat!("bgrun/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let body = serde_json::to_vec(&payload(n)).map_err(|e| e.to_string())?;
+        let resp = agent
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .send(&body[..])
+            .map_err(|e| format!("POST {}: {e}", redact(&self.url)))?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            let mut text = String::new();
+            if let Ok(t) = resp.into_body().read_to_string() {
+                text = t.chars().take(200).collect();
+            }
+            Err(format!(
+                "POST {}: HTTP {status} {}",
+                redact(&self.url),
+                text.trim()
+            ))
+        }
+    }
+}
+
+/// The URL without its path: webhook paths are secrets (Slack's are).
+fn redact(url: &str) -> String {
+    match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            let host = rest.split('/').next().unwrap_or(rest);
+            format!("{}{host}/…", &url[..i + 3])
+        }
+        None => "(the configured url)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::Severity;
+
+    #[test]
+    fn slack_shape() {
+        let n = Notification::custom(Severity::Warning, "Slow", "p95 up");
+        let p = payload(&n);
+        assert!(p["text"].as_str().is_some_and(|t| t.contains("Slow")));
+        assert_eq!(p["blocks"][0]["type"], "header");
+        assert_eq!(p["attachments"][0]["color"], "#d29922");
+        assert_eq!(p["bgrun"]["severity"], "warning");
+    }
+
+    #[test]
+    fn secrets_in_paths_are_not_shown() {
+        assert_eq!(
+            redact("https://hooks.example.com/T0/B0/XXX"),
+            "https://hooks.example.com/…"
+        );
+    }
+}
