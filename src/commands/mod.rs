@@ -39,6 +39,15 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
     for w in &ctx.config_warnings {
         ctx.out.warn(w);
     }
+    // Any command finds a task orphaned by a dead drainer (a leftover, unlocked file in
+    // <state>/procs/ says one died) and recovers it. Commands that do not use the queue
+    // go on when the state is broken; the queue commands report it themselves.
+    if crate::state::procs::any_dead(&ctx.state_dir) {
+        if let Err(e) = crate::engine::recover_now(&ctx) {
+            ctx.out.warn(crate::error::render(&e));
+        }
+        crate::state::procs::alive(&ctx.state_dir, None);
+    }
     match cli.command {
         Command::Enqueue(a) => enqueue::run(&ctx, a),
         Command::Drain(a) => drain::run(&ctx, a),

@@ -19,6 +19,9 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let drainers = procs::alive(&ctx.state_dir, Some("drainer"));
     let watchers = procs::alive(&ctx.state_dir, Some("watch"));
     let failing = crate::notify::failing_channels(&ctx.state_dir);
+    let all = results::aggregate(&results::samples(&ctx.state_dir))
+        .remove("*")
+        .unwrap_or_default();
     if ctx.out.json {
         let v = json!({
             "queued": ordered.iter().map(|(t, eff)| json!({
@@ -40,6 +43,11 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             })).collect::<Vec<_>>(),
             "drainers": drainers.iter().map(|d| json!({"pid": d.pid, "started_at": rfc3339(d.started_at)})).collect::<Vec<_>>(),
             "watchers": watchers.iter().map(|d| json!({"pid": d.pid, "started_at": rfc3339(d.started_at)})).collect::<Vec<_>>(),
+            "metrics": {
+                "executions": all.executions, "success_rate": all.success_rate,
+                "duration_p50_s": all.duration_p50_s, "duration_p95_s": all.duration_p95_s,
+                "queue_p50_s": all.queue_p50_s, "peak_rss_mb": all.peak_rss_mb,
+            },
             "failing_channels": failing.iter().map(|(c, at, e)| json!({"channel": c, "at": at, "error": e})).collect::<Vec<_>>(),
         });
         super::print_json(&v)?;
@@ -120,6 +128,17 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
                 .join(", ")
         }
     );
+    if all.executions > 0 {
+        println!(
+            "{} {} runs, {:.0}% succeeded, p50 {}, p95 {}, queue p50 {}",
+            o.paint("1", "metrics"),
+            all.executions,
+            all.success_rate * 100.0,
+            human_duration(all.duration_p50_s),
+            human_duration(all.duration_p95_s),
+            human_duration(all.queue_p50_s)
+        );
+    }
     if !watchers.is_empty() {
         println!(
             "{} {}",

@@ -103,6 +103,16 @@ pub fn alive(state_dir: &Path, kind: Option<&str>) -> Vec<ProcInfo> {
     out
 }
 
+/// Whether a registered process died without unregistering (its file is there, unlocked):
+/// the cheap sign that recovery is needed. Leaves the files for recovery to judge.
+pub fn any_dead(state_dir: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir(state_dir)) else {
+        return false;
+    };
+    rd.flatten()
+        .any(|entry| File::open(entry.path()).is_ok_and(|f| f.try_lock_shared().is_ok()))
+}
+
 /// Whether the process with this token is alive.
 pub fn token_alive(state_dir: &Path, token: &str) -> bool {
     let d = dir(state_dir);

@@ -137,11 +137,28 @@ fn kill_9_of_a_drainer_loses_nothing_and_the_orphan_is_recovered() {
         !procs_with("sleep 424242").is_empty(),
         "the task's group outlives its drainer"
     );
+    // The next command of any kind finds the orphan, kills its group and re-queues it.
+    assert_code(&e.run(&["results"]), 0);
+    assert!(
+        procs_with("sleep 424242").is_empty(),
+        "the old group was killed before any re-run"
+    );
+    let s = e.json(&["status"]);
+    let requeued = s["queued"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "1")
+        .cloned();
+    assert_eq!(
+        requeued.map(|t| t["attempt"].clone()),
+        Some(serde_json::json!(1))
+    );
     let out = e.run(&["drain"]);
     assert_code(&out, 0);
     assert!(
         procs_with("sleep 424242").is_empty(),
-        "the old group was killed before the re-run"
+        "no second copy of the old group"
     );
     let results = e.json(&["results", "1"]);
     assert_eq!(results[0]["status"], "succeeded");
