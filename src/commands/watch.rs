@@ -229,9 +229,11 @@ fn watch_loop(ui: &mut Ui, w: &mut Watcher, s: &Settings, start: bool) -> Result
                 } else {
                     ui.print_changes(&poll.changes);
                 }
-                if let Err(e) = w.save() {
-                    ctx.out.warn(format!("{e:#}"));
-                }
+            }
+            if (poll.baseline || !poll.changes.is_empty())
+                && let Err(e) = w.save()
+            {
+                ctx.out.warn(format!("{e:#}"));
             }
         }
         let now = Instant::now();

@@ -2,6 +2,7 @@
 //! One module per area; `Env` is the shared builder.
 
 mod core;
+mod watch;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
