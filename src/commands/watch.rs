@@ -113,6 +113,11 @@ pub fn run(ctx: &Ctx, args: WatchArgs, start: bool) -> Result<Exit> {
         exclude: fw.exclude_paths.clone(),
         respect_gitignore: fw.respect_gitignore && !args.no_gitignore,
         full_hash_every: args.full_hash_every.unwrap_or(0),
+        // BGRUN_WATCH_THREADS=1 walks on one thread (for comparison in the benchmark).
+        threads: match std::env::var("BGRUN_WATCH_THREADS").ok().as_deref() {
+            Some("1") => 1,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+        },
     };
     let mut w = Watcher::new(opts).map_err(|e| error::usage(format!("{e:#}")))?;
     let t = Instant::now();

@@ -85,7 +85,7 @@ impl Filter {
 
     /// Whether gitignore rules ignore `abs`: the deepest .gitignore that has an opinion
     /// wins, then `.git/info/exclude`, then the global excludes file.
-    pub fn ignored(&self, stack: &[std::rc::Rc<LazyIgnore>], abs: &Path, is_dir: bool) -> bool {
+    pub fn ignored(&self, stack: &[std::sync::Arc<LazyIgnore>], abs: &Path, is_dir: bool) -> bool {
         if !self.respect_gitignore {
             return false;
         }

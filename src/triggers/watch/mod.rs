@@ -33,6 +33,8 @@ pub struct Options {
     pub respect_gitignore: bool,
     /// Re-list and re-hash everything every N polls (0: never).
     pub full_hash_every: u64,
+    /// Threads for a poll: 1 or 2 (see `tree::Scanner::enter_all`).
+    pub threads: usize,
 }
 
 /// The result of one poll.
@@ -184,6 +186,7 @@ impl Watcher {
         let skip = self.opts.state_dir.clone();
         let mut sc = Scanner::new(&self.opts.root, &self.filter, Some(&skip), racy_from);
         sc.full = full;
+        sc.threads = self.opts.threads;
         let mut stack = Vec::new();
         sc.scan_dir(&root_fd, &mut tree, &mut stack, force);
         self.tree = Some(tree);

@@ -10,7 +10,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::filter::{Filter, LazyIgnore};
 use super::sys::{self, Key, Kind};
@@ -39,7 +39,7 @@ pub struct Dir {
     pub files: Vec<FileEnt>,
     /// Sorted by name.
     pub dirs: Vec<Dir>,
-    pub ignore: Option<Rc<LazyIgnore>>,
+    pub ignore: Option<Arc<LazyIgnore>>,
 }
 
 impl Dir {
@@ -131,6 +131,8 @@ pub struct Scanner<'a> {
     pub stats: Stats,
     /// Whether the tree changed at all (a key, a hash, a folder): the snapshot needs saving.
     pub dirty: bool,
+    /// Threads for the walk (1 or 2).
+    pub threads: usize,
     rel: Vec<u8>,
     name_buf: Vec<u8>,
     data_buf: Vec<u8>,
@@ -155,6 +157,7 @@ impl<'a> Scanner<'a> {
             notes: Vec::new(),
             stats: Stats::default(),
             dirty: false,
+            threads: 1,
             rel: Vec::new(),
             name_buf: Vec::new(),
             data_buf: Vec::new(),
@@ -197,7 +200,7 @@ impl<'a> Scanner<'a> {
         &mut self,
         fd: &OwnedFd,
         dir: &mut Dir,
-        stack: &mut Vec<Rc<LazyIgnore>>,
+        stack: &mut Vec<Arc<LazyIgnore>>,
         mut force: bool,
     ) {
         self.stats.dirs += 1;
@@ -231,7 +234,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The folder's names are unchanged: stat its known files and walk its known folders.
-    fn restat(&mut self, fd: &OwnedFd, dir: &mut Dir, stack: &mut Vec<Rc<LazyIgnore>>) {
+    fn restat(&mut self, fd: &OwnedFd, dir: &mut Dir, stack: &mut Vec<Arc<LazyIgnore>>) {
         let raw = fd.as_raw_fd();
         let mut lost = false;
         let mut files = std::mem::take(&mut dir.files);
@@ -244,16 +247,14 @@ impl<'a> Scanner<'a> {
         if let Some(ig) = &dir.ignore {
             stack.push(ig.clone());
         } else if dir.ignore_key.is_some() {
-            let ig = Rc::new(LazyIgnore::new(self.abs(&self.rel)));
+            let ig = Arc::new(LazyIgnore::new(self.abs(&self.rel)));
             dir.ignore = Some(ig.clone());
             stack.push(ig);
         }
         let mut dirs = std::mem::take(&mut dir.dirs);
-        dirs.retain_mut(|d| {
-            let keep = self.enter(raw, d, stack, false);
-            lost |= !keep;
-            keep
-        });
+        let before = dirs.len();
+        self.enter_all(raw, &mut dirs, stack, false);
+        lost |= dirs.len() != before;
         dir.dirs = dirs;
         if dir.ignore.is_some() {
             stack.pop();
@@ -322,12 +323,84 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Walk sub-folders, dropping the ones that are gone. At the root the work is split
+    /// between this thread and one more (by the number of entries below each folder): a
+    /// poll is a stream of `fstatat` calls, which the kernel serves in parallel.
+    fn enter_all(
+        &mut self,
+        dirfd: RawFd,
+        dirs: &mut Vec<Dir>,
+        stack: &mut Vec<Arc<LazyIgnore>>,
+        force: bool,
+    ) {
+        let mut keep = vec![true; dirs.len()];
+        if self.rel.is_empty() && self.threads > 1 && dirs.len() > 1 {
+            let weights: Vec<usize> = dirs
+                .iter()
+                .map(|d| {
+                    let (f, n) = d.count();
+                    f + n
+                })
+                .collect();
+            let total: usize = weights.iter().sum();
+            let mut split = 0;
+            let mut acc = 0;
+            while split < dirs.len() - 1 && acc + weights[split] / 2 < total / 2 {
+                acc += weights[split];
+                split += 1;
+            }
+            let split = split.max(1);
+            let (a, b) = dirs.split_at_mut(split);
+            let (ka, kb) = keep.split_at_mut(split);
+            let mut other = Scanner::new(self.root, self.filter, self.skip, self.racy_from);
+            other.full = self.full;
+            let mut other_stack = stack.clone();
+            let other = std::thread::scope(|s| {
+                let h = s.spawn(move || {
+                    for (d, k) in b.iter_mut().zip(kb.iter_mut()) {
+                        *k = other.enter(dirfd, d, &mut other_stack, force);
+                    }
+                    other
+                });
+                for (d, k) in a.iter_mut().zip(ka.iter_mut()) {
+                    *k = self.enter(dirfd, d, stack, force);
+                }
+                h.join()
+            });
+            match other {
+                Ok(o) => self.merge(o),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        } else {
+            for (d, k) in dirs.iter_mut().zip(keep.iter_mut()) {
+                *k = self.enter(dirfd, d, stack, force);
+            }
+        }
+        let mut i = 0;
+        dirs.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+
+    fn merge(&mut self, o: Scanner) {
+        self.changes.created.extend(o.changes.created);
+        self.changes.modified.extend(o.changes.modified);
+        self.changes.deleted.extend(o.changes.deleted);
+        self.notes.extend(o.notes);
+        self.stats.dirs += o.stats.dirs;
+        self.stats.dirs_listed += o.stats.dirs_listed;
+        self.stats.files += o.stats.files;
+        self.stats.hashed += o.stats.hashed;
+        self.dirty |= o.dirty;
+    }
+
     /// Open a sub-folder and walk it; false when it is gone (its files reported deleted).
     fn enter(
         &mut self,
         dirfd: RawFd,
         d: &mut Dir,
-        stack: &mut Vec<Rc<LazyIgnore>>,
+        stack: &mut Vec<Arc<LazyIgnore>>,
         force: bool,
     ) -> bool {
         let len = self.rel.len();
@@ -356,7 +429,7 @@ impl<'a> Scanner<'a> {
         &mut self,
         fd: &OwnedFd,
         dir: &mut Dir,
-        stack: &mut Vec<Rc<LazyIgnore>>,
+        stack: &mut Vec<Arc<LazyIgnore>>,
         force: bool,
     ) {
         let raw = fd.as_raw_fd();
@@ -379,7 +452,7 @@ impl<'a> Scanner<'a> {
                 .ok()
                 .map(|s| s.key);
             if k != dir.ignore_key || dir.ignore.is_none() {
-                dir.ignore = Some(Rc::new(LazyIgnore::new(self.abs(&self.rel))));
+                dir.ignore = Some(Arc::new(LazyIgnore::new(self.abs(&self.rel))));
                 dir.ignore_key = k;
             }
         } else {
@@ -451,7 +524,7 @@ impl<'a> Scanner<'a> {
             deleted_under(&d, self.child_rel(&d.name), &mut self.changes.deleted);
         }
         dir.files = files;
-        dirs.retain_mut(|d| self.enter(raw, d, stack, force));
+        self.enter_all(raw, &mut dirs, stack, force);
         dir.dirs = dirs;
         if dir.ignore.is_some() {
             stack.pop();
