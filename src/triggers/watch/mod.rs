@@ -233,3 +233,78 @@ impl Watcher {
         &self.opts.root
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watcher(root: &Path, full_hash_every: u64) -> Watcher {
+        Watcher::new(Options {
+            root: root.to_path_buf(),
+            state_dir: root.join(".bgrun"),
+            paths: vec!["**/*.py".into()],
+            exclude: vec![],
+            respect_gitignore: false,
+            full_hash_every,
+            threads: 2,
+        })
+        .unwrap()
+    }
+
+    /// Make the snapshot believe it saw the file as it is now (a filesystem whose mtimes lie).
+    fn forge_key(w: &mut Watcher, name: &[u8], racy: bool) {
+        let key = sys::key_of(&std::fs::symlink_metadata(w.root().join("a.py")).unwrap());
+        let tree = w.tree.as_mut().unwrap();
+        let f = tree.files.iter_mut().find(|f| &*f.name == name).unwrap();
+        f.key = key;
+        f.racy = racy;
+    }
+
+    #[test]
+    fn racy_entries_are_rehashed_and_full_hash_catches_lying_mtimes() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::write(root.join("a.py"), "aaaa").unwrap();
+        let mut w = watcher(root, 4);
+        assert!(w.poll().unwrap().baseline);
+        // Written in the same second as the poll that recorded it: racy.
+        assert!(w.tree.as_ref().unwrap().files[0].racy);
+
+        // Same size, same key, but racy: re-hashed, so the change is seen.
+        std::fs::write(root.join("a.py"), "bbbb").unwrap();
+        forge_key(&mut w, b"a.py", true);
+        assert_eq!(w.poll().unwrap().changes.modified, vec![b"a.py".to_vec()]);
+
+        // Not racy and the key matches: a plain poll cannot see it, the full-hash poll does.
+        std::fs::write(root.join("a.py"), "cccc").unwrap();
+        forge_key(&mut w, b"a.py", false);
+        assert!(w.poll().unwrap().changes.is_empty());
+        assert_eq!(w.poll().unwrap().changes.modified, vec![b"a.py".to_vec()]);
+    }
+
+    #[test]
+    fn snapshot_round_trips_through_the_state_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for i in 0..30 {
+            std::fs::create_dir_all(root.join(format!("d{}", i % 4))).unwrap();
+            std::fs::write(root.join(format!("d{}/f{i}.py", i % 4)), format!("{i}")).unwrap();
+        }
+        let mut w = watcher(root, 0);
+        w.poll().unwrap();
+        w.save().unwrap();
+        let mut again = watcher(root, 0);
+        assert_eq!(again.load(), Loaded::Files(30));
+        std::fs::write(root.join("d1/f1.py"), "changed").unwrap();
+        std::fs::remove_file(root.join("d2/f2.py")).unwrap();
+        let p = again.poll().unwrap();
+        assert!(!p.baseline);
+        assert_eq!(p.changes.modified, vec![b"d1/f1.py".to_vec()]);
+        assert_eq!(p.changes.deleted, vec![b"d2/f2.py".to_vec()]);
+        // Other settings: the snapshot is not used.
+        let mut other = watcher(root, 0);
+        other.opts.paths.push("**/*.rs".into());
+        let mut other = Watcher::new(other.opts.clone()).unwrap();
+        assert_eq!(other.load(), Loaded::Stale);
+    }
+}
