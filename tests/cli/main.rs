@@ -3,6 +3,7 @@
 
 mod core;
 mod notify;
+mod watch;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
