@@ -222,6 +222,11 @@ pub struct Analysis {
     pub large_file_lines: u64,
     /// Per-tool timeout.
     pub tool_timeout_seconds: u64,
+    /// Tools not to run (by name: bandit, pip-audit, npm-audit, cargo-audit, radon-cc,
+    /// radon-mi, radon-raw, sizes, pylint, ruff, eslint, clippy, pytest, unittest, npm-test,
+    /// cargo-test, maven, gradle); they are reported as skipped.
+    #[serde(default)]
+    pub disabled_tools: Vec<String>,
 }
 
 /// A task priority: `critical` 1000, `high` 100, `medium` 10, `low` 1, or an integer.

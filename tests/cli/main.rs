@@ -1,6 +1,7 @@
 //! End-to-end tests: each runs the built `bgrun` binary against a temp git repo.
 //! One module per area; `Env` is the shared builder.
 
+mod analyze;
 mod core;
 mod notify;
 mod watch;

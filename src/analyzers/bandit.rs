@@ -1,0 +1,168 @@
+//! Bandit (`bandit -f json`): Python security issues.
+
+use serde_json::Value;
+
+use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+
+pub struct Bandit;
+
+impl Tool for Bandit {
+    fn name(&self) -> &'static str {
+        "bandit"
+    }
+    fn kind(&self) -> Kind {
+        Kind::Security
+    }
+    fn applies(&self, p: &Project) -> bool {
+        p.has_lang("python")
+    }
+    fn plan(&self, p: &Project, _o: &Options) -> Plan {
+        let Some(exe) = p.find_tool("bandit") else {
+            return super::not_installed("bandit", "pip install bandit");
+        };
+        Plan::Run(
+            Invocation::new(&exe, &["-f", "json", "-q"], &p.root)
+                .args(p.files_of("python").into_iter().map(dot))
+                .version(&exe, "bandit"),
+        )
+    }
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+        if !matches!(raw.code, Some(0) | Some(1)) && raw.stdout.is_empty() {
+            return Err(format!(
+                "bandit ended with {}: {}",
+                raw.exit_text(),
+                raw.tail()
+            ));
+        }
+        let v = super::json_of("bandit", &raw.stdout, raw)?;
+        parse_json(&v, p)
+    }
+}
+
+/// `./x.py` so that a file named like an option is not read as one.
+pub fn dot(rel: &std::path::Path) -> std::ffi::OsString {
+    let mut s = std::ffi::OsString::from("./");
+    s.push(rel.as_os_str());
+    s
+}
+
+fn fix_hint(test_id: &str) -> &'static str {
+    match test_id {
+        "B602" | "B604" | "B605" | "B609" => {
+            "pass the command as a list of arguments and drop shell=True"
+        }
+        "B603" | "B607" => "run a fixed, fully qualified program and validate its arguments",
+        "B404" => "check that the subprocess calls in this module never take untrusted input",
+        "B105" | "B106" | "B107" => {
+            "read the secret from the environment or a secret store instead of the source"
+        }
+        "B301" | "B403" => "do not unpickle untrusted data; use JSON or another safe format",
+        "B608" => "use query parameters instead of building SQL from strings",
+        "B101" => "raise an exception instead of assert for checks that must hold in production",
+        "B506" => "use yaml.safe_load",
+        "B324" => "use hashlib.sha256 (or pass usedforsecurity=False)",
+        _ => "",
+    }
+}
+
+pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, String> {
+    let results = v
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or("bandit's JSON has no `results` array")?;
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
+        let severity = match s("issue_severity") {
+            "HIGH" => Severity::High,
+            "MEDIUM" => Severity::Medium,
+            "LOW" => Severity::Low,
+            _ => Severity::Info,
+        };
+        let test_id = s("test_id");
+        let message = format!(
+            "{} (confidence {})",
+            s("issue_text"),
+            s("issue_confidence").to_lowercase()
+        );
+        let hint = fix_hint(test_id);
+        let fix = if hint.is_empty() {
+            format!("see {}", s("more_info"))
+        } else {
+            hint.to_string()
+        };
+        out.push(
+            Finding::new("bandit", test_id, severity, &p.rel(s("filename")), &message)
+                .at(
+                    r.get("line_number").and_then(Value::as_u64),
+                    r.get("col_offset").and_then(Value::as_u64).map(|c| c + 1),
+                )
+                .fix(fix)
+                .named(Some(s("test_name")), Some(s("more_info"))),
+        );
+    }
+    for e in v
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("");
+        out.push(
+            Finding::new(
+                "bandit",
+                "scan-error",
+                Severity::Info,
+                &p.rel(s("filename")),
+                &format!("bandit could not scan this file: {}", s("reason")),
+            )
+            .fix("fix the syntax error so the file can be scanned"),
+        );
+    }
+    Ok(Parsed::findings(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_real_output() {
+        let p = Project::scan(
+            std::path::Path::new("/src/fixtures/python-app"),
+            std::path::Path::new("/src/fixtures/python-app"),
+        );
+        let v: Value =
+            serde_json::from_str(include_str!("../../fixtures/tool-output/bandit.json")).unwrap();
+        let f = parse_json(&v, &p).unwrap().findings;
+        type Row<'a> = (&'a str, &'a str, Severity, Option<u64>, Option<u64>);
+        let got: Vec<Row> = f
+            .iter()
+            .map(|f| {
+                (
+                    f.rule.as_str(),
+                    f.file.as_str(),
+                    f.severity,
+                    f.line,
+                    f.column,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("B404", "app/runner.py", Severity::Low, Some(3), Some(1)),
+                ("B105", "app/runner.py", Severity::Low, Some(5), Some(12)),
+                ("B602", "app/runner.py", Severity::High, Some(10), Some(12)),
+            ]
+        );
+        assert_eq!(
+            f[2].fix,
+            "pass the command as a list of arguments and drop shell=True"
+        );
+        assert_eq!(
+            f[2].rule_name.as_deref(),
+            Some("subprocess_popen_with_shell_equals_true")
+        );
+    }
+}

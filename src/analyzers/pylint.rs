@@ -1,0 +1,113 @@
+//! Pylint (`--output-format=json`): Python code quality.
+
+use serde_json::Value;
+
+use super::bandit::dot;
+use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+
+pub struct Pylint;
+
+impl Tool for Pylint {
+    fn name(&self) -> &'static str {
+        "pylint"
+    }
+    fn kind(&self) -> Kind {
+        Kind::Code
+    }
+    fn applies(&self, p: &Project) -> bool {
+        p.has_lang("python")
+    }
+    fn plan(&self, p: &Project, _o: &Options) -> Plan {
+        let Some(exe) = p.find_tool("pylint") else {
+            return super::not_installed("pylint", "pip install pylint");
+        };
+        Plan::Run(
+            Invocation::new(
+                &exe,
+                &["--output-format=json", "--persistent=n", "--score=n"],
+                &p.root,
+            )
+            .args(p.files_of("python").into_iter().map(dot))
+            .version(&exe, "pylint"),
+        )
+    }
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+        // Exit status is a bit mask of message kinds; 32 is a usage error.
+        if raw.code.is_some_and(|c| c & 32 != 0) || raw.signal.is_some() {
+            return Err(format!(
+                "pylint ended with {}: {}",
+                raw.exit_text(),
+                raw.tail()
+            ));
+        }
+        let v = super::json_of("pylint", &raw.stdout, raw)?;
+        parse_json(&v, p)
+    }
+}
+
+pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, String> {
+    let items = v
+        .as_array()
+        .ok_or("pylint's JSON is not an array of messages")?;
+    let mut out = Vec::with_capacity(items.len());
+    for m in items {
+        let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("");
+        let kind = s("type");
+        let sev = match kind {
+            "fatal" | "error" => Severity::High,
+            "warning" => Severity::Medium,
+            "refactor" | "convention" => Severity::Low,
+            _ => Severity::Info,
+        };
+        let symbol = s("symbol");
+        let url = format!(
+            "https://pylint.readthedocs.io/en/stable/user_guide/messages/{kind}/{symbol}.html"
+        );
+        out.push(
+            Finding::new(
+                "pylint",
+                s("message-id"),
+                sev,
+                &p.rel(s("path")),
+                &format!("{symbol}: {}", s("message")),
+            )
+            .at(
+                m.get("line").and_then(Value::as_u64),
+                m.get("column").and_then(Value::as_u64).map(|c| c + 1),
+            )
+            .fix(format!(
+                "see {url} (or disable it with `# pylint: disable={symbol}` where intended)"
+            ))
+            .named(Some(symbol), Some(&url)),
+        );
+    }
+    Ok(Parsed::findings(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_real_output() {
+        let p = Project::scan(
+            std::path::Path::new("/nonexistent/app"),
+            std::path::Path::new("/nonexistent/app"),
+        );
+        let v: Value =
+            serde_json::from_str(include_str!("../../fixtures/tool-output/pylint.json")).unwrap();
+        let f = parse_json(&v, &p).unwrap().findings;
+        let got: Vec<(&str, &str, Severity, Option<u64>)> = f
+            .iter()
+            .map(|f| (f.rule.as_str(), f.file.as_str(), f.severity, f.line))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("C0103", "app/runner.py", Severity::Low, Some(5)),
+                ("W0611", "app/runner.py", Severity::Medium, Some(2)),
+            ]
+        );
+        assert_eq!(f[1].rule_name.as_deref(), Some("unused-import"));
+    }
+}
