@@ -307,6 +307,27 @@ fn watch_loop(ui: &mut Ui, w: &mut Watcher, s: &Settings, start: bool) -> Result
             std::thread::sleep(nap);
         }
     }
+    // Changes still waiting for their debounce are enqueued now: the snapshot saved below
+    // counts them as seen, so leaving them would lose them.
+    let batch: Vec<_> = pending
+        .iter_mut()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(t, p)| (t.clone(), p.take()))
+        .collect();
+    if !batch.is_empty() && s.enqueue {
+        match ui.submit(&batch) {
+            Ok(q) => {
+                for e in &q {
+                    if let (Some(id), Some(t)) = (e["id"].as_str(), e["type"].as_str()) {
+                        tracked.push((id.to_string(), t.to_string()));
+                    }
+                }
+            }
+            Err(e) => ctx
+                .out
+                .warn(format!("cannot enqueue: {}", error::render(&e))),
+        }
+    }
     if let Err(e) = w.save() {
         ctx.out.warn(format!("{e:#}"));
     }
