@@ -1,0 +1,145 @@
+//! Stopping tasks and waiting for them.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::submit::base_result;
+use super::{announce, open_store, persist};
+use crate::results::{self, TaskResult};
+use crate::runner::process;
+use crate::state::procs;
+use crate::state::store::Op;
+use crate::state::task::Status;
+use crate::timefmt::{self, now};
+use crate::{Ctx, error};
+
+/// What `stop` did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Stopped {
+    pub removed: Vec<String>,
+    pub signalled: Vec<String>,
+    pub not_found: Vec<String>,
+    pub processes: Vec<u32>,
+}
+
+/// Cancel tasks: queued ones are removed (recorded as cancelled), running ones are asked
+/// to stop (their drainer records them) and their group gets SIGTERM now and SIGKILL after
+/// the grace period. With `all`, drainers and watchers are stopped too.
+pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
+    let mut out = Stopped::default();
+    let at = now();
+    let mut store = open_store(ctx)?;
+    let mut state = store.load()?;
+    let targets: Vec<String> = if all {
+        state
+            .queued
+            .keys()
+            .chain(state.running.keys())
+            .cloned()
+            .collect()
+    } else {
+        ids.to_vec()
+    };
+    let mut ops = Vec::new();
+    let mut cancelled = Vec::new();
+    let mut groups = Vec::new();
+    for id in targets {
+        if let Some(t) = state.queued.get(&id) {
+            ops.push(Op::Cancel {
+                id: id.clone(),
+                key: t.dedup_key(),
+            });
+            let mut r = base_result(t, t.attempt, at);
+            r.status = Status::Cancelled.as_str().to_string();
+            r.error = Some("cancelled by `bgrun stop` before it started".to_string());
+            cancelled.push(r);
+            out.removed.push(id);
+        } else if let Some(r) = state.running.get(&id) {
+            ops.push(Op::StopRequest {
+                id: id.clone(),
+                key: String::new(),
+            });
+            if let (Some(pid), Some(start)) = (r.pid, r.pid_start) {
+                groups.push((pid, start));
+            }
+            out.signalled.push(id);
+        } else {
+            out.not_found.push(id);
+        }
+    }
+    for op in &ops {
+        state.apply(op.clone());
+    }
+    store.append(&ops, true)?;
+    for r in &cancelled {
+        persist(ctx, &store, r, state.queued.len(), state.running.len());
+    }
+    drop(store);
+    for r in &cancelled {
+        announce(ctx, r);
+    }
+    for (pid, start) in &groups {
+        if process::proc_start_time(*pid).is_none_or(|s| s == *start) {
+            process::signal_group(*pid, libc::SIGCONT);
+            process::signal_group(*pid, libc::SIGTERM);
+        }
+    }
+    if all {
+        for p in procs::alive(&ctx.state_dir, None) {
+            if p.pid != std::process::id() {
+                // SAFETY: plain kill of a registered bgrun process.
+                unsafe {
+                    libc::kill(p.pid as i32, libc::SIGTERM);
+                }
+                out.processes.push(p.pid);
+            }
+        }
+    }
+    // Give the groups their grace, then make sure.
+    let grace = Instant::now() + Duration::from_secs(ctx.config.execution.kill_grace_seconds);
+    while Instant::now() < grace && groups.iter().any(|(p, _)| process::group_alive(*p)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (pid, _) in &groups {
+        process::signal_group(*pid, libc::SIGKILL);
+    }
+    Ok(out)
+}
+
+/// Wait until every task in `ids` has a final result (no retry pending), or `timeout`.
+pub fn wait_for(ctx: &Ctx, ids: &[String], timeout: Duration) -> Result<Vec<TaskResult>> {
+    let deadline = Instant::now() + timeout;
+    let mut found: HashMap<String, TaskResult> = HashMap::new();
+    loop {
+        for id in ids {
+            if found.contains_key(id) {
+                continue;
+            }
+            if let Some(r) = results::list(&ctx.state_dir, Some(id), 1)?
+                .into_iter()
+                .next()
+                && !r.will_retry
+            {
+                found.insert(id.clone(), r);
+            }
+        }
+        if found.len() == ids.len() {
+            return Ok(ids.iter().filter_map(|i| found.remove(i)).collect());
+        }
+        if Instant::now() >= deadline {
+            return Err(error::work(format!(
+                "gave up waiting for tasks {} after {}s",
+                ids.join(", "),
+                timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Seconds since `ts` as a short human duration.
+pub fn ago(ts: f64) -> String {
+    timefmt::human_duration((now() - ts).max(0.0))
+}
