@@ -2,6 +2,8 @@
 //! One module per area; `Env` is the shared builder.
 
 mod core;
+mod cron;
+mod hooks;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
