@@ -4,8 +4,11 @@
 //! unless the hook is listed in `triggers.git_hooks.blocking`: then it waits for its tasks
 //! and exits 1 when one did not succeed. `BGRUN_SKIP=1` / `BGRUN_SKIP=NAME[,NAME]` skips.
 //!
-//! It runs on every commit, so it does as little as it can: no git2 and no context when
-//! the hook has no tasks, one journal append, and no wait for the drainer.
+//! It runs on every commit, so git waits for as little as possible: with no tasks for the
+//! hook it returns before touching git; otherwise, for a non-blocking hook, it loads the
+//! config, forks and returns, and the detached child (at the tasks' CPU priority) resolves
+//! the context, appends to the journal and starts the drainer. Messages from the child go
+//! to `<state>/bgrun.log`. `BGRUN_HOOK_SYNC=1` does it all in the foreground (debugging).
 
 use std::io::Read;
 use std::time::Duration;
@@ -88,7 +91,29 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
         .iter()
         .map(|s| s.to_string_lossy().into_owned())
         .collect();
-    match fire(&ctx, &name, &types, &args, &stdin, blocking) {
+    if !blocking && std::env::var_os("BGRUN_HOOK_SYNC").is_none() {
+        // A hook before git acts sees the index and refs as git does only now; after the
+        // fact (post-*), the context can be resolved once git has moved on.
+        let context = (!name.starts_with("post-")).then(|| hooks::context(&name, &args, &stdin));
+        if detach() {
+            background_priority(&ctx);
+            let context = context.unwrap_or_else(|| hooks::context(&name, &args, &stdin));
+            if let Err(e) = fire(&ctx, &name, &types, context, false) {
+                engine::log_event(
+                    &ctx,
+                    &format!(
+                        "warning: {name} hook: tasks not queued: {}",
+                        crate::error::render(&e)
+                    ),
+                );
+            }
+            // SAFETY: _exit ends this forked child without running the parent's exit paths.
+            unsafe { libc::_exit(0) };
+        }
+        return Ok(Exit::Ok);
+    }
+    let context = hooks::context(&name, &args, &stdin);
+    match fire(&ctx, &name, &types, context, blocking) {
         Ok(code) => Ok(code),
         Err(e) if blocking => Err(e),
         Err(e) => {
@@ -101,15 +126,40 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
     }
 }
 
+/// Fork: the parent returns false at once (git goes on), the child returns true detached
+/// from git (new session, stdio on /dev/null) to queue the tasks. When fork fails, the
+/// parent does the work itself (returns true).
+fn detach() -> bool {
+    // SAFETY: this process is single-threaded here, so the child may run arbitrary code.
+    match unsafe { libc::fork() } {
+        -1 => true,
+        0 => {
+            // SAFETY: plain syscalls on this process's own descriptors and session.
+            unsafe {
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    for fd in 0..3 {
+                        libc::dup2(null, fd);
+                    }
+                    if null > 2 {
+                        libc::close(null);
+                    }
+                }
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
 fn fire(
     ctx: &Ctx,
     name: &str,
     types: &[String],
-    args: &[String],
-    stdin: &[u8],
+    context: serde_json::Value,
     blocking: bool,
 ) -> Result<Exit> {
-    let context = hooks::context(name, args, stdin);
     let trigger = format!("hook:{name}");
     let mut news = Vec::new();
     for t in types {
@@ -137,6 +187,10 @@ fn fire(
             Submitted::Queued { id, .. } => {
                 queued_any = true;
                 ids.push(id.clone());
+                engine::log_event(
+                    ctx,
+                    &format!("{name} hook: queued {} (task {id})", n.task_type),
+                );
                 if !ctx.out.quiet() {
                     eprintln!("bgrun: {name}: queued {} (task {id})", n.task_type);
                 }
@@ -166,6 +220,22 @@ fn fire(
         return Ok(Exit::Ok);
     }
     wait(ctx, name, types, &ids)
+}
+
+/// Lower this process's CPU priority to the one tasks run at, so the drainer it starts
+/// (which inherits it) does not compete with git for the CPU while the commit finishes.
+/// Tasks are not affected: they get this nice level anyway (`resource_limits.priority`,
+/// the same mapping as the engine's). This process only exits after the spawn.
+fn background_priority(ctx: &Ctx) {
+    let nice = match ctx.config.resource_limits.priority.as_str() {
+        "low" => 19,
+        "high" => 0,
+        _ => 10,
+    };
+    if nice > 0 {
+        // SAFETY: setpriority on this process has no memory-safety preconditions.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    }
 }
 
 /// Blocking hooks: wait for every task and fail when one did not succeed.
