@@ -373,6 +373,11 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
     let mut warnings = Vec::new();
     // Built-in task types take their defaults from the embedded entries; user-defined
     // types from the template entry.
+    // Hook keys are normalized on each side before merging, so that a user's `pre-commit`
+    // replaces the default `pre_commit` instead of losing to it.
+    let mut user = user;
+    normalize_hooks(&mut user, &mut warnings);
+    normalize_hooks(&mut merged, &mut Vec::new());
     let defaults = merged.clone();
     merge(&mut merged, &user);
     if let Some(Value::Object(types)) = merged.get_mut("task_types") {
@@ -849,5 +854,14 @@ mod tests {
         assert!(c.hook_is_blocking("pre-commit"));
         assert_eq!(c.hook_tasks("pre-commit"), vec!["docs_lint"]);
         assert_eq!(Priority::parse("critical"), Some(Priority(1000)));
+    }
+
+    #[test]
+    fn dashed_hook_key_overrides_the_default_underscore_key() {
+        let text = r#"{"task_types": {"docs_lint": {"command": ["vale"]}},
+                       "triggers": {"git_hooks": {"post-commit": ["docs_lint"]}}}"#;
+        let (c, warns) = parse(text, "c.json").unwrap();
+        assert_eq!(c.hook_tasks("post-commit"), vec!["docs_lint"]);
+        assert!(!warns.iter().any(|w| w.contains("both")), "{warns:?}");
     }
 }

@@ -1,10 +1,277 @@
-//! `bgrun hook NAME` (issue 7).
+//! `bgrun hook NAME [ARGS...]`: what an installed git hook calls. Enqueues the task types
+//! configured for the hook (trigger `hook:NAME`, context: commit, refs, changed files),
+//! starts a detached drainer and returns 0, whatever goes wrong (a warning is printed),
+//! unless the hook is listed in `triggers.git_hooks.blocking`: then it waits for its tasks
+//! and exits 1 when one did not succeed. `BGRUN_SKIP=1` / `BGRUN_SKIP=NAME[,NAME]` skips.
+//!
+//! It runs on every commit, so git waits for as little as possible: with no tasks for the
+//! hook it returns before touching git; otherwise, for a non-blocking hook, it loads the
+//! config, forks and returns, and the detached child (at the tasks' CPU priority) resolves
+//! the context, appends to the journal and starts the drainer. Messages from the child go
+//! to `<state>/bgrun.log`. `BGRUN_HOOK_SYNC=1` does it all in the foreground (debugging).
+
+use std::io::Read;
+use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::HookArgs;
+use crate::cli::{GlobalArgs, HookArgs};
+use crate::engine::{self, NewTask, Submitted};
+use crate::triggers::hooks;
 use crate::{Ctx, Exit};
 
-pub fn run(_ctx: &Ctx, _args: HookArgs) -> Result<Exit> {
-    Err(crate::error::not_yet("hook"))
+/// The environment git sets for a hook that would point a background task at the wrong
+/// index or repository once the git command has finished (git's `local_repo_env`).
+const GIT_LOCAL_ENV: [&str; 15] = [
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_GRAFT_FILE",
+    "GIT_INDEX_FILE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_PREFIX",
+    "GIT_SHALLOW_FILE",
+    "GIT_COMMON_DIR",
+];
+
+/// Whether `BGRUN_SKIP` asks to skip this hook.
+fn skipped(name: &str) -> bool {
+    let Some(v) = std::env::var_os("BGRUN_SKIP") else {
+        return false;
+    };
+    let v = v.to_string_lossy();
+    let v = v.trim();
+    matches!(v, "1" | "true" | "yes" | "all")
+        || v.split([',', ' '])
+            .any(|s| !s.is_empty() && s.replace('_', "-") == name)
+}
+
+/// Entry point, called before the config is loaded so that a broken config cannot fail
+/// a non-blocking git command.
+pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
+    let name = a.name.replace('_', "-");
+    // Read a stdin hook's input in any case, so a writer (git) never sees a broken pipe.
+    let mut stdin = Vec::new();
+    if hooks::STDIN_HOOKS.contains(&name.as_str()) {
+        let _ = std::io::stdin().read_to_end(&mut stdin);
+    }
+    if skipped(&name) {
+        return Ok(Exit::Ok);
+    }
+    let ctx = match Ctx::new(g) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "bgrun: warning: {name} hook skipped: {}",
+                crate::error::render(&e)
+            );
+            return Ok(Exit::Ok);
+        }
+    };
+    for w in &ctx.config_warnings {
+        ctx.out.warn(w);
+    }
+    let gh = &ctx.config.triggers.git_hooks;
+    if !gh.enabled {
+        return Ok(Exit::Ok);
+    }
+    let types = ctx.config.hook_tasks(&name);
+    if types.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    let blocking = ctx.config.hook_is_blocking(&name);
+    let args: Vec<String> = a
+        .args
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    if !blocking && std::env::var_os("BGRUN_HOOK_SYNC").is_none() {
+        // A hook before git acts sees the index and refs as git does only now; after the
+        // fact (post-*), the context can be resolved once git has moved on.
+        let context = (!name.starts_with("post-")).then(|| hooks::context(&name, &args, &stdin));
+        if detach() {
+            background_priority(&ctx);
+            let context = context.unwrap_or_else(|| hooks::context(&name, &args, &stdin));
+            if let Err(e) = fire(&ctx, &name, &types, context, false) {
+                engine::log_event(
+                    &ctx,
+                    &format!(
+                        "warning: {name} hook: tasks not queued: {}",
+                        crate::error::render(&e)
+                    ),
+                );
+            }
+            // SAFETY: _exit ends this forked child without running the parent's exit paths.
+            unsafe { libc::_exit(0) };
+        }
+        return Ok(Exit::Ok);
+    }
+    let context = hooks::context(&name, &args, &stdin);
+    match fire(&ctx, &name, &types, context, blocking) {
+        Ok(code) => Ok(code),
+        Err(e) if blocking => Err(e),
+        Err(e) => {
+            ctx.out.warn(format!(
+                "{name} hook: tasks not queued: {} (the git command goes on)",
+                crate::error::render(&e)
+            ));
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// Fork: the parent returns false at once (git goes on), the child returns true detached
+/// from git (new session, stdio on /dev/null) to queue the tasks. When fork fails, the
+/// parent does the work itself (returns true).
+fn detach() -> bool {
+    // SAFETY: this process is single-threaded here, so the child may run arbitrary code.
+    match unsafe { libc::fork() } {
+        -1 => true,
+        0 => {
+            // SAFETY: plain syscalls on this process's own descriptors and session.
+            unsafe {
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    for fd in 0..3 {
+                        libc::dup2(null, fd);
+                    }
+                    if null > 2 {
+                        libc::close(null);
+                    }
+                }
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+fn fire(
+    ctx: &Ctx,
+    name: &str,
+    types: &[String],
+    context: serde_json::Value,
+    blocking: bool,
+) -> Result<Exit> {
+    let trigger = format!("hook:{name}");
+    let mut news = Vec::new();
+    for t in types {
+        match ctx.config.task_types.get(t) {
+            Some(tt) if !tt.enabled => {
+                ctx.out.warn(format!(
+                    "{name} hook: task type {t} is disabled (task_types.{t}.enabled); skipped"
+                ));
+                continue;
+            }
+            _ => {}
+        }
+        let mut n = NewTask::of_type(t, &trigger);
+        n.context = context.clone();
+        news.push(n);
+    }
+    if news.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    let submitted = engine::submit(ctx, &news)?;
+    let mut ids = Vec::new();
+    let mut queued_any = false;
+    for (n, s) in news.iter().zip(&submitted) {
+        match s {
+            Submitted::Queued { id, .. } => {
+                queued_any = true;
+                ids.push(id.clone());
+                engine::log_event(
+                    ctx,
+                    &format!("{name} hook: queued {} (task {id})", n.task_type),
+                );
+                if !ctx.out.quiet() {
+                    eprintln!("bgrun: {name}: queued {} (task {id})", n.task_type);
+                }
+            }
+            Submitted::Duplicate { id } => {
+                ids.push(id.clone());
+                if ctx.out.level > 0 {
+                    eprintln!("bgrun: {name}: {} already queued (task {id})", n.task_type);
+                }
+            }
+            Submitted::Dropped { result } => {
+                ctx.out.warn(format!(
+                    "{name}: {} dropped: the queue is full (recorded as {})",
+                    n.task_type, result.id
+                ));
+            }
+        }
+    }
+    if queued_any || blocking {
+        for k in GIT_LOCAL_ENV {
+            // SAFETY: single-threaded here: no other thread reads the environment.
+            unsafe { std::env::remove_var(k) };
+        }
+        engine::ensure_drainer(ctx)?;
+    }
+    if !blocking || ids.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    wait(ctx, name, types, &ids)
+}
+
+/// Lower this process's CPU priority to the one tasks run at, so the drainer it starts
+/// (which inherits it) does not compete with git for the CPU while the commit finishes.
+/// Tasks are not affected: they get this nice level anyway (`resource_limits.priority`,
+/// the same mapping as the engine's). This process only exits after the spawn.
+fn background_priority(ctx: &Ctx) {
+    let nice = match ctx.config.resource_limits.priority.as_str() {
+        "low" => 19,
+        "high" => 0,
+        _ => 10,
+    };
+    if nice > 0 {
+        // SAFETY: setpriority on this process has no memory-safety preconditions.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    }
+}
+
+/// Blocking hooks: wait for every task and fail when one did not succeed.
+fn wait(ctx: &Ctx, name: &str, types: &[String], ids: &[String]) -> Result<Exit> {
+    let total: u64 = types
+        .iter()
+        .filter_map(|t| ctx.config.task_types.get(t))
+        .map(|t| ctx.config.timeout_for(t))
+        .sum();
+    if !ctx.out.quiet() {
+        eprintln!(
+            "bgrun: {name} is blocking: waiting for tasks {}",
+            ids.join(", ")
+        );
+    }
+    let results = engine::wait_for(ctx, ids, Duration::from_secs(total + 60))?;
+    let mut failed = false;
+    for r in &results {
+        let ok = r.status == "succeeded";
+        failed |= !ok;
+        if !ok || !ctx.out.quiet() {
+            eprintln!(
+                "bgrun: {name}: {} (task {}): {}{}",
+                r.task_type,
+                r.id,
+                r.status,
+                if ok {
+                    String::new()
+                } else {
+                    format!(
+                        "; see `bgrun results {}` (skip once with BGRUN_SKIP={name})",
+                        r.id
+                    )
+                }
+            );
+        }
+    }
+    Ok(if failed { Exit::WorkFailed } else { Exit::Ok })
 }

@@ -26,9 +26,15 @@ use crate::{Ctx, Exit};
 
 /// Parse the global options into a context and run the subcommand.
 pub fn dispatch(cli: Cli) -> Result<Exit> {
-    let g = &cli.global;
+    let Cli { global, command } = cli;
+    let g = &global;
+    // A git hook must not fail because the config is broken: it loads the config itself.
+    let command = match command {
+        Command::Hook(a) => return hook::run(g, a),
+        c => c,
+    };
     // Commands that must work with a broken config or state.
-    match &cli.command {
+    match &command {
         Command::Completions { shell } => return completions::run(*shell),
         Command::Init { force } => return init::run(g, *force),
         Command::Config(_) => return config_cmd::run(g),
@@ -48,7 +54,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         }
         crate::state::procs::alive(&ctx.state_dir, None);
     }
-    match cli.command {
+    match command {
         Command::Enqueue(a) => enqueue::run(&ctx, a),
         Command::Drain(a) => drain::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
@@ -59,7 +65,6 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Cleanup => metrics::cleanup(&ctx),
         Command::Analyze(a) => analyze::run(&ctx, a),
         Command::Notify(a) => notify::run(&ctx, a),
-        Command::Hook(a) => hook::run(&ctx, a),
         Command::Hooks(c) => hooks::run(&ctx, c),
         Command::InstallHooks => hooks::run(&ctx, HooksCommand::Install),
         Command::UninstallHooks => hooks::run(&ctx, HooksCommand::Uninstall),
@@ -68,6 +73,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Cron(c) => cron::run(&ctx, c),
         Command::Tick => tick::run(&ctx),
         Command::Completions { .. }
+        | Command::Hook(_)
         | Command::Init { .. }
         | Command::Config(_)
         | Command::State(_) => {

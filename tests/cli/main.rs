@@ -3,6 +3,8 @@
 
 mod analyze;
 mod core;
+mod cron;
+mod hooks;
 mod notify;
 mod watch;
 

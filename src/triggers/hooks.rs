@@ -1,0 +1,526 @@
+//! Git hooks: where git looks for them (git2 discovery, `core.hooksPath`, linked worktrees,
+//! submodules), the tiny POSIX sh script bgrun installs (chaining the hook it replaces,
+//! kept beside it as `NAME.bgrun-orig`), install / uninstall / inspect of one hook file,
+//! and the context of a hook run (commit, pushed refs, changed files).
+//!
+//! No engine here: `commands::hooks` and `commands::hook` glue this to the queue.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+/// The script template (placeholders `@BGRUN@`, `@NAME@`, `@STDIN@`).
+const TEMPLATE: &str = include_str!("../../hooks/hook.sh");
+
+/// The line that marks a hook file as bgrun's.
+pub const MARKER: &str = "# bgrun-managed-hook";
+
+/// Suffix of the backup of a hook bgrun replaced.
+pub const BACKUP_SUFFIX: &str = ".bgrun-orig";
+
+/// Hooks git feeds on stdin: the script tees stdin to bgrun and the original.
+pub const STDIN_HOOKS: [&str; 5] = [
+    "pre-push",
+    "pre-receive",
+    "post-receive",
+    "post-rewrite",
+    "reference-transaction",
+];
+
+/// Where this repository's hooks live, as git finds them.
+#[derive(Debug, Clone)]
+pub struct HookDir {
+    pub dir: PathBuf,
+    /// `core.hooksPath` as configured, when it is set.
+    pub hooks_path: Option<PathBuf>,
+    /// The git dir of this checkout (`.git/worktrees/X` for a linked worktree).
+    pub git_dir: PathBuf,
+    /// The common git dir (the main `.git`), where default hooks live.
+    pub common_dir: PathBuf,
+    pub workdir: Option<PathBuf>,
+}
+
+/// Find the hooks directory for `start` as git does. Refuses bare repositories.
+pub fn locate(start: &Path) -> Result<HookDir, String> {
+    let repo = git2::Repository::discover(start).map_err(|e| {
+        format!(
+            "{}: not in a git repository ({})",
+            start.display(),
+            e.message()
+        )
+    })?;
+    if repo.is_bare() {
+        return Err(format!(
+            "{}: a bare repository has no working tree to run tasks in; install hooks from a \
+             clone or worktree instead",
+            repo.path().display()
+        ));
+    }
+    let workdir = repo.workdir().map(Path::to_path_buf);
+    let hooks_path = repo
+        .config()
+        .ok()
+        .and_then(|c| c.get_path("core.hooksPath").ok())
+        .filter(|p| !p.as_os_str().is_empty());
+    let common = repo.commondir().to_path_buf();
+    let dir = match &hooks_path {
+        // git: a relative core.hooksPath is relative to where hooks run, the top-level.
+        Some(p) if p.is_relative() => workdir.clone().unwrap_or_else(|| common.clone()).join(p),
+        Some(p) => p.clone(),
+        None => common.join("hooks"),
+    };
+    Ok(HookDir {
+        dir,
+        hooks_path,
+        git_dir: repo.path().to_path_buf(),
+        common_dir: common,
+        workdir,
+    })
+}
+
+/// Quote bytes for sh between single quotes.
+fn sh_quote(b: &[u8]) -> Vec<u8> {
+    let mut out = vec![b'\''];
+    for &c in b {
+        if c == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+/// Whether `name` is safe to put in a script and a file name.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+/// The hook script for `name` calling `bgrun` by absolute path.
+pub fn render(name: &str, bgrun: &Path) -> Vec<u8> {
+    let stdin = if STDIN_HOOKS.contains(&name) {
+        "1"
+    } else {
+        "0"
+    };
+    let mut out = Vec::with_capacity(TEMPLATE.len() + 64);
+    for (i, part) in TEMPLATE.split("@BGRUN@").enumerate() {
+        if i > 0 {
+            out.extend(sh_quote(bgrun.as_os_str().as_encoded_bytes()));
+        }
+        out.extend_from_slice(
+            part.replace("@NAME@", name)
+                .replace("@STDIN@", stdin)
+                .as_bytes(),
+        );
+    }
+    out
+}
+
+/// Whose hook a file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Bgrun,
+    /// Another manager (`husky`, `pre-commit`, `lefthook`, ...) or the user (None).
+    Foreign(Option<&'static str>),
+}
+
+/// A hook file on disk.
+#[derive(Debug, Clone)]
+pub struct FileState {
+    pub owner: Owner,
+    pub executable: bool,
+    pub symlink: bool,
+    pub bytes: Vec<u8>,
+}
+
+/// One hook's state: the file and its chained backup.
+#[derive(Debug, Clone)]
+pub struct HookState {
+    pub name: String,
+    pub path: PathBuf,
+    pub file: Option<FileState>,
+    pub backup_path: PathBuf,
+    pub backup: Option<FileState>,
+}
+
+impl HookState {
+    /// `installed`, `foreign` or `missing`.
+    pub fn label(&self) -> &'static str {
+        match &self.file {
+            None => "missing",
+            Some(f) if f.owner == Owner::Bgrun => "installed",
+            Some(_) => "foreign",
+        }
+    }
+}
+
+fn manager_of(bytes: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(8192)]);
+    let t = text.to_ascii_lowercase();
+    if t.contains("lefthook") {
+        Some("lefthook")
+    } else if t.contains("husky") {
+        Some("husky")
+    } else if t.contains("pre-commit.com") || t.contains("generated by pre-commit") {
+        Some("pre-commit")
+    } else if t.contains("prek") {
+        Some("prek")
+    } else {
+        None
+    }
+}
+
+fn read_state(path: &Path) -> Option<FileState> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let symlink = meta.file_type().is_symlink();
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let executable = std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false);
+    let ours = !symlink
+        && bytes
+            .split(|&c| c == b'\n')
+            .take(3)
+            .any(|l| l.starts_with(MARKER.as_bytes()));
+    Some(FileState {
+        owner: if ours {
+            Owner::Bgrun
+        } else {
+            Owner::Foreign(manager_of(&bytes))
+        },
+        executable,
+        symlink,
+        bytes,
+    })
+}
+
+pub fn backup_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}{BACKUP_SUFFIX}"))
+}
+
+pub fn inspect(dir: &Path, name: &str) -> HookState {
+    let path = dir.join(name);
+    let backup_path = backup_path(dir, name);
+    HookState {
+        name: name.to_string(),
+        file: read_state(&path),
+        backup: read_state(&backup_path),
+        path,
+        backup_path,
+    }
+}
+
+/// Names of the hooks in `dir` that are bgrun's or have a bgrun backup.
+pub fn managed_in(dir: &Path) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if let Some(base) = n.strip_suffix(BACKUP_SUFFIX) {
+            if valid_name(base) {
+                names.insert(base.to_string());
+            }
+        } else if valid_name(&n) && read_state(&e.path()).is_some_and(|f| f.owner == Owner::Bgrun) {
+            names.insert(n);
+        }
+    }
+    names.into_iter().collect()
+}
+
+/// What install did to one hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Installed {
+    Created,
+    /// An existing hook was moved to this backup and is run after bgrun.
+    Chained(PathBuf),
+    /// bgrun's script was rewritten (e.g. bgrun moved).
+    Updated,
+    Unchanged,
+}
+
+/// Write an executable file atomically (temp in the same dir, 0755, rename).
+fn write_exec(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.bgrun-tmp-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o755)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Install bgrun's hook `name` in `dir`, chaining whatever hook is there.
+pub fn install(dir: &Path, name: &str, script: &[u8]) -> Result<Installed, String> {
+    let st = inspect(dir, name);
+    let io =
+        |what: &str, p: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", p.display());
+    match &st.file {
+        Some(f) if f.owner == Owner::Bgrun => {
+            if f.bytes == script && f.executable {
+                return Ok(Installed::Unchanged);
+            }
+            write_exec(&st.path, script).map_err(|e| io("write", &st.path, e))?;
+            Ok(Installed::Updated)
+        }
+        Some(_) => {
+            if st.backup.is_some() {
+                return Err(format!(
+                    "{} is not bgrun's, and {} (an earlier hook bgrun chained) exists too: \
+                     another tool replaced bgrun's hook. Move one of them away, then install again",
+                    st.path.display(),
+                    st.backup_path.display()
+                ));
+            }
+            std::fs::rename(&st.path, &st.backup_path)
+                .map_err(|e| io("move aside", &st.path, e))?;
+            if let Err(e) = write_exec(&st.path, script) {
+                let _ = std::fs::rename(&st.backup_path, &st.path);
+                return Err(io("write", &st.path, e));
+            }
+            Ok(Installed::Chained(st.backup_path))
+        }
+        None => {
+            std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+            write_exec(&st.path, script).map_err(|e| io("write", &st.path, e))?;
+            Ok(Installed::Created)
+        }
+    }
+}
+
+/// What uninstall did to one hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    /// The chained original is back in place.
+    Restored,
+    Removed,
+    /// Not bgrun's: left alone.
+    NotOurs,
+    Absent,
+}
+
+/// Remove bgrun's hook `name`, putting the chained original back (a rename: same bytes,
+/// same mode).
+pub fn uninstall(dir: &Path, name: &str) -> Result<Removed, String> {
+    let st = inspect(dir, name);
+    match &st.file {
+        Some(f) if f.owner == Owner::Bgrun => {
+            if st.backup.is_some() {
+                std::fs::rename(&st.backup_path, &st.path)
+                    .map_err(|e| format!("cannot restore {}: {e}", st.backup_path.display()))?;
+                Ok(Removed::Restored)
+            } else {
+                std::fs::remove_file(&st.path)
+                    .map_err(|e| format!("cannot remove {}: {e}", st.path.display()))?;
+                Ok(Removed::Removed)
+            }
+        }
+        Some(_) => Ok(Removed::NotOurs),
+        None if st.backup.is_some() => {
+            // bgrun's hook was deleted by hand: put the original back.
+            std::fs::rename(&st.backup_path, &st.path)
+                .map_err(|e| format!("cannot restore {}: {e}", st.backup_path.display()))?;
+            Ok(Removed::Restored)
+        }
+        None => Ok(Removed::Absent),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The context of a hook run
+
+const MAX_FILES: usize = 1000;
+
+/// What a hook run is about: the commit, pushed refs, changed files. Best effort: a field
+/// git2 cannot resolve is left out, never an error.
+pub fn context(name: &str, args: &[String], stdin: &[u8]) -> Value {
+    let mut ctx = json!({"hook": name, "args": args});
+    let Ok(repo) = git2::Repository::open_from_env() else {
+        return ctx;
+    };
+    let head = repo.head().ok();
+    if let Some(h) = &head {
+        if let Some(oid) = h.target() {
+            ctx["commit"] = json!(oid.to_string());
+        }
+        if h.is_branch() {
+            ctx["branch"] = json!(h.shorthand().ok());
+        }
+    }
+    let head_commit = head.and_then(|h| h.peel_to_commit().ok());
+    let files: Option<Vec<String>> = match name {
+        "pre-commit" | "pre-merge-commit" | "prepare-commit-msg" | "commit-msg" => {
+            let tree = head_commit.as_ref().and_then(|c| c.tree().ok());
+            repo.index()
+                .ok()
+                .and_then(|idx| {
+                    repo.diff_tree_to_index(tree.as_ref(), Some(&idx), None)
+                        .ok()
+                })
+                .map(|d| diff_files(&d))
+        }
+        "post-commit" => head_commit.as_ref().and_then(|c| {
+            let parent = c.parent(0).ok().and_then(|p| p.tree().ok());
+            tree_diff(&repo, parent.as_ref(), c.tree().ok().as_ref())
+        }),
+        "post-merge" => {
+            let orig = repo
+                .revparse_single("ORIG_HEAD")
+                .ok()
+                .and_then(|o| o.peel_to_tree().ok());
+            let new = head_commit.as_ref().and_then(|c| c.tree().ok());
+            tree_diff(&repo, orig.as_ref(), new.as_ref())
+        }
+        "post-checkout" if args.len() >= 2 => {
+            let t = |s: &str| {
+                git2::Oid::from_str(s)
+                    .ok()
+                    .and_then(|o| repo.find_commit(o).ok())
+                    .and_then(|c| c.tree().ok())
+            };
+            tree_diff(&repo, t(&args[0]).as_ref(), t(&args[1]).as_ref())
+        }
+        "pre-push" => {
+            let refs = parse_push_refs(stdin);
+            if let Some(r) = args.first() {
+                ctx["remote"] = json!(r);
+            }
+            if let Some(u) = args.get(1) {
+                ctx["url"] = json!(u);
+            }
+            let mut all = std::collections::BTreeSet::new();
+            for r in &refs {
+                for f in push_files(&repo, r).unwrap_or_default() {
+                    all.insert(f);
+                }
+            }
+            ctx["refs"] = serde_json::to_value(&refs).unwrap_or(Value::Null);
+            Some(all.into_iter().take(MAX_FILES).collect())
+        }
+        _ => None,
+    };
+    if let Some(f) = files {
+        ctx["changed_files"] = json!(f);
+    }
+    ctx
+}
+
+/// One line of pre-push's stdin.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PushRef {
+    pub local_ref: String,
+    pub local_sha: String,
+    pub remote_ref: String,
+    pub remote_sha: String,
+}
+
+/// Parse `<local ref> <local sha> <remote ref> <remote sha>` lines.
+pub fn parse_push_refs(stdin: &[u8]) -> Vec<PushRef> {
+    String::from_utf8_lossy(stdin)
+        .lines()
+        .filter_map(|l| {
+            let p: Vec<&str> = l.split_whitespace().collect();
+            (p.len() == 4).then(|| PushRef {
+                local_ref: p[0].to_string(),
+                local_sha: p[1].to_string(),
+                remote_ref: p[2].to_string(),
+                remote_sha: p[3].to_string(),
+            })
+        })
+        .collect()
+}
+
+fn is_zero(sha: &str) -> bool {
+    sha.bytes().all(|c| c == b'0')
+}
+
+fn push_files(repo: &git2::Repository, r: &PushRef) -> Option<Vec<String>> {
+    if is_zero(&r.local_sha) {
+        return None; // a deletion
+    }
+    let local = repo
+        .find_commit(git2::Oid::from_str(&r.local_sha).ok()?)
+        .ok()?;
+    let base = if is_zero(&r.remote_sha) {
+        local.parent(0).ok()
+    } else {
+        git2::Oid::from_str(&r.remote_sha)
+            .ok()
+            .and_then(|o| repo.find_commit(o).ok())
+    };
+    let base_tree = base.and_then(|c| c.tree().ok());
+    tree_diff(repo, base_tree.as_ref(), local.tree().ok().as_ref())
+}
+
+fn tree_diff(
+    repo: &git2::Repository,
+    old: Option<&git2::Tree>,
+    new: Option<&git2::Tree>,
+) -> Option<Vec<String>> {
+    repo.diff_tree_to_tree(old, new, None)
+        .ok()
+        .map(|d| diff_files(&d))
+}
+
+fn diff_files(d: &git2::Diff) -> Vec<String> {
+    d.deltas()
+        .take(MAX_FILES)
+        .filter_map(|delta| {
+            delta
+                .new_file()
+                .path()
+                .or_else(|| delta.old_file().path())
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_quotes_the_path_and_marks_itself() {
+        let s = render("pre-push", Path::new("/opt/my bin/it's/bgrun"));
+        let t = String::from_utf8(s).unwrap();
+        assert!(t.lines().nth(1).unwrap().starts_with(MARKER));
+        assert!(t.contains("b='/opt/my bin/it'\\''s/bgrun'"));
+        assert!(t.contains("n=pre-push"));
+        assert!(t.contains("if [ 1 = 1 ]"));
+        let t = String::from_utf8(render("post-commit", Path::new("/b"))).unwrap();
+        assert!(t.contains("if [ 0 = 1 ]"));
+    }
+
+    #[test]
+    fn push_refs_parse() {
+        let r = parse_push_refs(b"refs/heads/main 1111 refs/heads/main 0000\nbad line\n");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].remote_ref, "refs/heads/main");
+    }
+}
