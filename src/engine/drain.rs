@@ -1,6 +1,10 @@
 //! The drain loop: harvest exited children, then (only when there is something to record,
 //! claim or check) one read-modify-write of the journal that records ends and retries,
 //! recovers orphans and claims what fits, then sleep until a child exits or something is due.
+//!
+//! Ends are group-committed: appended at once (every process sees them), fsynced at most
+//! every `SYNC_EVERY` and always before the drainer exits, so a burst of short tasks does
+//! not pay one fsync each. Enqueues stay synchronously durable.
 
 use std::time::Duration;
 
@@ -21,6 +25,9 @@ use crate::state::procs::{self, Registration};
 use crate::state::store::{Cache, Handles, Op, Store};
 use crate::state::task::{Status, Task};
 use crate::timefmt::now;
+
+/// The longest an appended end waits for its fsync.
+const SYNC_EVERY: f64 = 0.02;
 
 /// What one drain did.
 #[derive(Debug, Default)]
@@ -55,6 +62,8 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
         last_sample: 0.0,
         last_recovery: 0.0,
         handles: None,
+        unsynced: false,
+        last_sync: 0.0,
         summary: DrainSummary::default(),
     };
     loop {
@@ -67,8 +76,10 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
         if d.needs_lock(at, &done, stopping) && d.session(at, done, stopping, progress)? {
             break;
         }
+        d.sync_if_due(now())?;
         d.sleep();
     }
+    d.sync_if_due(f64::INFINITY)?;
     drop(d.handles.take());
     if results::cleanup_is_due(&ctx.state_dir, 300.0)
         && let Err(e) = cleanup(ctx)
@@ -94,6 +105,9 @@ struct Drainer<'a> {
     last_recovery: f64,
     /// The lock and journal files, kept open between sessions.
     handles: Option<Handles>,
+    /// Appended lines wait for their fsync.
+    unsynced: bool,
+    last_sync: f64,
     summary: DrainSummary,
 }
 
@@ -180,10 +194,11 @@ impl Drainer<'_> {
         } else {
             self.claim(&mut batch, &mut done, at)
         };
-        store.append(&batch.ops, batch.durable)?;
+        store.append(&batch.ops, false)?;
+        self.unsynced |= batch.durable;
         self.cache.offset = store.end_offset();
         if self.cache.state.wants_compaction() {
-            store.compact(&self.cache.state)?;
+            self.cache.state.lines = store.compact(&self.cache.state)?;
             self.cache.ino = store.ino();
             self.cache.offset = store.end_offset();
         }
@@ -219,6 +234,18 @@ impl Drainer<'_> {
             self.summary.results.push(r);
         }
         Ok(finished)
+    }
+
+    /// fsync what was appended once `SYNC_EVERY` has passed since the last fsync.
+    fn sync_if_due(&mut self, at: f64) -> Result<()> {
+        if self.unsynced && at - self.last_sync >= SYNC_EVERY {
+            if let Some(h) = &self.handles {
+                h.sync()?;
+            }
+            self.unsynced = false;
+            self.last_sync = now();
+        }
+        Ok(())
     }
 
     /// End the finished tasks in the journal, queueing their retries.
@@ -346,6 +373,9 @@ impl Drainer<'_> {
             sample(&mut self.slots, &mut self.sampler, self.ctx, at);
         }
         let mut due = police(&mut self.slots, self.ctx, at);
+        if self.unsynced {
+            due = due.min(self.last_sync + SYNC_EVERY);
+        }
         if let Some(first) = self.slots.iter().map(|s| s.started).min_by(f64::total_cmp) {
             due = due.min((self.last_sample + 0.25).max(first + 0.2));
         }

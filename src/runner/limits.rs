@@ -1,12 +1,11 @@
-//! Resource limits, enforced: each task's process tree (its session: the task is a session
-//! leader, so every descendant that did not leave the session counts) is sampled with
-//! sysinfo. Over `max_memory_mb` the tree is killed; over `max_cpu_percent` (of the whole
+//! Resource limits, enforced: each task's process tree (its process group: the task leads
+//! one, so every descendant that did not leave it counts) is sampled with sysinfo. Over `max_memory_mb` the tree is killed; over `max_cpu_percent` (of the whole
 //! machine) it is paused with SIGSTOP for the share of time it overdrew, then SIGCONT:
 //! a duty cycle that keeps its average under the limit without killing it.
 
 use std::collections::HashMap;
 
-use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// A tree's usage at one instant.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,11 +34,10 @@ impl Sampler {
         Sampler { sys: None, cpus }
     }
 
-    /// Usage of each session (keyed by its leader's pid).
-    pub fn sample(&mut self, sessions: &[u32]) -> HashMap<u32, Usage> {
-        let mut out: HashMap<u32, Usage> =
-            sessions.iter().map(|s| (*s, Usage::default())).collect();
-        if sessions.is_empty() {
+    /// Usage of each process group (keyed by its leader's pid).
+    pub fn sample(&mut self, groups: &[u32]) -> HashMap<u32, Usage> {
+        let mut out: HashMap<u32, Usage> = groups.iter().map(|s| (*s, Usage::default())).collect();
+        if groups.is_empty() {
             return out;
         }
         if self.sys.is_none() {
@@ -54,8 +52,9 @@ impl Sampler {
             ProcessRefreshKind::nothing().with_memory().with_cpu(),
         );
         for p in sys.processes().values() {
-            let sid = p.session_id().map(|s: Pid| s.as_u32());
-            if let Some(u) = sid.and_then(|s| out.get_mut(&s)) {
+            // SAFETY: getpgid only reads; a vanished process gives -1.
+            let pgid = unsafe { libc::getpgid(p.pid().as_u32() as libc::pid_t) };
+            if let Some(u) = u32::try_from(pgid).ok().and_then(|g| out.get_mut(&g)) {
                 u.rss_bytes += p.memory();
                 u.cpu_ms += p.accumulated_cpu_time();
             }

@@ -1,5 +1,4 @@
-//! Spawning and stopping one task: argv (never a shell), its own session and process group
-//! (`setsid`), niced, with a low I/O priority; stdout and stderr into one pipe drained by a
+//! Spawning and stopping one task: argv (never a shell), its own process group, niced, with a low I/O priority; stdout and stderr into one pipe drained by a
 //! thread into a capped log. Waiting uses a pidfd per child so the pool sleeps in `poll`
 //! until a child exits or the next deadline, and `wait4` gives its rusage.
 
@@ -62,7 +61,7 @@ pub fn spawn(spec: &Spec) -> Result<Child> {
     }
     let log = spec.log.clone();
     let (out_r, out_w) = pipe()?;
-    let mut cmd = Command::new(program);
+    let mut cmd = Command::new(resolve_program(program, &spec.env));
     cmd.args(args).current_dir(&spec.cwd).stdin(Stdio::null());
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     let stdout_pipe = if spec.capture_stdout {
@@ -74,36 +73,12 @@ pub fn spawn(spec: &Spec) -> Result<Child> {
         None
     };
     cmd.stderr(Stdio::from(out_w));
-    let nice = spec.nice;
-    let ioprio = spec.ioprio;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if nice > 0 {
-                libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-            }
-            #[cfg(target_os = "linux")]
-            if let Some((class, level)) = ioprio {
-                // ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level); failure is harmless.
-                libc::syscall(
-                    libc::SYS_ioprio_set,
-                    1,
-                    0,
-                    ((class << 13) | level) as libc::c_int,
-                );
-            }
-            #[cfg(not(target_os = "linux"))]
-            let _ = ioprio;
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
+    // A new process group, so that the whole tree can be signalled; with no pre_exec
+    // closure std can use posix_spawn (vfork), which costs no page-table copy. The nice
+    // value and I/O class come from the spawning thread (see `spawn_in_place`).
+    cmd.process_group(0);
+    let child = spawn_in_place(cmd, spec.nice, spec.ioprio)
         .with_context(|| format!("cannot start {:?} in {}", program, spec.cwd.display()))?;
-    drop(cmd); // closes our copies of the write ends
     let pid = child.id();
     // The std handle is not used to wait: wait4 below reaps it with its rusage.
     drop(child);
@@ -207,6 +182,138 @@ pub fn wait_any(children: &[&Child], timeout: Duration) {
     // SAFETY: fds is a valid array of pollfd.
     unsafe {
         libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+    }
+}
+
+/// Spawn `cmd` from a thread whose nice value and I/O priority are those the task should
+/// have: on Linux both are per thread and a child inherits its parent thread's, so the
+/// child starts niced without a `pre_exec` hook (which would force a full fork). One such
+/// thread lives per (nice, ioprio) for the life of the process. The command is dropped on
+/// that thread after spawning, which closes the parent's copies of the pipe write ends.
+#[cfg(target_os = "linux")]
+fn spawn_in_place(
+    cmd: Command,
+    nice: i32,
+    ioprio: Option<(u32, u32)>,
+) -> std::io::Result<std::process::Child> {
+    use std::collections::HashMap;
+    use std::sync::mpsc::{Sender, channel};
+    use std::sync::{Mutex, OnceLock};
+    type Job = (Command, Sender<std::io::Result<std::process::Child>>);
+    type Spawners = HashMap<(i32, Option<(u32, u32)>), Sender<Job>>;
+    static SPAWNERS: OnceLock<Mutex<Spawners>> = OnceLock::new();
+    let tx = {
+        let mut map = SPAWNERS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.entry((nice, ioprio))
+            .or_insert_with(|| {
+                let (tx, rx) = channel::<Job>();
+                let _ = std::thread::Builder::new()
+                    .name("spawner".into())
+                    .spawn(move || {
+                        // SAFETY: plain syscalls on this thread only.
+                        unsafe {
+                            let tid = libc::gettid();
+                            if nice > 0 {
+                                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+                            }
+                            if let Some((class, level)) = ioprio {
+                                // ioprio_set(IOPRIO_WHO_PROCESS, tid, class << 13 | level).
+                                libc::syscall(
+                                    libc::SYS_ioprio_set,
+                                    1,
+                                    tid,
+                                    ((class << 13) | level) as libc::c_int,
+                                );
+                            }
+                        }
+                        for (mut cmd, reply) in rx {
+                            let _ = reply.send(cmd.spawn());
+                        }
+                    });
+                tx
+            })
+            .clone()
+    };
+    let (reply_tx, reply_rx) = channel();
+    let fallback = std::io::Error::other("the spawner thread is gone");
+    match tx.send((cmd, reply_tx)) {
+        Ok(()) => reply_rx.recv().unwrap_or(Err(fallback)),
+        Err(std::sync::mpsc::SendError((mut cmd, _))) => {
+            // Without the thread: set the priorities in the child instead.
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if nice > 0 {
+                        libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                    }
+                    Ok(())
+                });
+            }
+            cmd.spawn()
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn spawn_in_place(
+    mut cmd: Command,
+    nice: i32,
+    _ioprio: Option<(u32, u32)>,
+) -> std::io::Result<std::process::Child> {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nice > 0 {
+                libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// A bare program name resolved against PATH (the task's own, if its env sets one), once
+/// per name and PATH for the life of the process: the child then execs once instead of
+/// trying every PATH entry. A name that is not found is left for exec to report.
+fn resolve_program(program: &std::ffi::OsStr, env: &[(OsString, OsString)]) -> PathBuf {
+    use std::collections::HashMap;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Mutex, OnceLock};
+    if program.as_bytes().contains(&b'/') {
+        return PathBuf::from(program);
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    static CACHE: OnceLock<Mutex<HashMap<(OsString, OsString), PathBuf>>> = OnceLock::new();
+    let key = (program.to_os_string(), path.clone());
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = cache.get(&key) {
+        return p.clone();
+    }
+    let found = std::env::split_paths(&path)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| d.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        });
+    match found {
+        Some(p) => {
+            cache.insert(key, p.clone());
+            p
+        }
+        None => PathBuf::from(program),
     }
 }
 

@@ -282,6 +282,18 @@ pub struct Handles {
     journal: File,
 }
 
+impl Handles {
+    /// Flush the journal's appended lines to disk (no lock needed).
+    pub fn sync(&self) -> Result<()> {
+        self.journal.sync_data().map_err(|e| {
+            error::state(format!(
+                "cannot fsync the state file {}: {e}",
+                self.dir.join(JOURNAL).display()
+            ))
+        })
+    }
+}
+
 /// A drainer's cached fold of the journal, re-read incrementally.
 #[derive(Debug, Default)]
 pub struct Cache {
@@ -657,8 +669,9 @@ impl Store {
         Ok(())
     }
 
-    /// Rewrite the journal as a header plus the lines that describe `state` now.
-    pub fn compact(&mut self, state: &State) -> Result<()> {
+    /// Rewrite the journal as a header plus the lines that describe `state` now; returns
+    /// how many lines the new journal has.
+    pub fn compact(&mut self, state: &State) -> Result<usize> {
         let mut ops = vec![header(
             state.next_seq,
             state.created_at,
@@ -713,7 +726,7 @@ impl Store {
             .open(&self.path)?;
         self.len = bytes.len() as u64;
         self.valid_len = self.len;
-        Ok(())
+        Ok(ops.len())
     }
 }
 
