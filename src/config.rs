@@ -804,6 +804,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_hook_blocks_in_the_embedded_defaults() {
+        // `bgrun hook` relies on this to return before loading the config.
+        assert!(Config::embedded().triggers.git_hooks.blocking.is_empty());
+    }
+
+    #[test]
     fn embedded_default_is_valid() {
         let c = Config::embedded();
         assert_eq!(c.execution.max_concurrent_tasks, 5);

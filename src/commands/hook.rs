@@ -4,11 +4,13 @@
 //! unless the hook is listed in `triggers.git_hooks.blocking`: then it waits for its tasks
 //! and exits 1 when one did not succeed. `BGRUN_SKIP=1` / `BGRUN_SKIP=NAME[,NAME]` skips.
 //!
-//! It runs on every commit, so git waits for as little as possible: with no tasks for the
-//! hook it returns before touching git; otherwise, for a non-blocking hook, it loads the
-//! config, forks and returns, and the detached child (at the tasks' CPU priority) resolves
+//! It runs on every commit, so git waits for as little as possible: when a cheap look at
+//! the config shows the hook is not blocking (no config file: the embedded defaults, where
+//! none is; else `triggers.git_hooks.blocking` of the file's JSON), it forks at once and
+//! returns, and the detached child (at the tasks' CPU priority) loads the config, resolves
 //! the context, appends to the journal and starts the drainer. Messages from the child go
-//! to `<state>/bgrun.log`. `BGRUN_HOOK_SYNC=1` does it all in the foreground (debugging).
+//! to `<state>/bgrun.log`. A config that does not parse takes the full path, which warns on
+//! the terminal. `BGRUN_HOOK_SYNC=1` does it all in the foreground (debugging).
 
 use std::io::Read;
 use std::time::Duration;
@@ -62,6 +64,23 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
         let _ = std::io::stdin().read_to_end(&mut stdin);
     }
     if skipped(&name) {
+        return Ok(Exit::Ok);
+    }
+    let sync = std::env::var_os("BGRUN_HOOK_SYNC").is_some();
+    if !sync && blocking_hint(g, &name) == Some(false) {
+        let args: Vec<String> = a
+            .args
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        // A hook before git acts sees the index and refs as git does only now; after the
+        // fact (post-*), the context can be resolved once git has moved on.
+        let context = (!name.starts_with("post-")).then(|| hooks::context(&name, &args, &stdin));
+        if detach() {
+            queue_detached(g, &name, &args, &stdin, context);
+            // SAFETY: _exit ends this forked child without running the parent's exit paths.
+            unsafe { libc::_exit(0) };
+        }
         return Ok(Exit::Ok);
     }
     let ctx = match Ctx::new(g) {
@@ -123,6 +142,75 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
             ));
             Ok(Exit::Ok)
         }
+    }
+}
+
+/// Whether the hook blocks, decided without loading the config: no config file means the
+/// embedded defaults, where no hook blocks; otherwise `triggers.git_hooks.blocking` of the
+/// file's JSON. None when the file cannot be read or parsed (the full load reports it).
+fn blocking_hint(g: &GlobalArgs, name: &str) -> Option<bool> {
+    let repo = crate::resolve_repo(g.repo.as_deref()).ok()?;
+    match crate::config::discover(g.config.as_deref(), &repo) {
+        crate::config::Source::Embedded => Some(false),
+        crate::config::Source::File(p) => {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+            match v.pointer("/triggers/git_hooks/blocking") {
+                None => Some(false),
+                Some(serde_json::Value::Array(list)) => Some(
+                    list.iter()
+                        .any(|x| x.as_str().is_some_and(|s| s.replace('_', "-") == name)),
+                ),
+                Some(_) => None,
+            }
+        }
+    }
+}
+
+/// The detached child of a non-blocking hook: load the config and queue the hook's tasks.
+/// Problems go to `<state>/bgrun.log` (git has moved on).
+fn queue_detached(
+    g: &GlobalArgs,
+    name: &str,
+    args: &[String],
+    stdin: &[u8],
+    context: Option<serde_json::Value>,
+) {
+    let ctx = match Ctx::new(g) {
+        Ok(c) => c,
+        Err(e) => {
+            let repo = crate::resolve_repo(g.repo.as_deref()).unwrap_or_default();
+            let dir = g.state_dir.clone().unwrap_or_else(|| repo.join(".bgrun"));
+            let line = format!(
+                "{} [{}] warning: {name} hook skipped: {}\n",
+                crate::timefmt::rfc3339(crate::timefmt::now()),
+                std::process::id(),
+                crate::error::render(&e)
+            );
+            let _ = std::fs::create_dir_all(&dir);
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("bgrun.log"))
+            {
+                let _ = std::io::Write::write_all(&mut f, line.as_bytes());
+            }
+            return;
+        }
+    };
+    let types = ctx.config.hook_tasks(name);
+    if !ctx.config.triggers.git_hooks.enabled || types.is_empty() {
+        return;
+    }
+    background_priority(&ctx);
+    let context = context.unwrap_or_else(|| hooks::context(name, args, stdin));
+    if let Err(e) = fire(&ctx, name, &types, context, false) {
+        engine::log_event(
+            &ctx,
+            &format!(
+                "warning: {name} hook: tasks not queued: {}",
+                crate::error::render(&e)
+            ),
+        );
     }
 }
 
