@@ -67,7 +67,22 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     let sync = std::env::var_os("BGRUN_HOOK_SYNC").is_some();
+    if std::env::var_os(WORKER_ENV).is_some() {
+        // The detached worker of a post-* hook (see `spawn_worker`).
+        let args: Vec<String> = a
+            .args
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        queue_detached(g, &name, &args, &stdin, None);
+        return Ok(Exit::Ok);
+    }
     if !sync && blocking_hint(g, &name) == Some(false) {
+        // After the fact (post-*) with no input, a fresh process can do the work: spawning it
+        // (vfork and exec) costs git far less than forking this one (a page-table copy).
+        if name.starts_with("post-") && stdin.is_empty() && spawn_worker(&a).is_ok() {
+            return Ok(Exit::Ok);
+        }
         let args: Vec<String> = a
             .args
             .iter()
@@ -143,6 +158,35 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
             Ok(Exit::Ok)
         }
     }
+}
+
+/// Marks the detached worker process of a post-* hook.
+const WORKER_ENV: &str = "BGRUN_HOOK_WORKER";
+
+/// Start `bgrun <same global options> hook NAME ARGS...` as a detached worker: stdio on
+/// /dev/null, its own process group, marked by `BGRUN_HOOK_WORKER`. No pre_exec hook, so
+/// std uses posix_spawn and this process returns as soon as the worker has exec'd.
+fn spawn_worker(a: &HookArgs) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    // The global options as given (they are global, so they may follow the subcommand).
+    let mut raw = std::env::args_os().skip(1);
+    let mut globals = Vec::new();
+    for arg in raw.by_ref() {
+        if arg == "hook" {
+            break;
+        }
+        globals.push(arg);
+    }
+    cmd.args(globals).arg("hook").arg(&a.name).args(&a.args);
+    cmd.env(WORKER_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    cmd.spawn().map(drop)
 }
 
 /// Whether the hook blocks, decided without loading the config: no config file means the
