@@ -329,7 +329,8 @@ pub fn discover(explicit: Option<&Path>, repo: &Path) -> Source {
 pub fn load(explicit: Option<&Path>, repo: &Path) -> Result<Loaded> {
     let source = discover(explicit, repo);
     let text = match &source {
-        Source::Embedded => DEFAULT_CONFIG.to_string(),
+        // The defaults are merged in by `parse`: nothing to add over them.
+        Source::Embedded => "{}".to_string(),
         Source::File(p) => std::fs::read_to_string(p).map_err(|e| {
             error::usage(format!(
                 "cannot read config {}: {e} (check --config / $BGRUN_CONFIG, or run `bgrun init`)",
@@ -378,7 +379,7 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
     let mut user = user;
     normalize_hooks(&mut user, &mut warnings);
     normalize_hooks(&mut merged, &mut Vec::new());
-    let defaults = merged.clone();
+    let default_types = merged.get("task_types").cloned().unwrap_or_default();
     merge(&mut merged, &user);
     if let Some(Value::Object(types)) = merged.get_mut("task_types") {
         let template = template_task_type();
@@ -386,8 +387,8 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
             if !v.is_object() {
                 continue;
             }
-            let mut base = defaults
-                .pointer(&format!("/task_types/{}", escape_pointer(name)))
+            let mut base = default_types
+                .get(name)
                 .cloned()
                 .unwrap_or_else(|| template.clone());
             if base.is_null() {
@@ -409,55 +410,54 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
         ));
     }
 
-    // Deserialize section by section so that every bad section is reported.
-    let obj = merged.as_object().cloned().unwrap_or_default();
+    // Deserialize section by section, once, so that every bad section is reported.
+    let Value::Object(obj) = merged else {
+        return Err(vec![format!("{file}: the config must be a JSON object")]);
+    };
+    let mut c = Sections::default();
     for (key, value) in &obj {
-        if !KNOWN_SECTIONS.contains(&key.as_str()) {
-            warnings.push(format!("{file}: {key}: unknown key (ignored)"));
-            continue;
-        }
-        if key == "task_types" {
-            if let Value::Object(types) = value {
-                for (name, t) in types {
-                    check_section::<TaskType>(
-                        t,
-                        &format!("task_types.{name}"),
-                        file,
-                        &mut errors,
-                        &mut warnings,
-                    );
+        let (e, w) = (&mut errors, &mut warnings);
+        match key.as_str() {
+            "task_types" => match value {
+                Value::Object(types) => {
+                    for (name, t) in types {
+                        if let Some(t) = check_section(t, &format!("task_types.{name}"), file, e, w)
+                        {
+                            c.task_types.insert(name.clone(), t);
+                        }
+                    }
                 }
-            } else {
-                errors.push(format!(
+                _ => e.push(format!(
                     "{file}: task_types: expected an object, found {}",
                     kind(value)
-                ));
-            }
-            continue;
-        }
-        match key.as_str() {
-            "execution" => check_section::<Execution>(value, key, file, &mut errors, &mut warnings),
-            "resource_limits" => {
-                check_section::<ResourceLimits>(value, key, file, &mut errors, &mut warnings)
-            }
-            "triggers" => check_section::<Triggers>(value, key, file, &mut errors, &mut warnings),
-            "notifications" => {
-                check_section::<Notifications>(value, key, file, &mut errors, &mut warnings)
-            }
-            "metrics" => check_section::<Metrics>(value, key, file, &mut errors, &mut warnings),
-            "results" => check_section::<Results>(value, key, file, &mut errors, &mut warnings),
-            "analysis" => check_section::<Analysis>(value, key, file, &mut errors, &mut warnings),
-            _ => {}
+                )),
+            },
+            "execution" => c.execution = check_section(value, key, file, e, w),
+            "resource_limits" => c.resource_limits = check_section(value, key, file, e, w),
+            "triggers" => c.triggers = check_section(value, key, file, e, w),
+            "notifications" => c.notifications = check_section(value, key, file, e, w),
+            "metrics" => c.metrics = check_section(value, key, file, e, w),
+            "results" => c.results = check_section(value, key, file, e, w),
+            "analysis" => c.analysis = check_section(value, key, file, e, w),
+            _ => w.push(format!("{file}: {key}: unknown key (ignored)")),
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut known = merged;
-    if let Value::Object(m) = &mut known {
-        m.retain(|k, _| KNOWN_SECTIONS.contains(&k.as_str()));
-    }
-    let config: Config = serde_json::from_value(known).map_err(|e| vec![format!("{file}: {e}")])?;
+    let missing = |what: &str| vec![format!("{file}: {what}: missing")];
+    let config = Config {
+        execution: c.execution.ok_or_else(|| missing("execution"))?,
+        resource_limits: c
+            .resource_limits
+            .ok_or_else(|| missing("resource_limits"))?,
+        task_types: c.task_types,
+        triggers: c.triggers.ok_or_else(|| missing("triggers"))?,
+        notifications: c.notifications.ok_or_else(|| missing("notifications"))?,
+        metrics: c.metrics.ok_or_else(|| missing("metrics"))?,
+        results: c.results.ok_or_else(|| missing("results"))?,
+        analysis: c.analysis.ok_or_else(|| missing("analysis"))?,
+    };
     validate(&config, file, &mut errors, &mut warnings);
     if errors.is_empty() {
         Ok((config, warnings))
@@ -466,16 +466,18 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
     }
 }
 
-const KNOWN_SECTIONS: [&str; 8] = [
-    "execution",
-    "resource_limits",
-    "task_types",
-    "triggers",
-    "notifications",
-    "metrics",
-    "results",
-    "analysis",
-];
+/// The sections of a config as they are deserialized, one at a time.
+#[derive(Default)]
+struct Sections {
+    execution: Option<Execution>,
+    resource_limits: Option<ResourceLimits>,
+    task_types: BTreeMap<String, TaskType>,
+    triggers: Option<Triggers>,
+    notifications: Option<Notifications>,
+    metrics: Option<Metrics>,
+    results: Option<Results>,
+    analysis: Option<Analysis>,
+}
 
 fn check_section<T: DeserializeOwned>(
     value: &Value,
@@ -483,13 +485,13 @@ fn check_section<T: DeserializeOwned>(
     file: &str,
     errors: &mut Vec<String>,
     warnings: &mut Vec<String>,
-) {
+) -> Option<T> {
     let mut ignored = Vec::new();
     let mut track = |p: serde_ignored::Path<'_>| ignored.push(p.to_string());
     let de = serde_ignored::Deserializer::new(value, &mut track);
     let res: Result<T, _> = serde_path_to_error::deserialize(de);
-    match res {
-        Ok(_) => {}
+    let value = match res {
+        Ok(v) => Some(v),
         Err(e) => {
             let inner = e.path().to_string();
             let full = if inner == "." {
@@ -498,11 +500,13 @@ fn check_section<T: DeserializeOwned>(
                 format!("{path}.{inner}")
             };
             errors.push(format!("{file}: {full}: {}", e.inner()));
+            None
         }
-    }
+    };
     for p in ignored {
         warnings.push(format!("{file}: {path}.{p}: unknown key (ignored)"));
     }
+    value
 }
 
 /// Semantic checks that serde cannot make.
@@ -729,10 +733,6 @@ pub fn merge(base: &mut Value, over: &Value) {
     }
 }
 
-fn escape_pointer(s: &str) -> String {
-    s.replace('~', "~0").replace('/', "~1")
-}
-
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -754,7 +754,7 @@ fn strip_pos(e: &serde_json::Error) -> String {
 
 impl Config {
     pub fn embedded() -> Config {
-        parse(DEFAULT_CONFIG, "<embedded>")
+        parse("{}", "<embedded>")
             .map(|(c, _)| c)
             .unwrap_or_else(|e| panic!("the embedded default config is invalid: {e:?}"))
     }
