@@ -210,7 +210,6 @@ fn watch_loop(ui: &mut Ui, w: &mut Watcher, s: &Settings, start: bool) -> Result
     let mut next_tick = Instant::now();
     let mut next_results = Instant::now();
     let mut polls = 0u64;
-    let mut tick_quiet = false;
     while !engine::stop_requested() {
         let now = Instant::now();
         let mut event = json!({});
@@ -285,7 +284,7 @@ fn watch_loop(ui: &mut Ui, w: &mut Watcher, s: &Settings, start: bool) -> Result
         }
         if start && now >= next_tick {
             next_tick = now + TICK_EVERY;
-            tick(ctx, &mut tick_quiet);
+            tick(ctx);
         }
         // Sleep until the next thing to do, waking often enough to see a stop request.
         let mut wake = next_poll;
@@ -335,10 +334,9 @@ fn watch_loop(ui: &mut Ui, w: &mut Watcher, s: &Settings, start: bool) -> Result
     Ok(Exit::Ok)
 }
 
-/// HOOK POINT (issue 7, cron): once `crate::commands` offers the scheduler's tick as a
-/// function, call it here in-process. Until then `bgrun tick` runs as a child; its
-/// "not yet available" (exit 2) is ignored, so `start` is the watcher alone.
-fn tick(ctx: &Ctx, quiet: &mut bool) {
+/// The scheduler's minute: `bgrun tick` as a child process, so that a failing tick (a bad
+/// cron expression, a broken state file) is reported and the watcher goes on.
+fn tick(ctx: &Ctx) {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -357,16 +355,6 @@ fn tick(ctx: &Ctx, quiet: &mut bool) {
             for line in String::from_utf8_lossy(&o.stdout).lines() {
                 ctx.out.say(format!("{} tick: {line}", clock()));
             }
-        }
-        Ok(o)
-            if o.status.code() == Some(2)
-                && String::from_utf8_lossy(&o.stderr).contains("not yet available") =>
-        {
-            if !*quiet && ctx.out.level > 0 {
-                ctx.out
-                    .say("`bgrun tick` is not available in this build: watching only");
-            }
-            *quiet = true;
         }
         Ok(o) => ctx.out.warn(format!(
             "`bgrun tick` failed ({}): {}",
