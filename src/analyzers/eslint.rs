@@ -131,19 +131,7 @@ mod tests {
         let v: Value =
             serde_json::from_str(include_str!("../../fixtures/tool-output/eslint.json")).unwrap();
         let f = parse_json(&v, &p).unwrap().findings;
-        type Row<'a> = (&'a str, &'a str, Severity, Option<u64>, Option<u64>);
-        let got: Vec<Row> = f
-            .iter()
-            .map(|f| {
-                (
-                    f.rule.as_str(),
-                    f.file.as_str(),
-                    f.severity,
-                    f.line,
-                    f.column,
-                )
-            })
-            .collect();
+        let got = crate::analyzers::rows(&f);
         assert_eq!(
             got,
             vec![

@@ -251,6 +251,25 @@ pub fn registry() -> Vec<&'static dyn Tool> {
 }
 
 /// `skipped` text for a missing tool.
+/// A parser test's view of a finding: rule, file, severity, line, column.
+#[cfg(test)]
+pub(crate) type Row<'a> = (&'a str, &'a str, Severity, Option<u64>, Option<u64>);
+
+#[cfg(test)]
+pub(crate) fn rows(f: &[Finding]) -> Vec<Row<'_>> {
+    f.iter()
+        .map(|f| {
+            (
+                f.rule.as_str(),
+                f.file.as_str(),
+                f.severity,
+                f.line,
+                f.column,
+            )
+        })
+        .collect()
+}
+
 pub fn not_installed(tool: &str, how: &str) -> Plan {
     Plan::Skip(format!("{tool} not installed ({how})"))
 }
