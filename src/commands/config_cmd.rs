@@ -1,4 +1,5 @@
-//! `bgrun config check`: validate, report every error, print the resolved config.
+//! `bgrun config check`: validate, report every error, print the resolved config. Beyond
+//! the schema it checks what the adapters parse themselves: cron expressions.
 
 use anyhow::Result;
 
@@ -8,6 +9,16 @@ use crate::{Exit, config, error, resolve_repo};
 pub fn run(g: &GlobalArgs) -> Result<Exit> {
     let repo = resolve_repo(g.repo.as_deref())?;
     let loaded = config::load(g.config.as_deref(), &repo)?;
+    if let Err(errs) = crate::triggers::cron::schedules(&loaded.config) {
+        return Err(error::usage(format!(
+            "invalid config {}:\n  {}",
+            loaded.source,
+            errs.iter()
+                .map(|e| format!("{}: {e}", loaded.source))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )));
+    }
     if g.json {
         let v = serde_json::json!({
             "ok": true,
@@ -29,6 +40,5 @@ pub fn run(g: &GlobalArgs) -> Result<Exit> {
             );
         }
     }
-    let _ = error::Exit::Ok;
     Ok(Exit::Ok)
 }

@@ -389,6 +389,16 @@ fn predecessor_config_passes_and_bad_configs_name_file_path_position() {
     assert_code(&e.run(&["enqueue", "custom", "--", "true"]), 2);
     assert!(!e.state().join("state.jsonl").exists());
 
+    e.config(r#"{"triggers": {"scheduled": {"tasks": [{"name": "nightly", "task_type": "security_scan", "schedule": "0 25 * * *"}]}}}"#);
+    let out = e.run(&["config", "check"]);
+    assert_code(&out, 2);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("config.json: triggers.scheduled.tasks[0].schedule")
+            && err.contains("nightly"),
+        "a bad cron expression names the task and the field: {err}"
+    );
+
     e.config(r#"{"bogus": 1, "execution": {"max_concurrent_tasks": 2, "typo_key": 1}}"#);
     let out = e.run(&["config", "check"]);
     assert_code(&out, 0);
