@@ -50,11 +50,7 @@ impl Ctx {
     }
 
     pub fn with_config(g: &cli::GlobalArgs, repo: PathBuf, loaded: config::Loaded) -> Result<Ctx> {
-        let state_dir = match &g.state_dir {
-            Some(d) if d.is_absolute() => d.clone(),
-            Some(d) => std::env::current_dir()?.join(d),
-            None => repo.join(".bgrun"),
-        };
+        let state_dir = state_dir_for(g, &repo)?;
         let config_arg = g.config.as_ref().map(|p| absolute(p)).transpose()?;
         Ok(Ctx {
             repo,
@@ -80,6 +76,14 @@ impl Ctx {
             v.push(c.clone().into());
         }
         v
+    }
+}
+
+/// `--state-dir` (or `$BGRUN_STATE_DIR`) made absolute, else `<repo>/.bgrun`.
+pub fn state_dir_for(g: &cli::GlobalArgs, repo: &Path) -> Result<PathBuf> {
+    match &g.state_dir {
+        Some(d) => absolute(d),
+        None => Ok(repo.join(".bgrun")),
     }
 }
 

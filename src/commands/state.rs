@@ -7,10 +7,7 @@ use crate::{Exit, resolve_repo};
 
 pub fn run(g: &GlobalArgs, cmd: &StateCommand) -> Result<Exit> {
     let repo = resolve_repo(g.repo.as_deref())?;
-    let state_dir = match &g.state_dir {
-        Some(d) => d.clone(),
-        None => repo.join(".bgrun"),
-    };
+    let state_dir = crate::state_dir_for(g, &repo)?;
     match cmd {
         StateCommand::Reset => {
             // The lock bound comes from the config when it loads; a broken config must not
