@@ -63,6 +63,18 @@ pub struct ResourceLimits {
     pub priority: String,
 }
 
+impl ResourceLimits {
+    /// The nice value and I/O class (class, level) of `priority`: `low` is nice 19 and the
+    /// idle class; `high` nice 0, best-effort 4; anything else nice 10, best-effort 7.
+    pub fn nice_and_ioprio(&self) -> (i32, Option<(u32, u32)>) {
+        match self.priority.as_str() {
+            "low" => (19, Some((3, 0))),
+            "high" => (0, Some((2, 4))),
+            _ => (10, Some((2, 7))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AutoTrigger {
     pub on_file_change: bool,

@@ -9,7 +9,6 @@ use serde_json::Value;
 
 use super::submit::base_result;
 use crate::Ctx;
-use crate::config::Config;
 use crate::results::{Findings, TaskResult};
 use crate::runner::limits::{Sampler, Throttle};
 use crate::runner::process::{self, Child, Spec};
@@ -32,14 +31,6 @@ pub(super) struct Slot {
     pub(super) throttle: Throttle,
     pub(super) report: Option<PathBuf>,
     pub(super) log: PathBuf,
-}
-
-pub(super) fn nice_and_ioprio(c: &Config) -> (i32, Option<(u32, u32)>) {
-    match c.resource_limits.priority.as_str() {
-        "low" => (19, Some((3, 0))),
-        "high" => (0, Some((2, 4))),
-        _ => (10, Some((2, 7))),
-    }
 }
 
 pub(super) fn spec_for(ctx: &Ctx, task: &Task, attempt: u32) -> Result<(Spec, Option<PathBuf>)> {
@@ -95,7 +86,7 @@ pub(super) fn spec_for(ctx: &Ctx, task: &Task, attempt: u32) -> Result<(Spec, Op
             (argv, ctx.repo.clone(), false)
         }
     };
-    let (nice, ioprio) = nice_and_ioprio(&ctx.config);
+    let (nice, ioprio) = ctx.config.resource_limits.nice_and_ioprio();
     Ok((
         Spec {
             argv,
