@@ -67,13 +67,13 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     let sync = std::env::var_os("BGRUN_HOOK_SYNC").is_some();
+    let args: Vec<String> = a
+        .args
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
     if std::env::var_os(WORKER_ENV).is_some() {
         // The detached worker of a post-* hook (see `spawn_worker`).
-        let args: Vec<String> = a
-            .args
-            .iter()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect();
         queue_detached(g, &name, &args, &stdin, None);
         return Ok(Exit::Ok);
     }
@@ -83,11 +83,6 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
         if name.starts_with("post-") && stdin.is_empty() && spawn_worker(&a).is_ok() {
             return Ok(Exit::Ok);
         }
-        let args: Vec<String> = a
-            .args
-            .iter()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect();
         // A hook before git acts sees the index and refs as git does only now; after the
         // fact (post-*), the context can be resolved once git has moved on.
         let context = (!name.starts_with("post-")).then(|| hooks::context(&name, &args, &stdin));
@@ -120,27 +115,10 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     let blocking = ctx.config.hook_is_blocking(&name);
-    let args: Vec<String> = a
-        .args
-        .iter()
-        .map(|s| s.to_string_lossy().into_owned())
-        .collect();
-    if !blocking && std::env::var_os("BGRUN_HOOK_SYNC").is_none() {
-        // A hook before git acts sees the index and refs as git does only now; after the
-        // fact (post-*), the context can be resolved once git has moved on.
+    if !blocking && !sync {
         let context = (!name.starts_with("post-")).then(|| hooks::context(&name, &args, &stdin));
         if detach() {
-            background_priority(&ctx);
-            let context = context.unwrap_or_else(|| hooks::context(&name, &args, &stdin));
-            if let Err(e) = fire(&ctx, &name, &types, context, false) {
-                engine::log_event(
-                    &ctx,
-                    &format!(
-                        "warning: {name} hook: tasks not queued: {}",
-                        crate::error::render(&e)
-                    ),
-                );
-            }
+            queue(&ctx, &name, &args, &stdin, context);
             // SAFETY: _exit ends this forked child without running the parent's exit paths.
             unsafe { libc::_exit(0) };
         }
@@ -219,41 +197,38 @@ fn queue_detached(
     stdin: &[u8],
     context: Option<serde_json::Value>,
 ) {
-    let ctx = match Ctx::new(g) {
-        Ok(c) => c,
+    match Ctx::new(g) {
+        Ok(ctx) => queue(&ctx, name, args, stdin, context),
         Err(e) => {
             let repo = crate::resolve_repo(g.repo.as_deref()).unwrap_or_default();
-            let dir = g.state_dir.clone().unwrap_or_else(|| repo.join(".bgrun"));
-            let line = format!(
-                "{} [{}] warning: {name} hook skipped: {}\n",
-                crate::timefmt::rfc3339(crate::timefmt::now()),
-                std::process::id(),
-                crate::error::render(&e)
-            );
-            let _ = std::fs::create_dir_all(&dir);
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("bgrun.log"))
-            {
-                let _ = std::io::Write::write_all(&mut f, line.as_bytes());
+            if let Ok(dir) = crate::state_dir_for(g, &repo) {
+                let why = crate::error::render(&e);
+                engine::log_to(&dir, &format!("warning: {name} hook skipped: {why}"));
             }
-            return;
         }
-    };
+    }
+}
+
+/// In the detached child: at the tasks' CPU priority, resolve the context if the parent did
+/// not, queue the hook's tasks and start a drainer.
+fn queue(ctx: &Ctx, name: &str, args: &[String], stdin: &[u8], context: Option<serde_json::Value>) {
     let types = ctx.config.hook_tasks(name);
     if !ctx.config.triggers.git_hooks.enabled || types.is_empty() {
         return;
     }
-    background_priority(&ctx);
+    // The drainer started below inherits this nice level, so it does not compete with git
+    // for the CPU while the commit finishes; tasks get that level anyway.
+    let (nice, _) = ctx.config.resource_limits.nice_and_ioprio();
+    if nice > 0 {
+        // SAFETY: setpriority on this process has no memory-safety preconditions.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    }
     let context = context.unwrap_or_else(|| hooks::context(name, args, stdin));
-    if let Err(e) = fire(&ctx, name, &types, context, false) {
+    if let Err(e) = fire(ctx, name, &types, context, false) {
+        let why = crate::error::render(&e);
         engine::log_event(
-            &ctx,
-            &format!(
-                "warning: {name} hook: tasks not queued: {}",
-                crate::error::render(&e)
-            ),
+            ctx,
+            &format!("warning: {name} hook: tasks not queued: {why}"),
         );
     }
 }
@@ -352,22 +327,6 @@ fn fire(
         return Ok(Exit::Ok);
     }
     wait(ctx, name, types, &ids)
-}
-
-/// Lower this process's CPU priority to the one tasks run at, so the drainer it starts
-/// (which inherits it) does not compete with git for the CPU while the commit finishes.
-/// Tasks are not affected: they get this nice level anyway (`resource_limits.priority`,
-/// the same mapping as the engine's). This process only exits after the spawn.
-fn background_priority(ctx: &Ctx) {
-    let nice = match ctx.config.resource_limits.priority.as_str() {
-        "low" => 19,
-        "high" => 0,
-        _ => 10,
-    };
-    if nice > 0 {
-        // SAFETY: setpriority on this process has no memory-safety preconditions.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
-    }
 }
 
 /// Blocking hooks: wait for every task and fail when one did not succeed.

@@ -156,7 +156,13 @@ pub fn cleanup(ctx: &Ctx) -> Result<results::Cleaned> {
 
 /// Append a line to `<state>/bgrun.log`, the audit trail.
 pub fn log_event(ctx: &Ctx, msg: &str) {
-    let path = ctx.state_dir.join("bgrun.log");
+    log_to(&ctx.state_dir, msg);
+}
+
+/// Append a line to `<state_dir>/bgrun.log`, for callers without a loaded config.
+pub fn log_to(state_dir: &std::path::Path, msg: &str) {
+    let _ = crate::state::store::ensure_private_dir(state_dir);
+    let path = state_dir.join("bgrun.log");
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
