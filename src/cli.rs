@@ -107,6 +107,29 @@ pub enum Command {
     /// Repair the state file
     #[command(subcommand)]
     State(StateCommand),
+    /// Show a task's output (its log); --follow prints it as it is written until the task ends
+    Log(LogArgs),
+    /// Write a self-contained HTML report of results, findings and metrics
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The task id (see `bgrun status` and `bgrun results`)
+    pub id: String,
+    /// Keep printing the output as it is written, until the task ends
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only the last N lines
+    #[arg(long, short = 'n', value_name = "N")]
+    pub lines: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where to write the HTML file (default: <state>/report.html)
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +208,9 @@ pub struct ResultsArgs {
     /// Show the newest N results (default 20)
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
+    /// Print the results' reports in this format (junit, github, codequality, sarif, json)
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<ReportFormat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -201,6 +227,13 @@ pub enum ReportFormat {
     Json,
     Sarif,
     Text,
+    /// JUnit XML: test results and findings as test cases
+    Junit,
+    /// GitHub workflow commands (`::error file=...`), plus a Markdown summary appended to
+    /// $GITHUB_STEP_SUMMARY when it is set
+    Github,
+    /// GitLab Code Quality JSON
+    Codequality,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]

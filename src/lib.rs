@@ -13,10 +13,12 @@ pub mod engine;
 pub mod error;
 pub mod notify;
 pub mod output;
+pub mod present;
 pub mod queue;
 pub mod results;
 pub mod runner;
 pub mod state;
+pub mod tasklog;
 pub mod timefmt;
 pub mod triggers;
 

@@ -54,6 +54,9 @@ pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
                 serde_json::to_vec_pretty(&analyzers::sarif::to_sarif(&report, &ctx.repo))?
             }
             ReportFormat::Text => text_summary(&report, &ctx.out).into_bytes(),
+            ReportFormat::Junit | ReportFormat::Github | ReportFormat::Codequality => {
+                return Err(error::not_yet("analyze --format"));
+            }
         })
     };
     match &args.output {

@@ -6,11 +6,14 @@ mod config_cmd;
 mod cron;
 mod drain;
 mod enqueue;
+mod formats;
 mod hook;
 mod hooks;
 mod init;
+mod log;
 mod metrics;
 mod notify;
+mod report;
 mod results;
 mod run;
 mod state;
@@ -72,6 +75,8 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Start(a) => watch::run(&ctx, a, true),
         Command::Cron(c) => cron::run(&ctx, c),
         Command::Tick => tick::run(&ctx),
+        Command::Log(a) => log::run(&ctx, a),
+        Command::Report(a) => report::run(&ctx, a),
         Command::Completions { .. }
         | Command::Hook(_)
         | Command::Init { .. }

@@ -18,7 +18,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<Exit> {
         trigger: "run".to_string(),
         context: serde_json::Value::Null,
     };
-    let r = engine::run_now(ctx, &new)?;
+    let r = run_streaming(ctx, &new)?;
     if let Some(path) = &a.output {
         let body = match (a.format, &r.report) {
             (Some(ReportFormat::Sarif), _) => {
@@ -36,7 +36,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<Exit> {
     } else {
         ctx.out.say(format!(
             "{} {} in {}{}",
-            r.task_type,
+            crate::present::what_of_result(&r),
             r.status,
             human_duration(r.duration_s),
             r.error
@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<Exit> {
                 f.critical, f.high, f.medium, f.low, f.info
             ));
         }
-        if let Some(log) = &r.log {
+        if let Some(log) = r.log.as_ref().filter(|l| l.exists()) {
             ctx.out.say(format!("log: {}", log.display()));
         }
     }
@@ -58,5 +58,39 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<Exit> {
         Exit::Ok
     } else {
         Exit::WorkFailed
+    })
+}
+
+/// Run the task, copying its output to the terminal as it is written (stdout; stderr with
+/// `--json`, whose stdout is the result; nothing with `-q`). The log is kept as always.
+fn run_streaming(ctx: &Ctx, new: &NewTask) -> Result<crate::results::TaskResult> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    if ctx.out.quiet() {
+        return engine::run_now(ctx, new);
+    }
+    let done = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<std::path::PathBuf>();
+    let to_stderr = ctx.out.json;
+    std::thread::scope(|s| {
+        let done = &done;
+        let streamer = s.spawn(move || {
+            let Ok(path) = rx.recv() else { return };
+            let mut f = crate::tasklog::Follower::new(path, 0);
+            let every = std::time::Duration::from_millis(50);
+            let until = || done.load(Ordering::SeqCst);
+            let _ = if to_stderr {
+                f.follow_until(&mut std::io::stderr(), every, until)
+            } else {
+                f.follow_until(&mut std::io::stdout(), every, until)
+            };
+        });
+        let r = engine::run_now_with(ctx, new, &mut |p| {
+            let _ = tx.send(p.to_path_buf());
+        });
+        done.store(true, Ordering::SeqCst);
+        drop(tx);
+        let _ = streamer.join();
+        r
     })
 }

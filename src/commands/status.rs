@@ -26,17 +26,20 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         let v = json!({
             "queued": ordered.iter().map(|(t, eff)| json!({
                 "id": t.id, "type": t.task_type, "name": t.name, "priority": t.priority,
+                "what": crate::present::what_of_action(&t.task_type, &t.action),
                 "effective_priority": eff, "enqueued_at": rfc3339(t.enqueued_at),
                 "trigger": t.trigger, "attempt": t.attempt,
                 "not_before": t.not_before.map(rfc3339),
             })).collect::<Vec<_>>(),
             "running": running.iter().map(|r| json!({
                 "id": r.task.id, "type": r.task.task_type, "name": r.task.name, "pid": r.pid,
+                "what": crate::present::what_of_action(&r.task.task_type, &r.task.action),
                 "started_at": rfc3339(r.claimed_at), "attempt": r.task.attempt + 1,
                 "trigger": r.task.trigger, "log": r.log,
             })).collect::<Vec<_>>(),
             "recent": recent.iter().map(|r| json!({
                 "id": r.id, "type": r.task_type, "name": r.name, "status": r.status,
+                "what": crate::present::what_of_result(r),
                 "exit_code": r.exit_code, "duration_s": r.duration_s, "finished_at": r.finished_at,
                 "attempt": r.attempt, "trigger": r.trigger,
                 "findings": r.findings.clone().unwrap_or_default(), "error": r.error,
@@ -66,9 +69,9 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             })
             .unwrap_or_default();
         println!(
-            "  {:>6}  {:<20} prio {:>5} (effective {:>7.1})  {}  queued {} ago  attempt {}{wait}",
+            "  {:>6}  {:<40} prio {:>5} (effective {:>7.1})  {}  queued {} ago  attempt {}{wait}",
             t.id,
-            t.task_type,
+            crate::present::what_of_action(&t.task_type, &t.action),
             t.priority,
             eff,
             t.trigger,
@@ -82,9 +85,9 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     println!("{}", o.paint("1", &format!("running ({})", running.len())));
     for r in &running {
         println!(
-            "  {:>6}  {:<20} pid {:<8} since {} ({} ago)  attempt {}",
+            "  {:>6}  {:<40} pid {:<8} since {} ({} ago)  attempt {}",
             r.task.id,
-            r.task.task_type,
+            crate::present::what_of_action(&r.task.task_type, &r.task.action),
             r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             rfc3339(r.claimed_at),
             engine::ago(r.claimed_at),
@@ -107,9 +110,9 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             })
             .unwrap_or_default();
         println!(
-            "  {:>6}  {:<20} {:<13} {:>7}  {}{f}",
+            "  {:>6}  {:<40} {:<13} {:>7}  {}{f}",
             r.id,
-            r.task_type,
+            crate::present::what_of_result(r),
             o.paint(if r.status == "succeeded" { "32" } else { "31" }, &r.status),
             human_duration(r.duration_s),
             r.finished_at

@@ -32,7 +32,7 @@ use crate::timefmt::{now, rfc3339};
 
 pub use drain::{DrainSummary, Progress, drain};
 pub use recover::recover_now;
-pub use run::run_now;
+pub use run::{run_now, run_now_with};
 pub use stop::{Stopped, ago, stop, wait_for};
 pub use submit::{build_task, submit};
 

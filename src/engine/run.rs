@@ -14,6 +14,16 @@ use crate::{Ctx, error};
 
 /// Run one task now, in the foreground, bypassing the queue (`bgrun run`).
 pub fn run_now(ctx: &Ctx, new: &NewTask) -> Result<TaskResult> {
+    run_now_with(ctx, new, &mut |_| {})
+}
+
+/// `run_now`, telling `on_start` the task's log path once it has started (so that the
+/// caller can stream its output while it runs).
+pub fn run_now_with(
+    ctx: &Ctx,
+    new: &NewTask,
+    on_start: &mut dyn FnMut(&std::path::Path),
+) -> Result<TaskResult> {
     let at = now();
     let mut task = build_task(ctx, new, 0, at)?;
     task.id = format!("run-{}", (at * 1000.0) as u64 % 100_000_000);
@@ -21,6 +31,7 @@ pub fn run_now(ctx: &Ctx, new: &NewTask) -> Result<TaskResult> {
     install_stop_handlers();
     let grace = ctx.config.execution.kill_grace_seconds as f64;
     let mut slot = start_slot(ctx, task).map_err(|failed| error::work(failed.1))?;
+    on_start(&slot.log);
     let mut sampler = Sampler::new();
     let mut last_sample = now();
     loop {

@@ -1,0 +1,240 @@
+//! Issue 15, "see what happened": task logs (`log`, `log --follow`, `run` streaming),
+//! readable results, the terminal inbox, desktop "auto", command channels, CI formats and
+//! the HTML report.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::*;
+
+/// PATH with the pinned test tools first (as tests/cli/analyze.rs does).
+pub fn tools_path() -> OsString {
+    let root = std::env::var_os("BGRUN_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let mut dirs = vec![
+        root.join(".venv-tools/bin"),
+        root.join("tools/node_modules/.bin"),
+    ];
+    if let Some(p) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(dirs).expect("PATH")
+}
+
+fn have_pytest() -> bool {
+    if std::env::split_paths(&tools_path()).any(|d| d.join("pytest").is_file()) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("BGRUN_TEST_TOOLS").is_none(),
+        "pytest missing (scripts/test installs it)"
+    );
+    eprintln!("\n*** SKIPPED: pytest not installed ***\n");
+    false
+}
+
+/// Copy fixtures/NAME into the env's repo.
+pub fn fixture_into(e: &Env, name: &str) {
+    fn copy(from: &Path, to: &Path) {
+        for entry in std::fs::read_dir(from).expect("fixture dir") {
+            let entry = entry.expect("entry");
+            let dest = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                std::fs::create_dir_all(&dest).expect("mkdir");
+                copy(&entry.path(), &dest);
+            } else {
+                std::fs::copy(entry.path(), &dest).expect("copy");
+            }
+        }
+    }
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+        e.root(),
+    );
+}
+
+/// A shell script (run with `sh`, as argv) that prints `first`, waits for `go` to exist,
+/// then prints `second`.
+fn gated_script(e: &Env) -> String {
+    let go = e.root().join("go");
+    format!(
+        "echo first; i=0; while [ ! -e '{}' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo second",
+        go.display()
+    )
+}
+
+/// Read lines from a child's stdout on a thread; returns a receiver of lines.
+fn lines_of(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn run_streams_the_output_while_the_task_runs_and_keeps_the_log() {
+    let e = Env::new();
+    let mut child = e
+        .cmd()
+        .args(["run", "custom", "--", "sh", "-c", &gated_script(&e)])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = lines_of(child.stdout.take().expect("stdout"));
+    // `first` arrives while the task still waits for `go`: it was streamed, not printed at the end.
+    let l = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("first line streamed");
+    assert_eq!(l, "first");
+    assert!(child.try_wait().expect("wait").is_none(), "still running");
+    std::fs::write(e.root().join("go"), "").expect("go");
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(rest[0], "second");
+    assert!(rest[1].starts_with("custom: sh -c"), "{rest:?}");
+    let log = rest
+        .iter()
+        .find_map(|l| l.strip_prefix("log: "))
+        .expect("log line");
+    assert_eq!(
+        std::fs::read_to_string(log).expect("log kept"),
+        "first\nsecond\n"
+    );
+}
+
+#[test]
+fn log_follow_prints_lines_as_written_and_exits_when_the_task_ends() {
+    let e = Env::new();
+    let out = e.run(&["enqueue", "custom", "--", "sh", "-c", &gated_script(&e)]);
+    assert_code(&out, 0);
+    let id = text(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .expect("id")
+        .to_string();
+    let mut child = e
+        .cmd()
+        .args(["log", &id, "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = lines_of(child.stdout.take().expect("stdout"));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).expect("first"),
+        "first"
+    );
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "follows a running task"
+    );
+    std::fs::write(e.root().join("go"), "").expect("go");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).expect("second"),
+        "second"
+    );
+    wait_until("log --follow to exit", Duration::from_secs(10), || {
+        child.try_wait().expect("wait").is_some()
+    });
+    assert!(child.wait().expect("wait").success());
+    // Without --follow: the whole log, or its last N lines.
+    let out = e.run(&["log", &id]);
+    assert_eq!(text(&out.stdout), "first\nsecond\n");
+    let out = e.run(&["log", &id, "--lines", "1"]);
+    assert_eq!(text(&out.stdout), "second\n");
+    let out = e.run(&["log", "999"]);
+    assert_code(&out, 2);
+    assert!(text(&out.stderr).contains("no task with id"));
+}
+
+#[test]
+fn results_and_status_show_the_command_and_no_missing_log_path() {
+    let e = Env::new();
+    let out = e.run(&["run", "custom", "--", "true"]);
+    assert_code(&out, 0);
+    assert!(!text(&out.stdout).contains("log:"), "no log for no output");
+    let out = e.run(&["results"]);
+    assert!(
+        text(&out.stdout).contains("custom: true"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = e.run(&["status"]);
+    assert!(
+        text(&out.stdout).contains("custom: true"),
+        "{}",
+        text(&out.stdout)
+    );
+    let v = e.json(&["status"]);
+    assert_eq!(v["recent"][0]["what"], "custom: true");
+    let id = v["recent"][0]["id"].as_str().expect("id").to_string();
+    let out = e.run(&["results", &id]);
+    assert_code(&out, 0);
+    assert!(text(&out.stdout).contains("output: none"));
+    let out = e.run(&["results", "999"]);
+    assert_code(&out, 2);
+    assert!(text(&out.stderr).contains("no result for task id"));
+}
+
+#[test]
+fn results_id_shows_findings_new_first_and_failing_tests_with_causes() {
+    let e = Env::new();
+    // A custom analyzer reporting findings (the baseline field is rendered when present).
+    e.write(
+        "report.json",
+        r#"{"findings": [
+            {"tool": "lint", "rule": "R1", "severity": "low", "file": "a.py", "line": 3, "message": "old one"},
+            {"tool": "bandit", "rule": "B602", "severity": "high", "file": "app/runner.py", "line": 10, "message": "shell=True"}
+        ]}"#,
+    );
+    e.config(
+        r#"{"task_types": {"lint": {"command": ["cat", "report.json"], "report": "findings"}}}"#,
+    );
+    let out = e.run(&["run", "lint"]);
+    assert_code(&out, 0);
+    let v = e.json(&["results", "--last", "1"]);
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    let out = e.run(&["results", &id]);
+    let s = text(&out.stdout);
+    assert!(s.contains("findings (2)"), "{s}");
+    let high = s
+        .find("bandit B602  app/runner.py:10  shell=True")
+        .expect("high");
+    let low = s.find("lint R1  a.py:3  old one").expect("low");
+    assert!(high < low, "most severe first: {s}");
+
+    if !have_pytest() {
+        return;
+    }
+    let e = Env::new();
+    fixture_into(&e, "pytest-fail");
+    let out = e
+        .cmd()
+        .env("PATH", tools_path())
+        .args(["run", "test_runner"])
+        .output()
+        .expect("run");
+    assert_code(&out, 1);
+    let v = e.json(&["results", "--last", "1"]);
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    let out = e.run(&["results", &id]);
+    let s = text(&out.stdout);
+    assert!(s.contains("test_runner: bgrun analyze tests"), "{s}");
+    assert!(
+        s.contains("FAILED tests/test_mixed.py::test_broken (tests/test_mixed.py:9)"),
+        "{s}"
+    );
+    assert!(s.contains("AssertionError: arithmetic is off"), "{s}");
+}
