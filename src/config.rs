@@ -154,6 +154,69 @@ pub struct Channels {
     pub file: FileChannel,
     pub email: EmailChannel,
     pub webhook: WebhookChannel,
+    /// User-named channels (`{"type": "command", ...}`), any other key under `channels`.
+    #[serde(flatten)]
+    pub custom: BTreeMap<String, CommandChannel>,
+}
+
+/// A `command` channel: runs `command` (argv, no shell) with the event as JSON on stdin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandChannel {
+    /// Must be `command`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub command: Vec<String>,
+    #[serde(default = "info")]
+    pub min_severity: String,
+    #[serde(default = "ten")]
+    pub timeout_seconds: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn info() -> String {
+    "info".to_string()
+}
+fn ten() -> u64 {
+    10
+}
+
+/// `true`, `false` or `"auto"` (on only where it can work, skipped silently elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toggle {
+    On,
+    Off,
+    Auto,
+}
+
+impl Toggle {
+    pub fn is_off(self) -> bool {
+        self == Toggle::Off
+    }
+}
+
+impl Serialize for Toggle {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Toggle::On => s.serialize_bool(true),
+            Toggle::Off => s.serialize_bool(false),
+            Toggle::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Toggle {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(true) => Ok(Toggle::On),
+            Value::Bool(false) => Ok(Toggle::Off),
+            Value::String(s) if s == "auto" => Ok(Toggle::Auto),
+            _ => Err(serde::de::Error::custom("expected true, false or \"auto\"")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,7 +227,8 @@ pub struct ChannelBase {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DesktopChannel {
-    pub enabled: bool,
+    /// `"auto"` (the default): on when a session bus with a notification server is there.
+    pub enabled: Toggle,
     pub min_severity: String,
     pub timeout_ms: u64,
     pub retries: u32,
@@ -633,6 +697,25 @@ fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec
         if !sev.contains(&min.as_str()) {
             errors.push(format!(
                 "{file}: notifications.channels.{name}.min_severity: expected info, warning, error or critical, found {min:?}"
+            ));
+        }
+    }
+    for (name, c) in &ch.custom {
+        if c.kind != "command" {
+            errors.push(format!(
+                "{file}: notifications.channels.{name}.type: expected \"command\" (the only custom channel type), found {:?}",
+                c.kind
+            ));
+        }
+        if c.command.is_empty() {
+            errors.push(format!(
+                "{file}: notifications.channels.{name}.command: must name a program (an argv list, no shell)"
+            ));
+        }
+        if !sev.contains(&c.min_severity.as_str()) {
+            errors.push(format!(
+                "{file}: notifications.channels.{name}.min_severity: expected info, warning, error or critical, found {:?}",
+                c.min_severity
             ));
         }
     }

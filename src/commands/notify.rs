@@ -17,10 +17,13 @@ pub fn run(ctx: &Ctx, args: NotifyArgs) -> Result<Exit> {
         ))
     })?;
     for c in &args.channel {
-        if !CHANNELS.contains(&c.as_str()) {
+        let custom = &ctx.config.notifications.channels.custom;
+        if !CHANNELS.contains(&c.as_str()) && !custom.contains_key(c) {
+            let mut all: Vec<&str> = CHANNELS.to_vec();
+            all.extend(custom.keys().map(String::as_str));
             return Err(error::usage(format!(
                 "--channel {c:?}: expected one of {}",
-                CHANNELS.join(", ")
+                all.join(", ")
             )));
         }
     }

@@ -116,7 +116,12 @@ pub fn failing_channels(state_dir: &Path) -> Vec<(String, String, String)> {
         .filter(|a| !a.ok)
         .map(|a| (a.channel, a.at, a.error.unwrap_or_default()))
         .collect();
-    out.sort_by_key(|(c, _, _)| super::CHANNELS.iter().position(|x| x == c));
+    out.sort_by_key(|(c, _, _)| {
+        super::CHANNELS
+            .iter()
+            .position(|x| x == c)
+            .unwrap_or(usize::MAX)
+    });
     out
 }
 

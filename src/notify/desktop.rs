@@ -73,6 +73,31 @@ impl Channel for Desktop {
     }
 }
 
+/// For `"enabled": "auto"`: is there a session bus with a notification server on it? Asks
+/// the server for its information, within the channel's timeout (a dead bus is no desktop).
+pub fn available(c: &DesktopChannel) -> bool {
+    if precheck().is_err() {
+        return false;
+    }
+    probe(Duration::from_millis(c.timeout_ms.clamp(50, 5000)))
+}
+
+#[cfg(not(target_os = "macos"))]
+fn probe(timeout: Duration) -> bool {
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("bgrun-desktop-probe".into())
+        .spawn(move || {
+            let _ = tx.send(notify_rust::get_server_information().is_ok());
+        });
+    spawned.is_ok() && rx.recv_timeout(timeout).unwrap_or(false)
+}
+
+#[cfg(target_os = "macos")]
+fn probe(_timeout: Duration) -> bool {
+    true
+}
+
 /// No session bus at all is known at once: say so without trying.
 #[cfg(all(unix, not(target_os = "macos")))]
 fn precheck() -> Result<(), String> {

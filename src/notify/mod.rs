@@ -6,6 +6,7 @@
 //! Sending never panics outward and never waits past a channel's own timeout: channels run
 //! on threads in parallel, so one slow channel does not delay the others.
 
+mod command;
 mod console;
 mod deliveries;
 mod desktop;
@@ -20,14 +21,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Toggle};
 use crate::results::TaskResult;
 
 pub use deliveries::failing_channels;
 pub use events::{Notification, Severity};
 pub use file::FileLog;
 
-/// Every channel name, in the order they are tried and reported.
+/// Every built-in channel name, in the order they are tried and reported (custom `command`
+/// channels follow, by name).
 pub const CHANNELS: [&str; 5] = ["console", "desktop", "file", "email", "webhook"];
 
 /// A way to deliver a notification. `send` is bounded by the channel's own timeout and
@@ -68,6 +70,9 @@ pub enum Selection<'a> {
 /// Build a channel from the config.
 fn build(name: &str, config: &Config, repo: &Path) -> Box<dyn Channel> {
     let ch = &config.notifications.channels;
+    if let Some(c) = ch.custom.get(name) {
+        return Box::new(command::CommandCh::new(name, c, repo));
+    }
     match name {
         "console" => Box::new(console::Console::from_env()),
         "desktop" => Box::new(desktop::Desktop::new(&ch.desktop)),
@@ -80,9 +85,12 @@ fn build(name: &str, config: &Config, repo: &Path) -> Box<dyn Channel> {
 /// (enabled, min_severity) of a channel in the config.
 fn settings<'c>(name: &str, config: &'c Config) -> (bool, &'c str) {
     let ch = &config.notifications.channels;
+    if let Some(c) = ch.custom.get(name) {
+        return (c.enabled, &c.min_severity);
+    }
     match name {
         "console" => (ch.console.enabled, &ch.console.min_severity),
-        "desktop" => (ch.desktop.enabled, &ch.desktop.min_severity),
+        "desktop" => (!ch.desktop.enabled.is_off(), &ch.desktop.min_severity),
         "file" => (ch.file.enabled, &ch.file.min_severity),
         "email" => (ch.email.enabled, &ch.email.min_severity),
         _ => (ch.webhook.enabled, &ch.webhook.min_severity),
@@ -100,7 +108,15 @@ pub fn dispatch(
     sel: Selection<'_>,
 ) -> Vec<Delivery> {
     let mut chosen: Vec<(&str, Option<String>)> = Vec::new();
-    for name in CHANNELS {
+    let names = CHANNELS.iter().copied().chain(
+        config
+            .notifications
+            .channels
+            .custom
+            .keys()
+            .map(String::as_str),
+    );
+    for name in names {
         let (enabled, min) = settings(name, config);
         let wanted = match sel {
             Selection::Configured => config.notifications.enabled && enabled,
@@ -110,7 +126,16 @@ pub fn dispatch(
             continue;
         }
         let min = Severity::parse(min).unwrap_or(Severity::Info);
-        let skip = (n.severity < min).then(|| format!("below min_severity {}", min.as_str()));
+        let mut skip = (n.severity < min).then(|| format!("below min_severity {}", min.as_str()));
+        // `"auto"`: only where there is a desktop; elsewhere skipped, never failed.
+        if skip.is_none()
+            && name == "desktop"
+            && matches!(sel, Selection::Configured)
+            && config.notifications.channels.desktop.enabled == Toggle::Auto
+            && !desktop::available(&config.notifications.channels.desktop)
+        {
+            skip = Some("no desktop notification server (enabled: \"auto\")".to_string());
+        }
         chosen.push((name, skip));
     }
     let results: Vec<Delivery> = std::thread::scope(|s| {

@@ -238,3 +238,164 @@ fn results_id_shows_findings_new_first_and_failing_tests_with_causes() {
     );
     assert!(s.contains("AssertionError: arithmetic is off"), "{s}");
 }
+
+// ---------------------------------------------------------------- desktop "auto", command channels
+
+/// `bgrun --json notify ...` without any session bus (a headless machine).
+fn notify_headless(e: &Env, extra: &[(&str, &str)], args: &[&str]) -> (i32, Value) {
+    let mut c = e.cmd();
+    c.env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("XDG_RUNTIME_DIR");
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    let out = c
+        .arg("--json")
+        .arg("notify")
+        .args(args)
+        .output()
+        .expect("notify");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {} {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn delivery<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["channels"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["channel"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+#[test]
+fn headless_default_config_notify_exits_0_and_no_channel_is_failing() {
+    let e = Env::new();
+    let (code, v) = notify_headless(&e, &[], &["-s", "error", "-t", "T", "-m", "M"]);
+    assert_eq!(code, 0, "{v}");
+    let d = delivery(&v, "desktop");
+    assert_eq!(d["status"], "skipped", "{v}");
+    assert!(d["reason"].as_str().unwrap_or("").contains("auto"), "{v}");
+    let s = e.json(&["status"]);
+    assert_eq!(s["failing_channels"], serde_json::json!([]), "{s}");
+    // A session bus with no notification server on it is no desktop either, and answers fast.
+    if std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join("dbus-daemon").is_file())
+    {
+        let out = Command::new("dbus-run-session")
+            .args(["--", bin().to_str().expect("utf8"), "--json", "notify"])
+            .args(["-s", "error", "-t", "T", "-m", "M"])
+            .current_dir(e.root())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("dbus-run-session");
+        assert_code(&out, 0);
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(delivery(&v, "desktop")["status"], "skipped", "{v}");
+    }
+    // An explicit `true` keeps the clear failure.
+    e.config(r#"{"notifications": {"channels": {"desktop": {"enabled": true}}}}"#);
+    let (code, v) = notify_headless(&e, &[], &["-s", "error", "-t", "T", "-m", "M"]);
+    assert_eq!(code, 1, "{v}");
+    let d = delivery(&v, "desktop");
+    assert_eq!(d["status"], "failed");
+    assert!(
+        d["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no D-Bus session bus"),
+        "{v}"
+    );
+    let s = e.json(&["status"]);
+    assert_eq!(s["failing_channels"][0]["channel"], "desktop", "{s}");
+    // A bad value names the field.
+    e.config(r#"{"notifications": {"channels": {"desktop": {"enabled": "maybe"}}}}"#);
+    let out = e.run(&["status"]);
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stderr).contains("notifications.channels.desktop.enabled"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn command_channels_get_the_event_on_stdin_with_a_timeout_and_are_logged() {
+    let e = Env::new();
+    let got = e.root().join("got.json");
+    let got2 = e.root().join("got two.json");
+    let cfg = serde_json::json!({"notifications": {"channels": {
+        "desktop": {"enabled": false},
+        "slack": {"type": "command", "command": ["sh", "-c", "cat > \"$1\"", "sh", got], "min_severity": "warning"},
+        "pager": {"type": "command", "command": ["sh", "-c", "cat > \"$1\"", "sh", got2], "min_severity": "critical"},
+        "broken": {"type": "command", "command": ["sh", "-c", "echo 'no route to slack' >&2; exit 3"]},
+        "slow": {"type": "command", "command": ["sleep", "30"], "timeout_seconds": 1}
+    }}});
+    e.config(&cfg.to_string());
+    let start = std::time::Instant::now();
+    let (code, v) = notify_headless(&e, &[], &["-s", "error", "-t", "Scan", "-m", "1 high"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "the timeout bounds it"
+    );
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(delivery(&v, "slack")["status"], "delivered", "{v}");
+    assert_eq!(delivery(&v, "pager")["status"], "skipped", "{v}");
+    let b = delivery(&v, "broken");
+    assert_eq!(b["status"], "failed");
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("exited with code 3: no route to slack"),
+        "{v}"
+    );
+    let s = delivery(&v, "slow");
+    assert_eq!(s["status"], "failed");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("did not finish within 1 s"),
+        "{v}"
+    );
+    let ev: Value =
+        serde_json::from_slice(&std::fs::read(&got).expect("stdin written")).expect("JSON");
+    assert_eq!(ev["title"], "Scan");
+    assert_eq!(ev["message"], "1 high");
+    assert_eq!(ev["severity"], "error");
+    assert!(!got2.exists());
+    // The delivery log records them like every other channel.
+    let log = std::fs::read_to_string(e.state().join("deliveries.jsonl")).expect("log");
+    for name in ["slack", "broken", "slow"] {
+        assert!(log.contains(&format!("\"channel\":\"{name}\"")), "{log}");
+    }
+    let st = e.json(&["status"]);
+    let failing: Vec<&str> = st["failing_channels"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|c| c["channel"].as_str())
+        .collect();
+    assert_eq!(failing, vec!["broken", "slow"], "{st}");
+    // --channel names a custom one; a wrong type is a config error naming the field.
+    let (code, v) = notify_headless(
+        &e,
+        &[],
+        &["-s", "critical", "-t", "P", "-m", "x", "--channel", "pager"],
+    );
+    assert_eq!(code, 0, "{v}");
+    assert!(got2.exists());
+    e.config(r#"{"notifications": {"channels": {"x": {"type": "smoke", "command": ["true"]}}}}"#);
+    let out = e.run(&["status"]);
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stderr).contains("notifications.channels.x.type"),
+        "{}",
+        text(&out.stderr)
+    );
+}
