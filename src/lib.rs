@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod inbox;
 pub mod notify;
 pub mod output;
 pub mod present;

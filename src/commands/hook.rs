@@ -72,6 +72,13 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
         .iter()
         .map(|s| s.to_string_lossy().into_owned())
         .collect();
+    // The terminal inbox: what background tasks concluded since the last git command.
+    if std::env::var_os(WORKER_ENV).is_none()
+        && let Ok(repo) = crate::resolve_repo(g.repo.as_deref())
+        && let Ok(dir) = crate::state_dir_for(g, &repo)
+    {
+        crate::inbox::show_unread(&dir);
+    }
     if std::env::var_os(WORKER_ENV).is_some() {
         // The detached worker of a post-* hook (see `spawn_worker`).
         queue_detached(g, &name, &args, &stdin, None);

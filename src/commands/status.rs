@@ -19,6 +19,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let drainers = procs::alive(&ctx.state_dir, Some("drainer"));
     let watchers = procs::alive(&ctx.state_dir, Some("watch"));
     let failing = crate::notify::failing_channels(&ctx.state_dir);
+    let unread = crate::inbox::peek(&ctx.state_dir);
     let all = results::aggregate(&results::samples(&ctx.state_dir))
         .remove("*")
         .unwrap_or_default();
@@ -51,6 +52,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
                 "duration_p50_s": all.duration_p50_s, "duration_p95_s": all.duration_p95_s,
                 "queue_p50_s": all.queue_p50_s, "peak_rss_mb": all.peak_rss_mb,
             },
+            "unread": unread,
             "failing_channels": failing.iter().map(|(c, at, e)| json!({"channel": c, "at": at, "error": e})).collect::<Vec<_>>(),
         });
         super::print_json(&v)?;
@@ -152,6 +154,17 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    if !unread.is_empty() {
+        println!(
+            "{} (shown by the next git command, or here)",
+            o.paint("1", &format!("unread ({})", unread.len()))
+        );
+        for e in &unread {
+            for l in e.lines() {
+                println!("  {}", l.trim_start_matches("bgrun: "));
+            }
+        }
     }
     for (c, at, e) in &failing {
         println!(

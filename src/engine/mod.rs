@@ -114,6 +114,9 @@ pub(super) fn persist(
             r.id
         );
     }
+    if let Err(e) = crate::inbox::add(&ctx.state_dir, r) {
+        eprintln!("bgrun: warning: cannot add task {} to the inbox: {e}", r.id);
+    }
     let s = Sample {
         at: r.finished_ts(),
         task_type: r.task_type.clone(),

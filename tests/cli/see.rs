@@ -399,3 +399,88 @@ fn command_channels_get_the_event_on_stdin_with_a_timeout_and_are_logged() {
         text(&out.stderr)
     );
 }
+
+// ---------------------------------------------------------------- the terminal inbox
+
+/// `git ARGS` in the env's repo, with the environment the hooks tests use.
+fn git_out(e: &Env, args: &[&str]) -> std::process::Output {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(e.root())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("BGRUN_CONFIG")
+        .env_remove("BGRUN_STATE_DIR")
+        .env_remove("BGRUN_SKIP")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    out
+}
+
+fn results_of_type(e: &Env, ty: &str) -> Vec<Value> {
+    e.json(&["results", "--last", "100"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r["type"] == ty)
+        .collect()
+}
+
+#[test]
+fn the_next_git_command_prints_a_failed_background_task_once() {
+    let e = Env::new();
+    // Fails the first time (printing why), succeeds after.
+    e.config(
+        r#"{"task_types": {"flaky": {"command": ["sh", "-c",
+              "if [ -e .bgrun/ok ]; then exit 0; fi; touch .bgrun/ok; echo 'boom: disk on fire'; exit 1"],
+              "max_retries": 0}},
+            "triggers": {"git_hooks": {"pre_commit": [], "pre_push": [], "post_commit": ["flaky"]}}}"#,
+    );
+    assert_code(&e.run(&["hooks", "install"]), 0);
+    let first = git_out(&e, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    assert!(
+        !text(&first.stderr).contains("bgrun: flaky"),
+        "nothing unread yet"
+    );
+    wait_until("the first task's result", Duration::from_secs(20), || {
+        !results_of_type(&e, "flaky").is_empty()
+    });
+    let r = &results_of_type(&e, "flaky")[0];
+    assert_eq!(r["status"], "failed");
+    let id = r["id"].as_str().expect("id").to_string();
+    let head = text(&git_out(&e, &["rev-parse", "--short=7", "HEAD"]).stdout)
+        .trim()
+        .to_string();
+    // status shows it unread, and does not mark it read.
+    let st = e.json(&["status"]);
+    assert_eq!(st["unread"][0]["id"], id.as_str(), "{st}");
+    let out = e.run(&["status"]);
+    assert!(
+        text(&out.stdout).contains("unread (1)"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let second = git_out(&e, &["commit", "-q", "--allow-empty", "-m", "two"]);
+    let err = text(&second.stderr);
+    let want = format!(
+        "bgrun: flaky #{id} (your commit {head}): failed: exited with code 1 — bgrun results {id}"
+    );
+    assert!(err.contains(&want), "want {want:?} in:\n{err}");
+    assert!(err.contains("bgrun:   | boom: disk on fire"), "{err}");
+    assert_eq!(
+        e.json(&["status"])["unread"],
+        serde_json::json!([]),
+        "marked read"
+    );
+    wait_until("the second task's result", Duration::from_secs(20), || {
+        results_of_type(&e, "flaky").len() >= 2
+    });
+    let third = git_out(&e, &["commit", "-q", "--allow-empty", "-m", "three"]);
+    let err = text(&third.stderr);
+    assert!(!err.contains(&format!("#{id} ")), "not shown again:\n{err}");
+    assert!(err.contains("succeeded"), "the second one is news:\n{err}");
+}
