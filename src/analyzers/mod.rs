@@ -15,6 +15,11 @@ pub mod exec;
 pub mod findings;
 pub mod project;
 pub mod sarif;
+// CI writers (issue 15), beside sarif.
+pub mod ci_common;
+pub mod codequality;
+pub mod github;
+pub mod junit_report;
 
 mod bandit;
 mod cargo_audit;

@@ -55,14 +55,14 @@ pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
             }
             ReportFormat::Text => text_summary(&report, &ctx.out).into_bytes(),
             ReportFormat::Junit | ReportFormat::Github | ReportFormat::Codequality => {
-                return Err(error::not_yet("analyze --format"));
+                super::formats::render(ctx, f, &serde_json::to_value(&report)?, &[])?
             }
         })
     };
     match &args.output {
         Some(path) => {
             let mut bytes = body(format)?;
-            if format != ReportFormat::Text {
+            if matches!(format, ReportFormat::Json | ReportFormat::Sarif) {
                 bytes.push(b'\n');
             }
             crate::state::store::write_atomic(path, &bytes, false)?;
@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
             let bytes = body(format)?;
             if format != ReportFormat::Text || !ctx.out.quiet() {
                 print!("{}", String::from_utf8_lossy(&bytes));
-                if format != ReportFormat::Text {
+                if matches!(format, ReportFormat::Json | ReportFormat::Sarif) {
                     println!();
                 }
             }

@@ -36,10 +36,14 @@ pub fn run(ctx: &Ctx, a: ResultsArgs) -> Result<Exit> {
         }
         return Ok(Exit::Ok);
     }
-    if let Some(f) = a.format {
+    let f = a.format.unwrap_or(crate::cli::ReportFormat::Text);
+    if !matches!(
+        f,
+        crate::cli::ReportFormat::Text | crate::cli::ReportFormat::Json
+    ) {
         return super::formats::emit_results(ctx, &rs, f);
     }
-    if ctx.out.json {
+    if ctx.out.json || f == crate::cli::ReportFormat::Json {
         super::print_json(&rs)?;
         return Ok(Exit::Ok);
     }

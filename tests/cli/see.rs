@@ -484,3 +484,232 @@ fn the_next_git_command_prints_a_failed_background_task_once() {
     assert!(!err.contains(&format!("#{id} ")), "not shown again:\n{err}");
     assert!(err.contains("succeeded"), "the second one is news:\n{err}");
 }
+
+// ---------------------------------------------------------------- CI formats
+
+fn schemas() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schemas")
+}
+
+fn have_on_path(tool: &str) -> bool {
+    if std::env::split_paths(&tools_path()).any(|d| d.join(tool).is_file()) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("BGRUN_TEST_TOOLS").is_none(),
+        "{tool} missing (scripts/test installs it)"
+    );
+    eprintln!("\n*** SKIPPED: {tool} not installed ***\n");
+    false
+}
+
+/// A project with a bandit finding and a failing pytest test.
+fn ci_project() -> Env {
+    let e = Env::new();
+    fixture_into(&e, "python-app");
+    fixture_into(&e, "pytest-fail");
+    e.write(
+        "app/odd, name:x.py",
+        "import subprocess\nsubprocess.call('ls', shell=True)\n",
+    );
+    e.config(r#"{"analysis": {"disabled_tools": ["pip-audit"]}}"#);
+    e
+}
+
+fn analyze_to(
+    e: &Env,
+    format: &str,
+    extra_env: &[(&str, &Path)],
+) -> (std::process::Output, PathBuf) {
+    let out_file = e.root().join(format!("report.{format}"));
+    let mut c = e.cmd();
+    c.env("PATH", tools_path())
+        .args(["analyze", "all", "--format", format, "--output"])
+        .arg(&out_file);
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    (c.output().expect("analyze"), out_file)
+}
+
+#[test]
+fn junit_validates_against_the_xsd_and_holds_findings_and_failing_tests() {
+    if !have_pytest() || !have_on_path("bandit") || !have_on_path("xmllint") {
+        return;
+    }
+    let e = ci_project();
+    let (out, file) = analyze_to(&e, "junit", &[]);
+    assert_code(&out, 1); // a test failed
+    let v = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(schemas().join("junit-10.xsd"))
+        .arg(&file)
+        .output()
+        .expect("xmllint");
+    assert!(v.status.success(), "{}{}", text(&v.stdout), text(&v.stderr));
+    let xml = std::fs::read_to_string(&file).expect("xml");
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed");
+    let cases: Vec<(String, String, Option<String>)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| {
+            let failure = n
+                .children()
+                .find(|c| c.has_tag_name("failure"))
+                .and_then(|f| f.attribute("type").map(str::to_string));
+            (
+                n.attribute("classname").unwrap_or("").to_string(),
+                n.attribute("name").unwrap_or("").to_string(),
+                failure,
+            )
+        })
+        .collect();
+    assert!(
+        cases.contains(&(
+            "bgrun.bandit".into(),
+            "B602 app/runner.py:10".into(),
+            Some("high".into())
+        )),
+        "{cases:?}"
+    );
+    assert!(
+        cases.contains(&(
+            "bgrun.bandit".into(),
+            "B602 app/odd, name:x.py:2".into(),
+            Some("low".into())
+        )),
+        "{cases:?}"
+    );
+    assert!(
+        cases.contains(&(
+            "bgrun.pytest".into(),
+            "tests/test_mixed.py::test_broken".into(),
+            Some("test-failure".into())
+        )),
+        "{cases:?}"
+    );
+    assert!(
+        cases.contains(&("bgrun.pytest".into(), "1 passed".into(), None)),
+        "{cases:?}"
+    );
+}
+
+#[test]
+fn codequality_follows_gitlabs_format_and_github_annotates_and_summarizes() {
+    if !have_on_path("bandit") {
+        return;
+    }
+    let e = ci_project();
+    let (_, file) = analyze_to(&e, "codequality", &[]);
+    let issues: Value = serde_json::from_slice(&std::fs::read(&file).expect("cq")).expect("JSON");
+    let arr = issues.as_array().expect("array");
+    let b602: Vec<&Value> = arr
+        .iter()
+        .filter(|i| i["check_name"] == "bandit/B602")
+        .collect();
+    assert_eq!(b602.len(), 2, "{issues}");
+    assert!(b602.iter().any(|i| i["severity"] == "critical"
+        && i["location"]["path"] == "app/runner.py"
+        && i["location"]["lines"]["begin"] == 10));
+    assert!(
+        b602.iter()
+            .any(|i| i["severity"] == "minor" && i["location"]["path"] == "app/odd, name:x.py")
+    );
+    let mut fps: Vec<&str> = arr
+        .iter()
+        .filter_map(|i| i["fingerprint"].as_str())
+        .collect();
+    fps.sort();
+    fps.dedup();
+    assert_eq!(fps.len(), arr.len(), "fingerprints are unique");
+    // Against the documented format, with the test venv's jsonschema.
+    let py = std::env::split_paths(&tools_path())
+        .map(|d| d.join("python3"))
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import jsonschema"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    match py {
+        Some(py) => {
+            let check = "import json, sys, jsonschema\n\
+                jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))";
+            let v = Command::new(py)
+                .args(["-c", check])
+                .arg(schemas().join("gitlab-codequality.schema.json"))
+                .arg(&file)
+                .output()
+                .expect("python");
+            assert!(v.status.success(), "{}", text(&v.stderr));
+        }
+        None => assert!(
+            std::env::var_os("BGRUN_TEST_TOOLS").is_none(),
+            "jsonschema missing"
+        ),
+    }
+    // GitHub: one workflow command per finding on stdout, a Markdown summary appended.
+    let summary = e.root().join("summary.md");
+    std::fs::write(&summary, "earlier step\n").expect("summary");
+    let out = e
+        .cmd()
+        .env("PATH", tools_path())
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args(["analyze", "security", "--format", "github"])
+        .output()
+        .expect("analyze");
+    assert_code(&out, 0);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("::error file=app/runner.py,line=10,col=")
+                && l.contains(",title=bandit B602::")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("::warning file=app/odd%2C name%3Ax.py,line=2,")),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(&summary).expect("summary");
+    assert!(md.starts_with("earlier step\n## bgrun: "), "{md}");
+    assert!(
+        md.contains("| high | bandit | B602 | `app/runner.py:10` |"),
+        "{md}"
+    );
+}
+
+#[test]
+fn results_format_junit_of_a_background_task() {
+    if !have_on_path("bandit") || !have_on_path("xmllint") {
+        return;
+    }
+    let e = ci_project();
+    let out = e
+        .cmd()
+        .env("PATH", tools_path())
+        .args(["run", "security_scan"])
+        .output()
+        .expect("run");
+    assert_code(&out, 0);
+    e.run(&["run", "custom", "--", "sh", "-c", "exit 3"]);
+    let out = e.run(&["results", "--format", "junit"]);
+    assert_code(&out, 0);
+    let file = e.root().join("results.xml");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let v = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(schemas().join("junit-10.xsd"))
+        .arg(&file)
+        .output()
+        .expect("xmllint");
+    assert!(v.status.success(), "{}{}", text(&v.stdout), text(&v.stderr));
+    let xml = text(&out.stdout);
+    assert!(xml.contains("name=\"B602 app/runner.py:10\""), "{xml}");
+    assert!(xml.contains("custom: sh -c &quot;exit 3&quot;"), "{xml}");
+    let out = e.run(&["results", "--format", "codequality"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(v.as_array().is_some_and(|a| !a.is_empty()));
+}
