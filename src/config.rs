@@ -37,6 +37,17 @@ pub struct Config {
     pub metrics: Metrics,
     pub results: Results,
     pub analysis: Analysis,
+    /// The HTML report (new).
+    #[serde(default)]
+    pub report: ReportSettings,
+}
+
+/// `report`: the HTML report of `bgrun report`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReportSettings {
+    /// Refresh `<state>/report.html` after each drain.
+    #[serde(default)]
+    pub auto: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -515,6 +526,7 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
             "metrics" => c.metrics = check_section(value, key, file, e, w),
             "results" => c.results = check_section(value, key, file, e, w),
             "analysis" => c.analysis = check_section(value, key, file, e, w),
+            "report" => c.report = check_section(value, key, file, e, w),
             _ => w.push(format!("{file}: {key}: unknown key (ignored)")),
         }
     }
@@ -533,6 +545,7 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
         metrics: c.metrics.ok_or_else(|| missing("metrics"))?,
         results: c.results.ok_or_else(|| missing("results"))?,
         analysis: c.analysis.ok_or_else(|| missing("analysis"))?,
+        report: c.report.unwrap_or_default(),
     };
     validate(&config, file, &mut errors, &mut warnings);
     if errors.is_empty() {
@@ -553,6 +566,7 @@ struct Sections {
     metrics: Option<Metrics>,
     results: Option<Results>,
     analysis: Option<Analysis>,
+    report: Option<ReportSettings>,
 }
 
 fn check_section<T: DeserializeOwned>(

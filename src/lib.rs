@@ -16,6 +16,7 @@ pub mod notify;
 pub mod output;
 pub mod present;
 pub mod queue;
+pub mod report;
 pub mod results;
 pub mod runner;
 pub mod state;

@@ -113,6 +113,7 @@ pub fn run(ctx: &Ctx, a: DrainArgs) -> Result<Exit> {
         };
         engine::drain(ctx, max, &mut p)?
     };
+    super::report::refresh(ctx);
     if ctx.out.json {
         super::print_json(&serde_json::json!({
             "ran": summary.ran,

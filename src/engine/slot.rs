@@ -213,7 +213,8 @@ pub(super) fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResu
     r.signal = ended.signal;
     r.peak_rss_mb = (slot.peak_rss.max(ended.maxrss_kb * 1024)) as f64 / (1024.0 * 1024.0);
     r.cpu_s = ended.cpu_s.max(slot.cpu_ms as f64 / 1000.0);
-    r.log = Some(slot.log.clone());
+    // A task that printed nothing has no log file: name none rather than a missing path.
+    r.log = slot.log.exists().then(|| slot.log.clone());
     let mut status = if slot.cancelled {
         Status::Cancelled
     } else if slot.killed_memory {
