@@ -131,7 +131,7 @@ pub fn render(d: &Data<'_>) -> String {
     findings_table(&mut h, d.current);
     failing_tests(&mut h, d);
     recent_runs(&mut h, d.results);
-    let _ = write!(h, "</main><script>{JS}</script></body></html>\n");
+    let _ = writeln!(h, "</main><script>{JS}</script></body></html>");
     h
 }
 
