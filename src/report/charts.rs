@@ -85,6 +85,7 @@ fn lines_over_time(title: &str, y_desc: &str, series: Vec<Series>, y_top: Option
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
+            .max_light_lines(2)
             .x_labels(5)
             .y_labels(6)
             .x_label_formatter(&|x| short_time(*x))
@@ -103,9 +104,11 @@ fn lines_over_time(title: &str, y_desc: &str, series: Vec<Series>, y_top: Option
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
                 });
-            chart
-                .draw_series(points.into_iter().map(|p| Circle::new(p, 2, c.filled())))
-                .map_err(|e| e.to_string())?;
+            if points.len() <= 60 {
+                chart
+                    .draw_series(points.into_iter().map(|p| Circle::new(p, 2, c.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
         }
         chart
             .configure_series_labels()
@@ -128,7 +131,7 @@ pub fn severity_over_time(results: &[TaskResult]) -> String {
     if runs.is_empty() {
         return empty(title, "No analyzer runs yet.");
     }
-    let series = SEVERITIES
+    let series: Vec<Series> = SEVERITIES
         .iter()
         .map(|(name, color)| {
             let pts = runs
@@ -148,7 +151,33 @@ pub fn severity_over_time(results: &[TaskResult]) -> String {
             (name.to_string(), *color, pts)
         })
         .collect();
-    lines_over_time(title, "findings", series, None)
+    lines_over_time(
+        title,
+        "findings",
+        series.into_iter().map(thin).collect(),
+        None,
+    )
+}
+
+/// At most `MAX_POINTS` points: consecutive points averaged in equal groups.
+fn thin(s: Series) -> Series {
+    const MAX_POINTS: usize = 120;
+    let (name, color, pts) = s;
+    if pts.len() <= MAX_POINTS {
+        return (name, color, pts);
+    }
+    let per = pts.len().div_ceil(MAX_POINTS);
+    let pts = pts
+        .chunks(per)
+        .map(|c| {
+            let n = c.len() as f64;
+            (
+                c.iter().map(|p| p.0).sum::<f64>() / n,
+                c.iter().map(|p| p.1).sum::<f64>() / n,
+            )
+        })
+        .collect();
+    (name, color, pts)
 }
 
 /// New and fixed findings per run (against the baseline).
@@ -208,6 +237,7 @@ pub fn per_tool(current: &Value) -> String {
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .max_light_lines(2)
             .x_labels(n)
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),

@@ -713,3 +713,464 @@ fn results_format_junit_of_a_background_task() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(v.as_array().is_some_and(|a| !a.is_empty()));
 }
+
+// ---------------------------------------------------------------- the HTML report in a real browser
+
+/// Standard base64 (what CDP returns for screenshots).
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter_map(val) {
+        acc = (acc << 6) | c;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// A Chrome DevTools Protocol client over `--remote-debugging-pipe` (fd 3 in, fd 4 out,
+/// messages NUL-terminated JSON): no websocket, no port, nothing on the network.
+struct Cdp {
+    child: std::process::Child,
+    to: std::io::PipeWriter,
+    from: std::sync::mpsc::Receiver<Value>,
+    next: u64,
+    events: Vec<Value>,
+}
+
+impl Drop for Cdp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Cdp {
+    fn start(profile: &Path) -> Cdp {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let (chrome_in, to) = std::io::pipe().expect("pipe");
+        let (from_r, chrome_out) = std::io::pipe().expect("pipe");
+        // The network is off: a fresh network namespace (root), else only the flags below.
+        let isolated = Command::new("unshare")
+            .args(["--net", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let mut cmd = if isolated {
+            let mut c = Command::new("unshare");
+            c.args(["--net", "--", "chromium"]);
+            c
+        } else {
+            Command::new("chromium")
+        };
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--remote-debugging-pipe",
+            "--window-size=1280,1800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("about:blank")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(profile.join("chromium.log")).expect("log"));
+        let (ci, co) = (chrome_in.as_raw_fd(), chrome_out.as_raw_fd());
+        // SAFETY: dup2 only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Move both out of the way first, so that neither is already 3 or 4.
+                let (a, b) = (libc::dup(ci), libc::dup(co));
+                if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("chromium");
+        drop(chrome_in);
+        drop(chrome_out);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(from_r);
+            loop {
+                let mut buf = Vec::new();
+                match r.read_until(0, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        buf.pop();
+                        if let Ok(v) = serde_json::from_slice::<Value>(&buf)
+                            && tx.send(v).is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Cdp {
+            child,
+            to,
+            from: rx,
+            next: 0,
+            events: Vec::new(),
+        }
+    }
+
+    fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        use std::io::Write;
+        self.next += 1;
+        let id = self.next;
+        let mut msg = serde_json::json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = s.into();
+        }
+        let mut bytes = serde_json::to_vec(&msg).expect("json");
+        bytes.push(0);
+        self.to.write_all(&bytes).expect("write to chromium");
+        loop {
+            let v = self
+                .from
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no answer to {method}"));
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+            self.events.push(v);
+        }
+    }
+
+    fn wait_event(&mut self, method: &str) {
+        if self.events.iter().any(|e| e["method"] == method) {
+            return;
+        }
+        loop {
+            let v = self
+                .from
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no {method} event"));
+            let hit = v["method"] == method;
+            self.events.push(v);
+            if hit {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs a closure when dropped (to show Chromium's log when the test fails).
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            (self.0)();
+        }
+    }
+}
+
+/// What a page did when Chromium opened it.
+struct Opened {
+    load_ms: f64,
+    errors: Vec<String>,
+    requests: Vec<String>,
+    screenshot: Vec<u8>,
+    svg_count: u64,
+    session: String,
+}
+
+fn open_in_chromium(cdp: &mut Cdp, url: &str) -> Opened {
+    let t = cdp.call(
+        None,
+        "Target.createTarget",
+        serde_json::json!({"url": "about:blank"}),
+    );
+    let target = t["targetId"].as_str().expect("target").to_string();
+    let a = cdp.call(
+        None,
+        "Target.attachToTarget",
+        serde_json::json!({"targetId": target, "flatten": true}),
+    );
+    let s = a["sessionId"].as_str().expect("session").to_string();
+    let s = Some(s.as_str());
+    for m in [
+        "Page.enable",
+        "Runtime.enable",
+        "Log.enable",
+        "Network.enable",
+    ] {
+        cdp.call(s, m, serde_json::json!({}));
+    }
+    cdp.events.clear();
+    cdp.call(s, "Page.navigate", serde_json::json!({"url": url}));
+    cdp.wait_event("Page.loadEventFired");
+    let nav = cdp.call(
+        s,
+        "Runtime.evaluate",
+        serde_json::json!({
+            "expression": "JSON.stringify({load: performance.getEntriesByType('navigation')[0].loadEventEnd, svgs: document.querySelectorAll('svg').length})",
+            "returnByValue": true
+        }),
+    );
+    let nav: Value =
+        serde_json::from_str(nav["result"]["value"].as_str().expect("value")).expect("json");
+    let shot = cdp.call(
+        s,
+        "Page.captureScreenshot",
+        serde_json::json!({"format": "png"}),
+    );
+    let screenshot = base64_decode(shot["data"].as_str().expect("png"));
+    let mut errors = Vec::new();
+    let mut requests = Vec::new();
+    for e in &cdp.events {
+        let p = &e["params"];
+        match e["method"].as_str().unwrap_or("") {
+            "Runtime.exceptionThrown" => errors.push(p["exceptionDetails"].to_string()),
+            "Runtime.consoleAPICalled" if p["type"] == "error" || p["type"] == "assert" => {
+                errors.push(p["args"].to_string())
+            }
+            "Log.entryAdded" if p["entry"]["level"] == "error" => {
+                errors.push(p["entry"].to_string())
+            }
+            "Network.requestWillBeSent" => {
+                let u = p["request"]["url"].as_str().unwrap_or("").to_string();
+                if u != url {
+                    requests.push(u);
+                }
+            }
+            _ => {}
+        }
+    }
+    Opened {
+        load_ms: nav["load"].as_f64().unwrap_or(f64::MAX),
+        errors,
+        requests,
+        screenshot,
+        svg_count: nav["svgs"].as_u64().unwrap_or(0),
+        session: s.unwrap_or_default().to_string(),
+    }
+}
+
+/// 1,000 results (analyzer runs with findings, command tasks, some failing), their metrics
+/// samples, and reports with baseline data, written as bgrun stores them.
+fn thousand_results(e: &Env) {
+    let state = e.state();
+    std::fs::create_dir_all(state.join("reports")).expect("mkdir");
+    let t0 = 1_780_000_000.0_f64;
+    let mut results = String::new();
+    let mut metrics = String::new();
+    for i in 0..1000u32 {
+        let at = t0 + f64::from(i) * 600.0;
+        let finished = bgrun::timefmt::rfc3339(at);
+        let kind = i % 4;
+        let (ty, argv, status) = match kind {
+            0 => (
+                "security_scan",
+                serde_json::json!(["bgrun analyze security"]),
+                "succeeded",
+            ),
+            1 => (
+                "test_runner",
+                serde_json::json!(["bgrun analyze tests"]),
+                if i % 3 == 0 { "failed" } else { "succeeded" },
+            ),
+            2 => (
+                "custom",
+                serde_json::json!(["sh", "-c", "make lint"]),
+                "succeeded",
+            ),
+            _ => (
+                "code_analysis",
+                serde_json::json!(["bgrun analyze code"]),
+                "succeeded",
+            ),
+        };
+        let mut r = serde_json::json!({
+            "id": (i + 1).to_string(), "type": ty, "name": ty, "status": status,
+            "exit_code": if status == "succeeded" { 0 } else { 1 }, "attempt": 1,
+            "trigger": "hook:post-commit", "enqueued_at": finished, "finished_at": finished,
+            "duration_s": 1.0 + f64::from(i % 17), "queue_s": f64::from(i % 5) * 0.3,
+            "argv": argv,
+        });
+        if kind != 2 {
+            let n = u64::from(i % 7);
+            r["findings"] = serde_json::json!({"critical": n / 3, "high": n, "medium": 2 * n, "low": 3, "info": 1});
+        }
+        if i >= 990 && kind == 0 {
+            let path = state.join("reports").join(format!("{}-1.json", i + 1));
+            let findings: Vec<Value> = (0..300)
+                .map(|k| {
+                    let tool = ["bandit", "ruff", "pylint"][k % 3];
+                    let sev = ["critical", "high", "medium", "low", "info"][k % 5];
+                    serde_json::json!({
+                        "tool": tool, "rule": format!("R{}", k % 40),
+                        "severity": sev,
+                        "file": format!("src/mod_{}/file <{k}>.py", k % 9), "line": k + 1,
+                        "message": format!("finding number {k} with \"quotes\" & <tags>"),
+                        "fix": "", "baseline": if k % 10 == 0 { "new" } else { "unchanged" }
+                    })
+                })
+                .collect();
+            let report = serde_json::json!({
+                "schema_version": 1, "kind": "security", "root": "", "generated_at": finished,
+                "findings": findings, "counts": {}, "tools": [{"name": "bandit", "kind": "security",
+                "status": "ran", "why": "", "version": null, "duration_s": 1.0, "counts": {}}],
+                "fixed": [{"tool": "bandit", "rule": "B101", "severity": "low", "file": "old.py", "line": 1, "message": "gone"}]
+            });
+            std::fs::write(&path, report.to_string()).expect("report");
+            r["report_path"] = serde_json::json!(path);
+        }
+        if i >= 990 && kind == 1 {
+            let path = state.join("reports").join(format!("{}-1.json", i + 1));
+            let report = serde_json::json!({
+                "schema_version": 1, "kind": "tests", "root": "", "generated_at": finished,
+                "findings": [], "counts": {}, "tools": [{"name": "pytest", "kind": "tests",
+                "status": "ran", "why": "", "version": null, "duration_s": 3.0, "counts": {},
+                "tests": {"passed": 40, "failed": 1, "skipped": 0, "failures": [
+                    {"name": "tests/test_api.py::test_login", "message": "AssertionError: 401 != 200", "file": "tests/test_api.py", "line": 12}]}}]
+            });
+            std::fs::write(&path, report.to_string()).expect("report");
+            r["report_path"] = serde_json::json!(path);
+        }
+        results.push_str(&r.to_string());
+        results.push('\n');
+        let s = serde_json::json!({
+            "at": at, "type": ty, "status": status, "duration_s": 1.0 + f64::from(i % 17),
+            "queue_s": f64::from(i % 5) * 0.3, "peak_rss_mb": 20.0, "cpu_s": 0.5,
+            "queue_len": i % 3, "concurrent": 1
+        });
+        metrics.push_str(&s.to_string());
+        metrics.push('\n');
+    }
+    std::fs::write(state.join("results.jsonl"), results).expect("results");
+    std::fs::write(state.join("metrics.jsonl"), metrics).expect("metrics");
+}
+
+#[test]
+fn the_report_of_1000_results_opens_in_headless_chromium_offline_fast_and_clean() {
+    if !have_on_path("chromium") {
+        return;
+    }
+    let e = Env::new();
+    thousand_results(&e);
+    let html = e.root().join("out dir").join("report.html");
+    let out = e
+        .cmd()
+        .arg("report")
+        .arg("--output")
+        .arg(&html)
+        .output()
+        .expect("report");
+    assert_code(&out, 0);
+    let body = std::fs::read_to_string(&html).expect("html");
+    // Self-contained: nothing to fetch.
+    for bad in [
+        "src=\"http",
+        "href=\"http",
+        "<link",
+        "@import",
+        "url(http",
+        "<script src",
+    ] {
+        assert!(!body.contains(bad), "{bad} in the report");
+    }
+    assert!(body.contains("tests/test_api.py::test_login"));
+    assert!(body.contains("src/mod_0/file &lt;0&gt;.py:1"));
+
+    let profile = tempfile::tempdir().expect("profile");
+    let mut cdp = Cdp::start(profile.path());
+    let log = profile.path().join("chromium.log");
+    let _show = Defer(move || {
+        eprintln!(
+            "chromium: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    let blank = open_in_chromium(&mut cdp, "about:blank");
+    let url = format!("file://{}", html.display()).replace(' ', "%20");
+    let page = open_in_chromium(&mut cdp, &url);
+    assert!(page.errors.is_empty(), "console errors: {:?}", page.errors);
+    assert!(
+        page.requests.is_empty(),
+        "requests leaving the file: {:?}",
+        page.requests
+    );
+    assert!(page.svg_count >= 6, "charts drawn: {}", page.svg_count);
+    assert!(page.load_ms < 1000.0, "rendered in {} ms", page.load_ms);
+    // Kept as an artifact; a blank page compresses to almost nothing.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts");
+    std::fs::write(dir.join("report-1000.png"), &page.screenshot).expect("png");
+    assert!(page.screenshot.starts_with(b"\x89PNG"), "a PNG");
+    assert!(
+        page.screenshot.len() > 10 * blank.screenshot.len().max(1000),
+        "not blank: {} bytes vs {} for about:blank",
+        page.screenshot.len(),
+        blank.screenshot.len()
+    );
+    // The findings table's filters work.
+    let filtered = cdp.call(
+        Some(&page.session),
+        "Runtime.evaluate",
+        serde_json::json!({
+            "expression": "var s=document.getElementById('f-sev'); s.value='critical'; s.dispatchEvent(new Event('change')); document.getElementById('f-count').textContent",
+            "returnByValue": true
+        }),
+    );
+    assert_eq!(filtered["result"]["value"], "60 of 300");
+    eprintln!(
+        "report of 1000 results: {} bytes, loaded in {:.0} ms",
+        body.len(),
+        page.load_ms
+    );
+}
+
+#[test]
+fn report_auto_refreshes_the_report_after_a_drain() {
+    let e = Env::new();
+    e.config(r#"{"report": {"auto": true}}"#);
+    let out = e.run(&[
+        "enqueue",
+        "--no-drain",
+        "custom",
+        "--",
+        "sh",
+        "-c",
+        "echo hi",
+    ]);
+    assert_code(&out, 0);
+    assert!(!e.state().join("report.html").exists());
+    let out = e.run(&["drain"]);
+    assert_code(&out, 0);
+    let html = std::fs::read_to_string(e.state().join("report.html")).expect("refreshed");
+    assert!(
+        html.contains("custom: sh -c &quot;echo hi&quot;"),
+        "the run is listed"
+    );
+    e.config(r#"{"report": {"auto": "yes"}}"#);
+    let out = e.run(&["status"]);
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stderr).contains("report.auto"),
+        "{}",
+        text(&out.stderr)
+    );
+}
