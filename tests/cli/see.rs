@@ -909,8 +909,8 @@ fn open_in_chromium(cdp: &mut Cdp, url: &str) -> Opened {
         "Target.attachToTarget",
         serde_json::json!({"targetId": target, "flatten": true}),
     );
-    let s = a["sessionId"].as_str().expect("session").to_string();
-    let s = Some(s.as_str());
+    let session = a["sessionId"].as_str().expect("session").to_string();
+    let s = Some(session.as_str());
     for m in [
         "Page.enable",
         "Runtime.enable",
@@ -965,7 +965,7 @@ fn open_in_chromium(cdp: &mut Cdp, url: &str) -> Opened {
         requests,
         screenshot,
         svg_count: nav["svgs"].as_u64().unwrap_or(0),
-        session: s.unwrap_or_default().to_string(),
+        session: session.clone(),
     }
 }
 
