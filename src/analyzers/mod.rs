@@ -280,19 +280,48 @@ pub fn not_installed(tool: &str, how: &str) -> Plan {
 }
 
 /// Run every applicable tool of `kinds` on `root` (inside `repo`) in parallel.
+/// Told when each tool starts and ends (per-tool progress on a terminal). Tools run in
+/// parallel, so the calls come from several threads.
+pub trait ToolProgress: Sync {
+    /// The tools that will run, before any starts.
+    fn planned(&self, _tools: &[&str]) {}
+    fn started(&self, _tool: &str) {}
+    fn finished(&self, _run: &ToolRun, _findings: usize) {}
+}
+
+struct Silent;
+impl ToolProgress for Silent {}
+
 pub fn analyze(kinds: &[Kind], root: &Path, repo: &Path, o: &Options) -> Report {
+    analyze_with_progress(kinds, root, repo, o, &Silent)
+}
+
+/// `analyze`, reporting each tool's start and end to `progress`.
+pub fn analyze_with_progress(
+    kinds: &[Kind],
+    root: &Path,
+    repo: &Path,
+    o: &Options,
+    progress: &dyn ToolProgress,
+) -> Report {
     let t0 = Instant::now();
     let project = Project::scan(root, repo);
     let tools: Vec<&dyn Tool> = registry()
         .into_iter()
         .filter(|t| kinds.contains(&t.kind()) && t.applies(&project))
         .collect();
+    progress.planned(&tools.iter().map(|t| t.name()).collect::<Vec<_>>());
     let outcomes: Vec<(ToolRun, Vec<Finding>, f64)> = std::thread::scope(|s| {
         let handles: Vec<_> = tools
             .iter()
             .map(|t| {
                 let project = &project;
-                s.spawn(move || run_tool(*t, project, o))
+                s.spawn(move || {
+                    progress.started(t.name());
+                    let out = run_tool(*t, project, o);
+                    progress.finished(&out.0, out.1.len());
+                    out
+                })
             })
             .collect();
         handles

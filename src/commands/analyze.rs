@@ -40,7 +40,14 @@ pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
         tool_timeout: Duration::from_secs(a.tool_timeout_seconds.max(1)),
         disabled: a.disabled_tools.clone(),
     };
-    let report = analyzers::analyze(&kinds, &root, &ctx.repo, &opts);
+    let report = if ctx.out.tty && !ctx.out.json && !ctx.out.quiet() {
+        let bars = Bars::default();
+        let r = analyzers::analyze_with_progress(&kinds, &root, &ctx.repo, &opts, &bars);
+        bars.done();
+        r
+    } else {
+        analyzers::analyze(&kinds, &root, &ctx.repo, &opts)
+    };
 
     let format = args.format.unwrap_or(if args.output.is_some() {
         ReportFormat::Json
@@ -252,4 +259,55 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
         }
     }
     s
+}
+
+/// Per-tool progress on a terminal: one spinner line per tool (on stderr), each replaced by
+/// the tool's outcome when it ends.
+#[derive(Default)]
+struct Bars {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<Vec<(String, indicatif::ProgressBar)>>,
+}
+
+impl Bars {
+    fn bar(&self, tool: &str) -> Option<indicatif::ProgressBar> {
+        let bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        bars.iter().find(|b| b.0 == tool).map(|b| b.1.clone())
+    }
+
+    fn done(&self) {
+        let _ = self.multi.clear();
+    }
+}
+
+impl analyzers::ToolProgress for Bars {
+    fn planned(&self, tools: &[&str]) {
+        let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:<12} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tools {
+            let b = self.multi.add(indicatif::ProgressBar::new_spinner());
+            b.set_style(style.clone());
+            b.set_prefix(t.to_string());
+            b.set_message("waiting");
+            bars.push((t.to_string(), b));
+        }
+    }
+
+    fn started(&self, tool: &str) {
+        if let Some(b) = self.bar(tool) {
+            b.set_message("running");
+            b.enable_steady_tick(Duration::from_millis(120));
+        }
+    }
+
+    fn finished(&self, run: &analyzers::ToolRun, findings: usize) {
+        if let Some(b) = self.bar(&run.name) {
+            let what = match run.status {
+                Status::Ran => format!("done in {:.1}s, {findings} finding(s)", run.duration_s),
+                _ => run.status_line(),
+            };
+            b.finish_with_message(what);
+        }
+    }
 }

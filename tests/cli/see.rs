@@ -1174,3 +1174,34 @@ fn report_auto_refreshes_the_report_after_a_drain() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn analyze_shows_per_tool_progress_on_a_tty_only() {
+    if !have_on_path("radon") || !have_on_path("script") {
+        return;
+    }
+    let e = Env::new();
+    fixture_into(&e, "python-app");
+    // `script` runs it on a pseudo-terminal (argv joined for script's own `sh -c`; the
+    // binary path is quoted).
+    let cmdline = format!("'{}' analyze performance", bin().display());
+    let out = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .current_dir(e.root())
+        .env("PATH", tools_path())
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("script");
+    let s = text(&out.stdout);
+    assert!(s.contains("radon-cc     running"), "{s}");
+    assert!(s.contains("radon-cc     done in"), "{s}");
+    assert!(s.contains("sizes        done in"), "{s}");
+    // Not a terminal: no progress lines.
+    let out = e
+        .cmd()
+        .env("PATH", tools_path())
+        .args(["analyze", "performance"])
+        .output()
+        .expect("analyze");
+    assert!(!text(&out.stdout).contains("running") && !text(&out.stderr).contains("running"));
+}
