@@ -11,6 +11,8 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
+pub mod model;
 pub mod notify;
 pub mod output;
 pub mod queue;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::recover::recover;
-use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, status_of, terminate};
+use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
 use super::submit::base_result;
 use super::{
     announce, cleanup, install_stop_handlers, lock_timeout, open_store, persist, stop_requested,
@@ -264,10 +264,10 @@ impl Drainer<'_> {
                 .get(&task.id)
                 .is_some_and(|x| x.stop_requested);
             if stop_asked && r.status != "cancelled" {
-                r.status = Status::Cancelled.as_str().to_string();
+                r.status = Status::Cancelled;
                 r.error = Some("stopped by `bgrun stop`".to_string());
             }
-            let status = status_of(&r.status);
+            let status = r.status;
             let retry = if stopping {
                 None
             } else {
@@ -345,7 +345,7 @@ impl Drainer<'_> {
                 Err(failed) => {
                     let (task, why) = *failed;
                     let mut r = base_result(&task, task.attempt + 1, at);
-                    r.status = Status::Failed.as_str().to_string();
+                    r.status = Status::Failed;
                     r.error = Some(why);
                     let end = Op::End {
                         id: task.id.clone(),

@@ -117,7 +117,7 @@ pub(super) fn persist(
     let s = Sample {
         at: r.finished_ts(),
         task_type: r.task_type.clone(),
-        status: r.status.clone(),
+        status: r.status,
         duration_s: r.duration_s,
         queue_s: r.queue_s,
         peak_rss_mb: r.peak_rss_mb,

@@ -100,9 +100,7 @@ pub(super) fn recover(
                 Status::Cancelled
             } else {
                 Status::Abandoned
-            }
-            .as_str()
-            .to_string();
+            };
             res.started_at = Some(rfc3339(r.claimed_at));
             res.duration_s = (at - r.claimed_at).max(0.0);
             res.queue_s = (r.claimed_at - r.task.enqueued_at).max(0.0);

@@ -267,7 +267,7 @@ pub(super) fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResu
             _ => "ended abnormally".to_string(),
         });
     }
-    r.status = status.as_str().to_string();
+    r.status = status;
     (slot.task, r)
 }
 
@@ -290,16 +290,4 @@ pub(super) fn retry_of(task: &Task, status: Status, attempt: u32, at: f64) -> Op
     t.enqueued_at = at;
     t.not_before = Some(at + task.retry_delay_s as f64);
     Some(t)
-}
-
-pub(super) fn status_of(s: &str) -> Status {
-    match s {
-        "succeeded" => Status::Succeeded,
-        "timed_out" => Status::TimedOut,
-        "killed_memory" => Status::KilledMemory,
-        "cancelled" => Status::Cancelled,
-        "abandoned" => Status::Abandoned,
-        "dropped" => Status::Dropped,
-        _ => Status::Failed,
-    }
 }

@@ -52,7 +52,7 @@ pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
                 key: t.dedup_key(),
             });
             let mut r = base_result(t, t.attempt, at);
-            r.status = Status::Cancelled.as_str().to_string();
+            r.status = Status::Cancelled;
             r.error = Some("cancelled by `bgrun stop` before it started".to_string());
             cancelled.push(r);
             out.removed.push(id);

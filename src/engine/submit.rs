@@ -221,7 +221,7 @@ pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
 
 pub(super) fn dropped_result(t: &Task, at: f64, max: usize) -> TaskResult {
     let mut r = base_result(t, t.attempt, at);
-    r.status = Status::Dropped.as_str().to_string();
+    r.status = Status::Dropped;
     r.error = Some(format!(
         "dropped: the queue was full ({max} tasks) and this task had the lowest priority"
     ));
@@ -233,7 +233,7 @@ pub(super) fn base_result(t: &Task, attempt: u32, at: f64) -> TaskResult {
         id: t.id.clone(),
         task_type: t.task_type.clone(),
         name: t.name.clone(),
-        status: String::new(),
+        status: Status::Failed,
         exit_code: None,
         signal: None,
         attempt,
