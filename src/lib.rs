@@ -28,19 +28,21 @@ use anyhow::Result;
 
 pub use error::Exit;
 
-/// Everything a command needs, resolved once from the global options.
+/// Everything a command needs, resolved once from the global options: the engine's
+/// [`engine::Env`] (reached through `Deref`, so `ctx.repo`, `ctx.config`... read it) plus
+/// what only the command layer uses (warnings to show, the output style).
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    /// The project root (absolute).
-    pub repo: PathBuf,
-    /// Where state, results and logs live (absolute).
-    pub state_dir: PathBuf,
-    pub config: config::Config,
-    pub config_source: config::Source,
+    pub env: engine::Env,
     pub config_warnings: Vec<String>,
-    /// The `--config` given, passed on to the processes bgrun starts.
-    pub config_arg: Option<PathBuf>,
     pub out: output::Output,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = engine::Env;
+    fn deref(&self) -> &engine::Env {
+        &self.env
+    }
 }
 
 impl Ctx {
@@ -55,29 +57,10 @@ impl Ctx {
         let state_dir = state_dir_for(g, &repo)?;
         let config_arg = g.config.as_ref().map(|p| absolute(p)).transpose()?;
         Ok(Ctx {
-            repo,
-            state_dir,
-            config: loaded.config,
-            config_source: loaded.source,
+            env: engine::Env::new(repo, state_dir, loaded.config, loaded.source, config_arg),
             config_warnings: loaded.warnings,
-            config_arg,
             out: output::Output::new(g.json, g.quiet, g.verbose),
         })
-    }
-
-    /// The global options to pass to a bgrun child process so it sees the same project.
-    pub fn child_args(&self) -> Vec<std::ffi::OsString> {
-        let mut v: Vec<std::ffi::OsString> = vec![
-            "-C".into(),
-            self.repo.clone().into(),
-            "--state-dir".into(),
-            self.state_dir.clone().into(),
-        ];
-        if let Some(c) = &self.config_arg {
-            v.push("--config".into());
-            v.push(c.clone().into());
-        }
-        v
     }
 }
 

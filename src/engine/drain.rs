@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::Env;
+use super::outcome::base_result;
 use super::recover::recover;
 use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
-use super::submit::base_result;
 use super::{
     announce, cleanup, install_stop_handlers, lock_timeout, open_store, persist, stop_requested,
 };
-use crate::Ctx;
 use crate::queue;
 use crate::results::{self, TaskResult};
 use crate::runner::limits::Sampler;
@@ -45,17 +45,17 @@ pub trait Progress {
 
 /// Run queued tasks until the queue is empty, with at most `max_local` of ours at once and
 /// `execution.max_concurrent_tasks` across every live drainer.
-pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result<DrainSummary> {
-    crate::state::store::ensure_private_dir(&ctx.state_dir)?;
-    let reg = procs::register(&ctx.state_dir, "drainer")?;
+pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result<DrainSummary> {
+    crate::state::store::ensure_private_dir(&env.state_dir)?;
+    let reg = procs::register(&env.state_dir, "drainer")?;
     install_stop_handlers();
     let mut d = Drainer {
-        ctx,
+        env,
         me: reg.info.token.clone(),
         reg: Some(reg),
-        global_max: ctx.config.execution.max_concurrent_tasks.max(1),
+        global_max: env.config.execution.max_concurrent_tasks.max(1),
         max_local: max_local.max(1),
-        grace: ctx.config.execution.kill_grace_seconds as f64,
+        grace: env.config.execution.kill_grace_seconds as f64,
         cache: Cache::default(),
         slots: Vec::new(),
         sampler: Sampler::new(),
@@ -81,8 +81,8 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
     }
     d.sync_if_due(f64::INFINITY)?;
     drop(d.handles.take());
-    if results::cleanup_is_due(&ctx.state_dir, 300.0)
-        && let Err(e) = cleanup(ctx)
+    if results::cleanup_is_due(&env.state_dir, 300.0)
+        && let Err(e) = cleanup(env)
     {
         eprintln!("bgrun: warning: cleanup failed: {e:#}");
     }
@@ -90,7 +90,7 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
 }
 
 struct Drainer<'a> {
-    ctx: &'a Ctx,
+    env: &'a Env,
     /// This drainer's token in the process registry, recorded in its claims.
     me: String,
     reg: Option<Registration>,
@@ -134,7 +134,7 @@ impl Drainer<'_> {
         while i < self.slots.len() {
             if self.slots[i].child.exited() {
                 let slot = self.slots.swap_remove(i);
-                done.push(finish_slot(self.ctx, slot, at));
+                done.push(finish_slot(self.env, slot, at));
             } else {
                 i += 1;
             }
@@ -161,7 +161,7 @@ impl Drainer<'_> {
             || at - self.last_recovery > 2.0
             || stopping
             || ready
-            || Store::changed_since(&self.ctx.state_dir, &self.cache)
+            || Store::changed_since(&self.env.state_dir, &self.cache)
     }
 
     /// One read-modify-write of the journal. Returns whether the drain is over.
@@ -172,10 +172,10 @@ impl Drainer<'_> {
         stopping: bool,
         progress: &mut dyn Progress,
     ) -> Result<bool> {
-        let ctx = self.ctx;
+        let env = self.env;
         let mut store = match self.handles.take() {
-            Some(h) => Store::relock(h, lock_timeout(&ctx.config))?,
-            None => open_store(ctx)?,
+            Some(h) => Store::relock(h, lock_timeout(&env.config))?,
+            None => open_store(env)?,
         };
         store.refresh(&mut self.cache)?;
         let mut batch = Batch::default();
@@ -184,7 +184,7 @@ impl Drainer<'_> {
         let mut recovered = Vec::new();
         if at - self.last_recovery > 2.0 {
             self.last_recovery = at;
-            let (ops, rs) = recover(ctx, &mut self.cache.state, Some(&self.me));
+            let (ops, rs) = recover(env, &mut self.cache.state, Some(&self.me));
             batch.durable |= !ops.is_empty();
             batch.ops.extend(ops);
             recovered = rs;
@@ -211,7 +211,7 @@ impl Drainer<'_> {
             self.reg.take();
         }
         for r in recovered.iter().chain(done.iter().map(|(_, r)| r)) {
-            persist(ctx, &store, r, queued_now, running_now);
+            persist(env, &store, r, queued_now, running_now);
         }
         self.handles = Some(store.unlock());
         for (task, attempt) in &started {
@@ -221,7 +221,7 @@ impl Drainer<'_> {
             .into_iter()
             .chain(done.into_iter().map(|(_, r)| r))
         {
-            announce(ctx, &r);
+            announce(env, &r);
             progress.finished(&r, queued_now);
             self.summary.ran += 1;
             let final_failure = matches!(
@@ -329,7 +329,7 @@ impl Drainer<'_> {
                 at,
             };
             batch.push(self, claim, false);
-            match start_slot(self.ctx, task) {
+            match start_slot(self.env, task) {
                 Ok(slot) => {
                     let op = Op::Spawned {
                         id: slot.task.id.clone(),
@@ -370,9 +370,9 @@ impl Drainer<'_> {
             at - self.last_sample >= 0.25 && self.slots.iter().any(|s| at - s.started > 0.2);
         if sampling_due {
             self.last_sample = at;
-            sample(&mut self.slots, &mut self.sampler, self.ctx, at);
+            sample(&mut self.slots, &mut self.sampler, self.env, at);
         }
-        let mut due = police(&mut self.slots, self.ctx, at);
+        let mut due = police(&mut self.slots, self.env, at);
         if self.unsynced {
             due = due.min(self.last_sync + SYNC_EVERY);
         }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::submit::base_result;
+use super::Env;
+use super::outcome::base_result;
 use super::{announce, log_event, open_store, persist};
-use crate::Ctx;
 use crate::results::TaskResult;
 use crate::runner::process;
 use crate::state::procs;
@@ -17,26 +17,26 @@ use crate::timefmt::{now, rfc3339};
 
 /// Enqueue's cheap check: only when an open claim belongs to a dead drainer is the journal
 /// folded and the orphan recovered. Returns whether anything changed.
-pub(super) fn recover_orphans_fast(ctx: &Ctx, store: &mut Store, scan: &Scan) -> Result<bool> {
+pub(super) fn recover_orphans_fast(env: &Env, store: &mut Store, scan: &Scan) -> Result<bool> {
     if scan.open_claims.is_empty() {
         return Ok(false);
     }
     let dead = scan.open_claims.values().any(|line| {
         serde_json::from_slice::<Op>(line)
             .ok()
-            .is_some_and(|op| matches!(op, Op::Claim { drainer, .. } if !procs::token_alive(&ctx.state_dir, &drainer)))
+            .is_some_and(|op| matches!(op, Op::Claim { drainer, .. } if !procs::token_alive(&env.state_dir, &drainer)))
     });
     if !dead {
         return Ok(false);
     }
     let mut state = store.load()?;
-    let (ops, rs) = recover(ctx, &mut state, None);
+    let (ops, rs) = recover(env, &mut state, None);
     store.append(&ops, true)?;
     for r in &rs {
-        persist(ctx, store, r, state.queued.len(), state.running.len());
+        persist(env, store, r, state.queued.len(), state.running.len());
     }
     for r in &rs {
-        announce(ctx, r);
+        announce(env, r);
     }
     Ok(!ops.is_empty())
 }
@@ -45,16 +45,16 @@ pub(super) fn recover_orphans_fast(ctx: &Ctx, store: &mut Store, scan: &Scan) ->
 /// re-run while it lives), then re-queue it (attempt + 1) or, past its retries, record it
 /// as abandoned. `mine` is the caller's own drainer token, skipped.
 pub(super) fn recover(
-    ctx: &Ctx,
+    env: &Env,
     state: &mut State,
     mine: Option<&str>,
 ) -> (Vec<Op>, Vec<TaskResult>) {
-    let grace = Duration::from_secs(ctx.config.execution.kill_grace_seconds);
+    let grace = Duration::from_secs(env.config.execution.kill_grace_seconds);
     let orphans: Vec<String> = state
         .running
         .iter()
         .filter(|(_, r)| {
-            Some(r.drainer.as_str()) != mine && !procs::token_alive(&ctx.state_dir, &r.drainer)
+            Some(r.drainer.as_str()) != mine && !procs::token_alive(&env.state_dir, &r.drainer)
         })
         .map(|(id, _)| id.clone())
         .collect();
@@ -69,7 +69,7 @@ pub(super) fn recover(
             && !process::kill_leftover_group(pid, start, grace)
         {
             log_event(
-                ctx,
+                env,
                 &format!(
                     "task {id}: its old process group {pid} is still alive; not recovered yet"
                 ),
@@ -122,7 +122,7 @@ pub(super) fn recover(
             }]
         };
         log_event(
-            ctx,
+            env,
             &format!(
                 "recovered task {id} ({}) from a dead drainer",
                 r.task.task_type
@@ -137,20 +137,20 @@ pub(super) fn recover(
 }
 
 /// Run recovery under the lock: what every command does on start.
-pub fn recover_now(ctx: &Ctx) -> Result<State> {
-    let mut store = open_store(ctx)?;
+pub fn recover_now(env: &Env) -> Result<State> {
+    let mut store = open_store(env)?;
     let mut state = store.load()?;
-    let (ops, rs) = recover(ctx, &mut state, None);
+    let (ops, rs) = recover(env, &mut state, None);
     store.append(&ops, true)?;
     if state.wants_compaction() {
         store.compact(&state)?;
     }
     for r in &rs {
-        persist(ctx, &store, r, state.queued.len(), state.running.len());
+        persist(env, &store, r, state.queued.len(), state.running.len());
     }
     drop(store);
     for r in &rs {
-        announce(ctx, r);
+        announce(env, r);
     }
     Ok(state)
 }

@@ -5,15 +5,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::submit::base_result;
+use super::Env;
+use super::outcome::base_result;
 use super::{announce, open_store, persist};
+use crate::error;
 use crate::results::{self, TaskResult};
 use crate::runner::process;
 use crate::state::procs;
 use crate::state::store::Op;
 use crate::state::task::Status;
 use crate::timefmt::{self, now};
-use crate::{Ctx, error};
 
 /// What `stop` did.
 #[derive(Debug, Default, serde::Serialize)]
@@ -27,10 +28,10 @@ pub struct Stopped {
 /// Cancel tasks: queued ones are removed (recorded as cancelled), running ones are asked
 /// to stop (their drainer records them) and their group gets SIGTERM now and SIGKILL after
 /// the grace period. With `all`, drainers and watchers are stopped too.
-pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
+pub fn stop(env: &Env, ids: &[String], all: bool) -> Result<Stopped> {
     let mut out = Stopped::default();
     let at = now();
-    let mut store = open_store(ctx)?;
+    let mut store = open_store(env)?;
     let mut state = store.load()?;
     let targets: Vec<String> = if all {
         state
@@ -74,11 +75,11 @@ pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
     }
     store.append(&ops, true)?;
     for r in &cancelled {
-        persist(ctx, &store, r, state.queued.len(), state.running.len());
+        persist(env, &store, r, state.queued.len(), state.running.len());
     }
     drop(store);
     for r in &cancelled {
-        announce(ctx, r);
+        announce(env, r);
     }
     for (pid, start) in &groups {
         if process::proc_start_time(*pid).is_none_or(|s| s == *start) {
@@ -87,7 +88,7 @@ pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
         }
     }
     if all {
-        for p in procs::alive(&ctx.state_dir, None) {
+        for p in procs::alive(&env.state_dir, None) {
             if p.pid != std::process::id() {
                 // SAFETY: plain kill of a registered bgrun process.
                 unsafe {
@@ -98,7 +99,7 @@ pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
         }
     }
     // Give the groups their grace, then make sure.
-    let grace = Instant::now() + Duration::from_secs(ctx.config.execution.kill_grace_seconds);
+    let grace = Instant::now() + Duration::from_secs(env.config.execution.kill_grace_seconds);
     while Instant::now() < grace && groups.iter().any(|(p, _)| process::group_alive(*p)) {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -109,7 +110,7 @@ pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
 }
 
 /// Wait until every task in `ids` has a final result (no retry pending), or `timeout`.
-pub fn wait_for(ctx: &Ctx, ids: &[String], timeout: Duration) -> Result<Vec<TaskResult>> {
+pub fn wait_for(env: &Env, ids: &[String], timeout: Duration) -> Result<Vec<TaskResult>> {
     let deadline = Instant::now() + timeout;
     let mut found: HashMap<String, TaskResult> = HashMap::new();
     loop {
@@ -117,7 +118,7 @@ pub fn wait_for(ctx: &Ctx, ids: &[String], timeout: Duration) -> Result<Vec<Task
             if found.contains_key(id) {
                 continue;
             }
-            if let Some(r) = results::list(&ctx.state_dir, Some(id), 1)?
+            if let Some(r) = results::list(&env.state_dir, Some(id), 1)?
                 .into_iter()
                 .next()
                 && !r.will_retry

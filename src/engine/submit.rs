@@ -3,19 +3,20 @@
 
 use anyhow::{Context, Result};
 
+use super::Env;
+use super::outcome::dropped_result;
 use super::recover::recover_orphans_fast;
 use super::{NewTask, Submitted, analyzer_of, announce, log_event, open_store, persist};
+use crate::error;
 use crate::queue;
-use crate::results::TaskResult;
 use crate::state::store::{Op, State};
-use crate::state::task::{Action, Arg, Status, Task};
-use crate::timefmt::{now, rfc3339};
-use crate::{Ctx, error};
+use crate::state::task::{Action, Arg, Task};
+use crate::timefmt::now;
 use std::path::PathBuf;
 
 /// Turn a request into a task (validating it against the config: exit 2 when wrong).
-pub fn build_task(ctx: &Ctx, new: &NewTask, seq: u64, at: f64) -> Result<Task> {
-    let c = &ctx.config;
+pub fn build_task(env: &Env, new: &NewTask, seq: u64, at: f64) -> Result<Task> {
+    let c = &env.config;
     let (action, priority, timeout, retries, name) = if new.task_type == "custom" {
         if new.argv.is_empty() {
             return Err(error::usage(
@@ -53,7 +54,7 @@ pub fn build_task(ctx: &Ctx, new: &NewTask, seq: u64, at: f64) -> Result<Task> {
         if !t.enabled {
             return Err(error::usage(format!(
                 "task type {:?} is disabled (task_types.{}.enabled in {})",
-                new.task_type, new.task_type, ctx.config_source
+                new.task_type, new.task_type, env.config_source
             )));
         }
         let action = match (&t.command, analyzer_of(&new.task_type)) {
@@ -115,16 +116,16 @@ pub fn build_task(ctx: &Ctx, new: &NewTask, seq: u64, at: f64) -> Result<Task> {
 
 /// Queue tasks under one lock. Duplicates are not added; on overflow the lowest-priority
 /// task is dropped and recorded. Returns at once; see [`ensure_drainer`].
-pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
+pub fn submit(env: &Env, news: &[NewTask]) -> Result<Vec<Submitted>> {
     let at = now();
     // Validate everything before taking the lock: a bad request changes nothing.
     let mut tasks = Vec::with_capacity(news.len());
     for n in news {
-        tasks.push(build_task(ctx, n, 0, at)?);
+        tasks.push(build_task(env, n, 0, at)?);
     }
-    let mut store = open_store(ctx)?;
+    let mut store = open_store(env)?;
     let mut scan = store.scan()?;
-    if recover_orphans_fast(ctx, &mut store, &scan)? {
+    if recover_orphans_fast(env, &mut store, &scan)? {
         scan = store.scan()?;
     }
     let mut ops = Vec::new();
@@ -140,7 +141,7 @@ pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
         task.seq = scan.next_seq;
         task.id = task.seq.to_string();
         scan.next_seq += 1;
-        if scan.queued >= ctx.config.execution.max_queue_size {
+        if scan.queued >= env.config.execution.max_queue_size {
             // Overflow: rare, so the whole journal is folded to find the victim.
             if full_state.is_none() {
                 let mut st = store.load()?;
@@ -151,7 +152,7 @@ pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
             }
             let st = full_state.as_mut().context("state")?;
             let victim = queue::overflow_victim(st.queued.values(), &task).clone();
-            let result = dropped_result(&victim, at, ctx.config.execution.max_queue_size);
+            let result = dropped_result(&victim, at, env.config.execution.max_queue_size);
             if victim.id == task.id {
                 dropped_results.push(result.clone());
                 out.push(Submitted::Dropped { result });
@@ -206,55 +207,15 @@ pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
         store.compact(&st)?;
     }
     for r in &dropped_results {
-        persist(ctx, &store, r, scan.queued, 0);
+        persist(env, &store, r, scan.queued, 0);
     }
     drop(store);
     for r in &dropped_results {
-        announce(ctx, r);
+        announce(env, r);
         log_event(
-            ctx,
+            env,
             &format!("dropped task {} ({}): the queue is full", r.id, r.task_type),
         );
     }
     Ok(out)
-}
-
-pub(super) fn dropped_result(t: &Task, at: f64, max: usize) -> TaskResult {
-    let mut r = base_result(t, t.attempt, at);
-    r.status = Status::Dropped;
-    r.error = Some(format!(
-        "dropped: the queue was full ({max} tasks) and this task had the lowest priority"
-    ));
-    r
-}
-
-pub(super) fn base_result(t: &Task, attempt: u32, at: f64) -> TaskResult {
-    TaskResult {
-        id: t.id.clone(),
-        task_type: t.task_type.clone(),
-        name: t.name.clone(),
-        status: Status::Failed,
-        exit_code: None,
-        signal: None,
-        attempt,
-        trigger: t.trigger.clone(),
-        enqueued_at: rfc3339(t.enqueued_at),
-        started_at: None,
-        finished_at: rfc3339(at),
-        duration_s: 0.0,
-        queue_s: (at - t.enqueued_at).max(0.0),
-        peak_rss_mb: 0.0,
-        cpu_s: 0.0,
-        log: None,
-        error: None,
-        will_retry: false,
-        findings: None,
-        report: None,
-        report_path: None,
-        context: t.context.clone(),
-        argv: match &t.action {
-            Action::Command { argv, .. } => argv.iter().map(Arg::lossy).collect(),
-            Action::Analyzer { analyzer } => vec![format!("bgrun analyze {analyzer}")],
-        },
-    }
 }
