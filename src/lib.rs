@@ -19,6 +19,7 @@ pub mod queue;
 pub mod results;
 pub mod runner;
 pub mod state;
+pub mod store;
 pub mod timefmt;
 pub mod triggers;
 

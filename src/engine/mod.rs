@@ -24,10 +24,10 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::results::{self, Sample, TaskResult};
+use crate::results::{self, TaskResult};
 use crate::state::procs;
-use crate::state::store::Store;
 use crate::state::task::Arg;
+use crate::store::{self, Durability, Store, Txn};
 use crate::timefmt::{now, rfc3339};
 
 pub use drain::{DrainSummary, Progress, drain};
@@ -96,60 +96,43 @@ pub(super) fn lock_timeout(c: &Config) -> Duration {
     Duration::from_secs_f64(c.execution.lock_timeout_seconds.max(0.0))
 }
 
-pub fn open_store(env: &Env) -> Result<Store> {
-    Store::open(&env.state_dir, lock_timeout(&env.config))
+/// The store of this project's queue and results.
+pub fn open_store(env: &Env) -> Box<dyn Store> {
+    store::open(env.state_dir.clone(), lock_timeout(&env.config))
 }
 
-/// Save a result and its metrics sample; `_locked` proves the state lock is held, so that
-/// the retention rewrite of the same files cannot lose these appends.
-pub(super) fn persist(
+/// The one way the engine ends a transaction: persist (the queue change and the results
+/// saved in it), unlock, then announce each saved result (outside the lock: channels may
+/// take a while). Returns the results announced.
+pub(super) fn commit(
     env: &Env,
-    _locked: &Store,
-    r: &TaskResult,
-    queue_len: usize,
-    concurrent: usize,
-) {
-    if let Err(e) = results::save(&env.state_dir, r) {
-        eprintln!(
-            "bgrun: warning: cannot save the result of task {}: {e:#}",
-            r.id
-        );
+    txn: Box<dyn Txn + '_>,
+    durability: Durability,
+) -> Result<Vec<TaskResult>> {
+    let saved = txn.commit(durability)?;
+    for r in &saved {
+        announce(env, r);
     }
-    let s = Sample {
-        at: r.finished_ts(),
-        task_type: r.task_type.clone(),
-        status: r.status,
-        duration_s: r.duration_s,
-        queue_s: r.queue_s,
-        peak_rss_mb: r.peak_rss_mb,
-        cpu_s: r.cpu_s,
-        queue_len,
-        concurrent,
-    };
-    if let Err(e) = results::append_sample(&env.state_dir, &s) {
-        eprintln!("bgrun: warning: cannot append metrics: {e:#}");
-    }
+    Ok(saved)
 }
 
-/// Tell people about a result (outside the lock: channels may take a while).
-pub(super) fn announce(env: &Env, r: &TaskResult) {
+/// Tell people about a result.
+fn announce(env: &Env, r: &TaskResult) {
     crate::notify::on_task_finished(&env.config, &env.repo, &env.state_dir, r);
 }
 
-/// Persist under a short lock, then announce.
+/// Save one result outside the queue (`bgrun run`), then announce it.
 pub(super) fn record(env: &Env, r: &TaskResult, queue_len: usize, concurrent: usize) -> Result<()> {
-    let store = open_store(env)?;
-    persist(env, &store, r, queue_len, concurrent);
-    drop(store);
-    announce(env, r);
+    let mut store = open_store(env);
+    let mut txn = store.begin()?;
+    txn.save_result(r.clone(), queue_len, concurrent);
+    commit(env, txn, Durability::Now)?;
     Ok(())
 }
 
 /// Apply retention now, under the lock.
 pub fn cleanup(env: &Env) -> Result<results::Cleaned> {
-    let _store = open_store(env)?;
-    results::cleanup(
-        &env.state_dir,
+    open_store(env).cleanup(
         env.config.results.retention_days,
         env.config.metrics.retention_days,
     )
