@@ -889,4 +889,179 @@ mod tests {
         assert!(s.scan().is_err());
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
     }
+
+    const V1_STATE: &str = include_str!("../../fixtures/state/v1/state.jsonl");
+    const V1_RESULTS: &str = include_str!("../../fixtures/state/v1/results.jsonl");
+    const V1_METRICS: &str = include_str!("../../fixtures/state/v1/metrics.jsonl");
+
+    /// The old-journal fixture: every future version must fold it to the same state.
+    #[test]
+    fn v1_fixture_folds_to_the_recorded_state() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(JOURNAL), V1_STATE).unwrap();
+        let mut f = JournalFile::open(dir.path(), Duration::from_secs(1)).unwrap();
+        let st = f.load().unwrap();
+        let mut queued: Vec<&str> = st.queued.keys().map(String::as_str).collect();
+        queued.sort();
+        assert_eq!(queued, ["4", "5"]);
+        let mut running: Vec<&str> = st.running.keys().map(String::as_str).collect();
+        running.sort();
+        assert_eq!(running, ["9"]);
+        let orphan = &st.running["9"];
+        assert_eq!(orphan.pid, Some(9817));
+        assert_eq!(orphan.drainer, "9812-468708285952");
+        assert_eq!(st.next_seq, 10);
+        let odd = match &st.queued["4"].action {
+            crate::state::task::Action::Command { argv, .. } => argv[2].0.clone(),
+            other => panic!("not a command: {other:?}"),
+        };
+        assert_eq!(odd, b"caf\xe9 with spaces \"quoted\"");
+        let ok: Vec<bool> = st.history["custom"].iter().map(|e| e.ok).collect();
+        assert_eq!(ok, [true, false, false, true]);
+        let scan = f.scan().unwrap();
+        assert_eq!(scan.queued, 2);
+        assert_eq!(scan.open_claims.len(), 1);
+        assert_eq!(scan.next_seq, 10);
+        assert!(scan.queued_with(&st.queued["5"].dedup_key()).is_some());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(JOURNAL)).unwrap(),
+            V1_STATE
+        );
+    }
+
+    /// Same JSON text up to the last bit of a float (serde_json reads floats to within an
+    /// ulp unless its `float_roundtrip` feature is on).
+    fn same_line(written: &str, original: &str) {
+        use serde_json::Value;
+        fn same(a: &Value, b: &Value) -> bool {
+            match (a, b) {
+                (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+                    let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                    (x - y).abs() <= x.abs().max(1.0) * 1e-15
+                }
+                (Value::Array(x), Value::Array(y)) => {
+                    x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+                }
+                (Value::Object(x), Value::Object(y)) => {
+                    x.keys().eq(y.keys()) && x.values().zip(y.values()).all(|(a, b)| same(a, b))
+                }
+                _ => a == b,
+            }
+        }
+        let keys = |l: &str| -> Vec<String> {
+            // Field order on disk: the keys in the order written.
+            l.split("\":")
+                .map(|p| p.rsplit('"').next().unwrap_or("").to_string())
+                .collect()
+        };
+        let (a, b): (Value, Value) = (
+            serde_json::from_str(written).unwrap(),
+            serde_json::from_str(original).unwrap(),
+        );
+        assert!(same(&a, &b), "{written}\n  differs from\n{original}");
+        assert_eq!(keys(written), keys(original), "field order");
+    }
+
+    /// On-disk compatibility: every line of the v1 files reads into today's types and writes
+    /// back as the same JSON, fields in the same order, so old and new bgrun can share a
+    /// state dir's files.
+    #[test]
+    fn v1_fixture_lines_round_trip_byte_for_byte() {
+        for line in V1_STATE.lines() {
+            let op: Op = serde_json::from_str(line).unwrap();
+            same_line(&serde_json::to_string(&op).unwrap(), line);
+        }
+        let mut statuses = Vec::new();
+        for line in V1_RESULTS.lines() {
+            let r: TaskResult = serde_json::from_str(line).unwrap();
+            same_line(&serde_json::to_string(&r).unwrap(), line);
+            statuses.push(r.status);
+        }
+        use crate::model::Status::*;
+        assert_eq!(
+            statuses,
+            [Succeeded, Failed, Failed, Dropped, Cancelled, Succeeded]
+        );
+        for line in V1_METRICS.lines() {
+            let s: Sample = serde_json::from_str(line).unwrap();
+            same_line(&serde_json::to_string(&s).unwrap(), line);
+        }
+    }
+
+    /// The store's transactions: dedup through the scan, overflow through the fold, fenced
+    /// finish, expired claims of a dead drainer, and a dropped transaction changes nothing.
+    #[test]
+    fn jsonl_store_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = JsonlStore::new(dir.path().to_path_buf(), Duration::from_secs(1));
+        let mut txn = store.begin().unwrap();
+        let a = txn.enqueue(task(0, "a")).unwrap();
+        let b = txn.enqueue(task(0, "b")).unwrap();
+        assert_eq!((a.id.as_str(), b.id.as_str()), ("1", "2"));
+        assert_eq!(
+            txn.queued_with_key(&a.dedup_key()).unwrap(),
+            Some("1".into())
+        );
+        assert_eq!(txn.queued_len().unwrap(), 2);
+        txn.commit(Durability::Now).unwrap();
+
+        // Dropped without commit: nothing happens.
+        let mut txn = store.begin().unwrap();
+        txn.enqueue(task(0, "c")).unwrap();
+        assert!(txn.remove_queued("1", Removal::Cancelled).unwrap());
+        drop(txn);
+        let mut txn = store.begin().unwrap();
+        assert_eq!(txn.queued_len().unwrap(), 2);
+        assert_eq!(txn.state().unwrap().queued.len(), 2);
+
+        // Claim, spawn, finish with a retry (same id, new seq); a stranger's lease is fenced.
+        let lease = txn.claim("1", "me", 1.0).unwrap().unwrap();
+        assert!(txn.spawned(&lease, 1, 2, "log".into()).unwrap());
+        let end = End {
+            task_type: "custom".into(),
+            status: crate::model::Status::Failed,
+            duration_s: 0.5,
+            at: 2.0,
+        };
+        let stranger = Lease {
+            drainer: "other".into(),
+            ..lease.clone()
+        };
+        assert!(!txn.finish(&stranger, &end, None).unwrap());
+        let mut again = a.clone();
+        again.attempt = 1;
+        assert!(txn.finish(&lease, &end, Some(again)).unwrap());
+        let st = txn.state().unwrap();
+        assert!(st.running.is_empty());
+        assert_eq!(st.queued["1"].seq, 3);
+        assert!(!st.history["custom"][0].ok);
+        let mut r: TaskResult = serde_json::from_str(V1_RESULTS.lines().nth(1).unwrap()).unwrap();
+        r.id = "1".into();
+        txn.save_result(r, 2, 0);
+        let saved = txn.commit(Durability::Soon).unwrap();
+        assert_eq!(saved.len(), 1);
+        store.sync().unwrap();
+        assert_eq!(store.view().queued.len(), 2);
+        assert!(!store.changed());
+        assert_eq!(store.results(Some("1"), 5).unwrap().len(), 1);
+
+        // A claim by a drainer that is not alive has expired.
+        let mut txn = store.begin().unwrap();
+        txn.claim("2", "0-0", 3.0).unwrap().unwrap();
+        txn.commit(Durability::Now).unwrap();
+        let mut other = JsonlStore::new(dir.path().to_path_buf(), Duration::from_secs(1));
+        assert!(other.changed());
+        let mut txn = other.begin().unwrap();
+        assert!(txn.may_have_expired_claims().unwrap());
+        let expired = txn.expired_claims(None).unwrap();
+        assert_eq!(expired.len(), 1);
+        let mut t = expired[0].task.clone();
+        t.attempt = 1;
+        txn.release_expired("2", Release::Requeue(Box::new(t)))
+            .unwrap();
+        assert!(txn.expired_claims(None).unwrap().is_empty());
+        assert_eq!(txn.state().unwrap().queued["2"].attempt, 1);
+        txn.commit(Durability::Now).unwrap();
+        assert!(store.changed(), "the first handle sees the other's commit");
+    }
 }
