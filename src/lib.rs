@@ -1,9 +1,13 @@
 //! bgrun: runs a repository's slow developer chores in the background.
 //!
-//! The table of contents: `cli` (clap structs) is parsed once into a [`Ctx`]; `commands`
-//! glue the layers; `state`, `queue` and `runner` are the engine (the persisted queue, pure
-//! ordering, the process pool); `analyzers`, `notify` and `triggers` are adapters that the
-//! engine and commands call downward. Nothing reaches upward.
+//! The table of contents, top down (each layer calls only the ones below it):
+//! `cli` (clap structs) is parsed once into a [`Ctx`]; `commands` (one file per subcommand)
+//! build an [`engine::Env`] from it and glue the layers; `engine` submits, drains, recovers
+//! and stops tasks through the `store` seam (`store::Store`: the journal today) and starts
+//! processes through `runner`; `queue` is the pure ordering policy; `analyzers`, `notify` and
+//! `triggers` are adapters; `model` is the shared vocabulary (status, severity, counts,
+//! results) and `fsutil` the small file helpers. Nothing reaches upward: below `commands`
+//! nobody sees `Ctx`, `cli` or `output`.
 
 pub mod analyzers;
 pub mod cli;
