@@ -23,7 +23,7 @@ use crate::runner::process::{self, Child};
 use crate::state::procs::{self, Registration};
 use crate::state::store::{Running, State};
 use crate::state::task::Task;
-use crate::store::{Durability, End, Lease, RENEW_EVERY_S, Store, Txn};
+use crate::store::{Durability, End, Lease, RENEW_EVERY_S, Store, Txn, Worker};
 use crate::timefmt::now;
 
 /// The longest an appended end waits for its fsync.
@@ -50,6 +50,13 @@ pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result
     let reg = procs::register(&env.state_dir, "drainer")?;
     install_stop_handlers();
     let mut store = open_store(env);
+    let worker = Worker {
+        token: reg.info.token.clone(),
+        pid: std::process::id(),
+        host: std::env::var("HOSTNAME").unwrap_or_default(),
+        started_at: now(),
+    };
+    store.worker_started(&worker)?;
     let mut d = Drainer {
         env,
         me: reg.info.token.clone(),
@@ -82,6 +89,9 @@ pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result
         d.sleep(store.view());
     }
     d.sync_if_due(&mut *store, f64::INFINITY)?;
+    if let Err(e) = store.worker_stopped(&worker) {
+        eprintln!("bgrun: warning: {e:#}");
+    }
     drop(store);
     if results::cleanup_is_due(&env.state_dir, 300.0)
         && let Err(e) = cleanup(env)

@@ -48,11 +48,16 @@
 //! result instead of recording it twice. A SQL store writes `... WHERE id = $1 AND
 //! lease_token = $2` and checks the row count.
 //!
+//! **Workers.** A drainer announces itself with [`Store::worker_started`] and leaves with
+//! [`Store::worker_stopped`] (defaults: nothing, as the journal needs).
+//!
 //! **Results.** [`Txn::save_result`] records one execution's [`TaskResult`] (with queue
 //! length and concurrency for its metrics sample); results are written with the
 //! transaction (the journal appends them to `results.jsonl` while still holding its lock,
 //! right after the journal lines). [`Txn::commit`] returns the saved results, which the
-//! engine then announces (notifications) after the store is unlocked.
+//! engine then announces (notifications) after the store is unlocked. The drainer saves a
+//! task's result in the same transaction as its fenced [`Txn::finish`], and only when the
+//! finish was accepted, so a result is never written by a drainer that lost the claim.
 //!
 //! **Durability.** [`Durability::Now`]: committed means on disk. [`Durability::Soon`]:
 //! visible to others at once, durable by the next [`Store::sync`] (the drainer group-commits
@@ -108,6 +113,40 @@ pub trait Store {
     /// Apply retention: results (and their logs and reports) older than `results_days`,
     /// metrics samples older than `metrics_days`.
     fn cleanup(&mut self, results_days: u64, metrics_days: u64) -> Result<Cleaned>;
+
+    /// A drainer starts working on this store (before its first claim). The journal needs
+    /// nothing here: its drainers are found through the process registry
+    /// (`state::procs`, which the engine keeps for every store, as the local list of
+    /// processes). A shared store records the worker (host, pid, token, start) so that
+    /// `status` can list workers on every machine; its leases still carry their own expiry.
+    fn worker_started(&mut self, worker: &Worker) -> Result<()> {
+        let _ = worker;
+        Ok(())
+    }
+
+    /// A drainer stops (its queue is empty, or it was told to stop). Best effort: a
+    /// drainer that dies never calls it, and its leases expire instead.
+    fn worker_stopped(&mut self, worker: &Worker) -> Result<()> {
+        let _ = worker;
+        Ok(())
+    }
+
+    /// The workers the store knows of (the journal: none; `status` reads the registry).
+    fn workers(&mut self) -> Result<Vec<Worker>> {
+        Ok(Vec::new())
+    }
+}
+
+/// A drainer, as a shared store lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Worker {
+    /// The drainer's token (what its claims carry as [`Lease::drainer`]).
+    pub token: String,
+    pub pid: u32,
+    /// The host it runs on.
+    pub host: String,
+    /// When it started (Unix seconds).
+    pub started_at: f64,
 }
 
 /// One transaction. Reads see this transaction's own writes.
