@@ -206,7 +206,7 @@ pub fn entry_of(r: &TaskResult) -> Entry {
     Entry {
         id: r.id.clone(),
         task_type: r.task_type.clone(),
-        status: r.status.clone(),
+        status: r.status.as_str().to_string(),
         commit,
         summary,
         detail,

@@ -98,13 +98,16 @@ pub fn merge(rs: &[TaskResult]) -> (Value, Vec<FailedTask>) {
             }
             None if r.status != "succeeded" => failed.push(FailedTask {
                 name: format!("{} #{}", crate::present::what_of_result(r), r.id),
-                message: r.error.clone().unwrap_or_else(|| r.status.clone()),
+                message: r
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| r.status.as_str().to_string()),
             }),
             None => {}
         }
     }
     let counts = Findings::from_report(&serde_json::json!({ "findings": findings }));
-    merged["counts"] = serde_json::to_value(&counts).unwrap_or(Value::Null);
+    merged["counts"] = serde_json::to_value(counts).unwrap_or(Value::Null);
     merged["findings"] = Value::Array(findings);
     merged["tools"] = Value::Array(tools);
     if !fixed.is_empty() {

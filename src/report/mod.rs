@@ -295,7 +295,7 @@ fn recent_runs(h: &mut String, results: &[TaskResult]) {
             "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.id),
             esc(&crate::present::what_of_result(r)),
-            esc(&r.status),
+            esc(r.status.as_str()),
             esc(&timefmt::human_duration(r.duration_s)),
             esc(&r.finished_at),
             esc(&r.trigger)
