@@ -1205,3 +1205,79 @@ fn analyze_shows_per_tool_progress_on_a_tty_only() {
         .expect("analyze");
     assert!(!text(&out.stdout).contains("running") && !text(&out.stderr).contains("running"));
 }
+
+/// The `bgrun ...` command lines of the README's CI example after `marker`.
+fn readme_ci_lines(marker: &str) -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    let at = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} in README"));
+    let block = &readme[at..];
+    let start = block.find("```yaml").expect("yaml block") + 7;
+    let end = start + block[start..].find("```").expect("block end");
+    block[start..end]
+        .lines()
+        .filter_map(|l| {
+            let l = l
+                .trim()
+                .trim_start_matches("- ")
+                .trim_start_matches("run: ");
+            l.starts_with("bgrun ")
+                .then(|| l.split_whitespace().skip(1).map(str::to_string).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_ci_examples_run_and_produce_valid_files() {
+    if !have_pytest() || !have_on_path("bandit") || !have_on_path("xmllint") {
+        return;
+    }
+    let e = ci_project();
+    let summary = e.root().join("step-summary.md");
+    for (marker, n) in [
+        ("<!-- bgrun-ci:github -->", 4),
+        ("<!-- bgrun-ci:gitlab -->", 3),
+    ] {
+        let lines = readme_ci_lines(marker);
+        assert_eq!(lines.len(), n, "{marker}: {lines:?}");
+        for argv in lines {
+            let out = e
+                .cmd()
+                .env("PATH", tools_path())
+                .env("GITHUB_STEP_SUMMARY", &summary)
+                .args(&argv)
+                .output()
+                .expect("bgrun");
+            let tests = argv.iter().any(|a| a == "tests" || a == "all");
+            // The fixture has a failing test: those steps fail, after writing their file.
+            assert_code(&out, if tests { 1 } else { 0 });
+            if argv.iter().any(|a| a == "github") {
+                assert!(
+                    text(&out.stdout).lines().any(|l| l.starts_with("::")),
+                    "{argv:?}"
+                );
+            }
+        }
+    }
+    let md = std::fs::read_to_string(&summary).expect("step summary");
+    assert!(md.matches("## bgrun: ").count() >= 2, "{md}");
+    let junit = e.root().join("bgrun-junit.xml");
+    let v = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(schemas().join("junit-10.xsd"))
+        .arg(&junit)
+        .output()
+        .expect("xmllint");
+    assert!(v.status.success(), "{}", text(&v.stderr));
+    for f in [
+        "gl-code-quality-security.json",
+        "gl-code-quality-code.json",
+        "bgrun.sarif",
+    ] {
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(e.root().join(f)).expect(f)).expect("JSON");
+        assert!(!v.is_null(), "{f}");
+    }
+}
