@@ -26,6 +26,13 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<Exit> {
                     "--format sarif: use `bgrun analyze KIND --format sarif` for SARIF reports",
                 ));
             }
+            (
+                Some(f @ (ReportFormat::Junit | ReportFormat::Github | ReportFormat::Codequality)),
+                _,
+            ) => {
+                let (report, failed) = super::formats::merge(std::slice::from_ref(&r));
+                super::formats::render(ctx, f, &report, &failed)?
+            }
             (_, Some(rep)) => serde_json::to_vec_pretty(rep)?,
             _ => serde_json::to_vec_pretty(&r)?,
         };
