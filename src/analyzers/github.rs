@@ -47,7 +47,16 @@ fn command(level: &str, props: &[(&str, String)], message: &str) -> String {
 /// One workflow command per finding, failing test and failed tool.
 pub fn to_commands(report: &Value) -> String {
     let mut out = String::new();
+    let runners: Vec<&str> = arr(report, "tools")
+        .iter()
+        .filter(|t| t.get("tests").is_some())
+        .map(|t| s(t, "name"))
+        .collect();
     for f in arr(report, "findings") {
+        // A test runner's failures are annotated once, as failing tests (below).
+        if s(f, "rule") == "test-failure" && runners.contains(&s(f, "tool")) {
+            continue;
+        }
         let num = |k: &str| u(f, k).map(|n| n.to_string()).unwrap_or_default();
         let mut title = format!("{} {}", s(f, "tool"), s(f, "rule"));
         if s(f, "baseline") == "new" {
