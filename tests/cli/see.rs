@@ -1281,3 +1281,89 @@ fn the_readme_ci_examples_run_and_produce_valid_files() {
         assert!(!v.is_null(), "{f}");
     }
 }
+
+/// A child killed and reaped when dropped.
+struct Kid(std::process::Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawn, and return the first line it prints on stdout.
+fn first_line(mut cmd: Command) -> (Kid, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+    let rx = lines_of(child.stdout.take().expect("stdout"));
+    let kid = Kid(child);
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("first line");
+    (kid, line.trim().to_string())
+}
+
+#[test]
+fn desktop_auto_is_on_where_a_notification_server_answers() {
+    for t in ["Xvfb", "dbus-daemon", "dunst", "dunstctl"] {
+        if !have_on_path(t) {
+            return;
+        }
+    }
+    let e = Env::new();
+    let dir = e.root().join("desk");
+    std::fs::create_dir_all(dir.join("home/.config")).expect("mkdir");
+    let mut x = Command::new("Xvfb");
+    x.args([
+        "-displayfd",
+        "1",
+        "-nolisten",
+        "tcp",
+        "-screen",
+        "0",
+        "640x480x24",
+    ])
+    .stderr(Stdio::null());
+    let (_xvfb, display) = first_line(x);
+    let conf = dir.join("bus.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
+             \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
+             <busconfig><type>session</type><listen>unix:dir={}</listen><auth>EXTERNAL</auth>\
+             <policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/>\
+             <allow eavesdrop=\"true\"/><allow own=\"*\"/></policy></busconfig>\n",
+            dir.display()
+        ),
+    )
+    .expect("bus.conf");
+    let mut bus = Command::new("dbus-daemon");
+    bus.arg(format!("--config-file={}", conf.display()))
+        .args(["--nofork", "--print-address=1"]);
+    let (_bus, addr) = first_line(bus);
+    let _dunst = Kid(Command::new("dunst")
+        .env("DISPLAY", format!(":{display}"))
+        .env("DBUS_SESSION_BUS_ADDRESS", &addr)
+        .env("HOME", dir.join("home"))
+        .env("XDG_CONFIG_HOME", dir.join("home/.config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dunst"));
+    wait_until("dunst on the bus", Duration::from_secs(15), || {
+        Command::new("dunstctl")
+            .arg("is-paused")
+            .env("DBUS_SESSION_BUS_ADDRESS", &addr)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    // The default config ("auto"), with a desktop: delivered.
+    let (code, v) = notify_headless(
+        &e,
+        &[("DBUS_SESSION_BUS_ADDRESS", addr.as_str())],
+        &["-s", "error", "-t", "T", "-m", "M"],
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(delivery(&v, "desktop")["status"], "delivered", "{v}");
+}
