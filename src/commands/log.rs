@@ -21,7 +21,9 @@ pub fn run(ctx: &Ctx, a: LogArgs) -> Result<Exit> {
     if !finished {
         let state = engine::recover_now(ctx)?;
         let live = state.queued.contains_key(id) || state.running.contains_key(id);
-        if !live && last.is_none() {
+        // A `bgrun run` in another terminal is in no queue: its log is the evidence.
+        let running_elsewhere = tasklog::latest(&ctx.state_dir, id).is_some();
+        if !live && last.is_none() && !running_elsewhere {
             return Err(error::usage(format!(
                 "no task with id {id:?} (see `bgrun status` and `bgrun results` for ids)"
             )));
