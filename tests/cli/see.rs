@@ -1367,3 +1367,40 @@ fn desktop_auto_is_on_where_a_notification_server_answers() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(delivery(&v, "desktop")["status"], "delivered", "{v}");
 }
+
+#[test]
+fn an_analyzer_finding_reaches_the_next_git_command_in_the_issues_format() {
+    let e = Env::new();
+    e.write(
+        "findings.json",
+        r#"{"findings": [
+            {"tool": "bandit", "rule": "B602", "severity": "high", "file": "app/runner.py", "line": 10, "message": "shell=True"},
+            {"tool": "bandit", "rule": "B101", "severity": "low", "file": "t.py", "line": 2, "message": "assert"}
+        ]}"#,
+    );
+    e.config(
+        r#"{"task_types": {"security_scan": {"command": ["cat", "findings.json"], "report": "findings"}},
+            "triggers": {"git_hooks": {"pre_commit": [], "pre_push": [], "post_commit": ["security_scan"]}}}"#,
+    );
+    assert_code(&e.run(&["hooks", "install"]), 0);
+    git_out(&e, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    let head = text(&git_out(&e, &["rev-parse", "--short=7", "HEAD"]).stdout)
+        .trim()
+        .to_string();
+    wait_until("the scan's result", Duration::from_secs(20), || {
+        !results_of_type(&e, "security_scan").is_empty()
+    });
+    let id = results_of_type(&e, "security_scan")[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let next = git_out(&e, &["commit", "-q", "--allow-empty", "-m", "two"]);
+    let want = format!(
+        "bgrun: security_scan #{id} (your commit {head}): 1 high finding: bandit B602 app/runner.py:10 (+1 more) — bgrun results {id}"
+    );
+    assert!(
+        text(&next.stderr).contains(&want),
+        "want {want:?} in:\n{}",
+        text(&next.stderr)
+    );
+}
