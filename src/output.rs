@@ -1,6 +1,6 @@
 //! Console output policy: JSON or text, quiet/verbose, colour only on a TTY without NO_COLOR.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -49,4 +49,23 @@ impl Output {
             eprintln!("bgrun: warning: {}", line.as_ref());
         }
     }
+}
+
+/// Write to stdout (what `print!` and `println!` do in this crate). A reader that went away
+/// (EPIPE) ends the process at once with exit 0: nothing is left to say to anyone. Any other
+/// error (a full disk behind a redirect) is reported on stderr with exit 1.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args) {
+        exit_on_write_error(&e);
+    }
+}
+
+/// What a failed write to stdout means for the process: exit 0 on EPIPE, else 1 with a message.
+pub fn exit_on_write_error(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("bgrun: cannot write to stdout: {e}");
+    std::process::exit(1);
 }
