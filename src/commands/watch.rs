@@ -366,11 +366,7 @@ fn tick(ctx: &Ctx) {
 }
 
 fn clock() -> String {
-    let t = time::OffsetDateTime::now_local().unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    t.format(time::macros::format_description!(
-        "[hour]:[minute]:[second]"
-    ))
-    .unwrap_or_default()
+    crate::timefmt::clock()
 }
 
 /// A path for a terminal line: lossy, with control characters escaped.
