@@ -1,7 +1,7 @@
 //! The house keeping of issue 11: output to a closed pipe, colours, git through `git`.
 
 use super::*;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 /// `bgrun status | true`: a reader that is gone is no reason to panic (exit 101).
 #[test]
@@ -26,4 +26,73 @@ fn a_closed_stdout_exits_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
+}
+
+/// git isolated from the caller's config, in `dir`.
+fn git(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env_remove("BGRUN_CONFIG")
+        .env_remove("BGRUN_STATE_DIR")
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    out
+}
+
+/// A reftable repository (git 2.45+): libgit2 refused it ("unsupported extension name
+/// extensions.refstorage"); through the git command, hooks install and the post-commit
+/// context (commit, branch, changed files, a name with a space) come through.
+#[test]
+fn hooks_install_and_run_on_a_reftable_repository() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let root = d.path();
+    git(root, &["init", "-q", "-b", "main", "--ref-format=reftable"]);
+    git(root, &["commit", "-q", "--allow-empty", "-m", "init"]);
+    let out = root.join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::create_dir_all(root.join(".bgrun")).expect("mkdir");
+    std::fs::write(
+        root.join(".bgrun/config.json"),
+        format!(
+            r#"{{"task_types": {{"mark": {{"command": ["sh", "-c", "cp \"$BGRUN_CONTEXT\" \"$0/ctx.tmp\" && mv \"$0/ctx.tmp\" \"$0/ctx.json\"", "{}"], "max_retries": 0}}}},
+                "triggers": {{"git_hooks": {{"pre_commit": [], "pre_push": [], "post_commit": ["mark"]}}}}}}"#,
+            out.display()
+        ),
+    )
+    .expect("config");
+    let r = Command::new(bin())
+        .args(["hooks", "install"])
+        .current_dir(root)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("BGRUN_CONFIG")
+        .env_remove("BGRUN_STATE_DIR")
+        .output()
+        .expect("bgrun");
+    assert_code(&r, 0);
+    assert!(root.join(".git/hooks/post-commit").exists());
+    std::fs::write(root.join("a file.txt"), "x\n").expect("write");
+    git(root, &["add", "a file.txt"]);
+    git(root, &["commit", "-q", "-m", "two"]);
+    let head = text(&git(root, &["rev-parse", "HEAD"]).stdout)
+        .trim()
+        .to_string();
+    let ctx_file = out.join("ctx.json");
+    wait_until("the post-commit task", Duration::from_secs(30), || {
+        ctx_file.exists()
+    });
+    let ctx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&ctx_file).expect("read")).expect("json");
+    assert_eq!(ctx["hook"], "post-commit");
+    assert_eq!(ctx["commit"], head.as_str());
+    assert_eq!(ctx["branch"], "main");
+    assert_eq!(ctx["changed_files"], serde_json::json!(["a file.txt"]));
 }
