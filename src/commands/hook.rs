@@ -270,14 +270,9 @@ fn fire(
     let trigger = format!("hook:{name}");
     let mut news = Vec::new();
     for t in types {
-        match ctx.config.task_types.get(t) {
-            Some(tt) if !tt.enabled => {
-                ctx.out.warn(format!(
-                    "{name} hook: task type {t} is disabled (task_types.{t}.enabled); skipped"
-                ));
-                continue;
-            }
-            _ => {}
+        if let Some(why) = ctx.config.disabled_type(t) {
+            ctx.out.warn(format!("{name} hook: {why}; skipped"));
+            continue;
         }
         let mut n = NewTask::of_type(t, &trigger);
         n.context = context.clone();

@@ -75,7 +75,8 @@ fn settings(ctx: &Ctx, args: &WatchArgs) -> Result<Settings> {
                 types.insert(name, d);
             }
             Some(_) => ctx.out.warn(format!(
-                "task type {name:?} is disabled: file changes will not enqueue it"
+                "{}: file changes will not enqueue it",
+                ctx.config.disabled_type(&name).unwrap_or_default()
             )),
             None => ctx.out.warn(format!(
                 "triggers.file_watch.task_types: unknown task type {name:?}: skipped"
