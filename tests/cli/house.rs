@@ -96,3 +96,53 @@ fn hooks_install_and_run_on_a_reftable_repository() {
     assert_eq!(ctx["branch"], "main");
     assert_eq!(ctx["changed_files"], serde_json::json!(["a file.txt"]));
 }
+
+/// Remove ANSI SGR sequences.
+fn strip_sgr(s: &str) -> String {
+    let mut out = String::new();
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\x1b' && it.peek() == Some(&'[') {
+            for d in it.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// CLICOLOR_FORCE colours a pipe, NO_COLOR wins over it, and colour changes no column.
+#[test]
+fn colour_follows_clicolor_and_no_color_and_keeps_columns() {
+    let e = Env::new();
+    e.config(r#"{"execution": {"max_retries": 0}}"#);
+    for argv in [&["true"][..], &["false"]] {
+        let mut args = vec!["enqueue", "--no-drain", "custom", "--"];
+        args.extend_from_slice(argv);
+        assert_code(&e.run(&args), 0);
+    }
+    assert_code(&e.run(&["drain", "-q"]), 1);
+    let status = |vars: &[(&str, &str)]| {
+        let mut c = e.cmd();
+        c.env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let out = c.arg("status").output().expect("status");
+        assert_code(&out, 0);
+        text(&out.stdout)
+    };
+    let plain = status(&[]);
+    assert!(!plain.contains('\x1b'), "a pipe is not coloured: {plain}");
+    let forced = status(&[("CLICOLOR_FORCE", "1")]);
+    assert!(forced.contains("\x1b["), "CLICOLOR_FORCE colours: {forced}");
+    assert_eq!(strip_sgr(&forced), plain, "the same columns with colour");
+    let no = status(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(!no.contains('\x1b'), "NO_COLOR wins: {no}");
+}
