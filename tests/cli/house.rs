@@ -146,3 +146,74 @@ fn colour_follows_clicolor_and_no_color_and_keeps_columns() {
     let no = status(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
     assert!(!no.contains('\x1b'), "NO_COLOR wins: {no}");
 }
+
+/// Seconds of the day of an RFC 3339 time (`...THH:MM:SS.mmmZ`).
+fn day_seconds(ts: &str) -> f64 {
+    let t = &ts[11..ts.len() - 1];
+    let p: Vec<f64> = t.split(':').map(|x| x.parse().expect("number")).collect();
+    p[0] * 3600.0 + p[1] * 60.0 + p[2]
+}
+
+/// A webhook that never answers must not stall the drain loop: with one task at a time,
+/// each failed task's announcement (1 s webhook timeout) used to hold up the next claim.
+/// Now results are recorded back to back and the outbox delivers them afterwards.
+#[test]
+fn a_silent_webhook_does_not_stall_draining() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn); // accepted, never answered
+        }
+    });
+    let e = Env::new();
+    e.config(
+        &serde_json::json!({
+            "execution": {"max_retries": 0, "max_concurrent_tasks": 1},
+            "notifications": {"enabled": true, "channels": {
+                "console": {"enabled": false},
+                "desktop": {"enabled": false},
+                "email": {"enabled": false},
+                "file": {"enabled": true, "min_severity": "info"},
+                "webhook": {"enabled": true, "min_severity": "info",
+                            "url": format!("http://127.0.0.1:{port}/hook"), "timeout_seconds": 1}
+            }}
+        })
+        .to_string(),
+    );
+    for i in 0..3 {
+        let n = i.to_string();
+        assert_code(
+            &e.run(&[
+                "enqueue",
+                "--no-drain",
+                "custom",
+                "--",
+                "sh",
+                "-c",
+                "exit 1",
+                &n,
+            ]),
+            0,
+        );
+    }
+    assert_code(&e.run(&["drain", "-q"]), 1);
+    let results = e.json(&["results"]);
+    let ends: Vec<f64> = results
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| day_seconds(r["finished_at"].as_str().expect("finished_at")))
+        .collect();
+    assert_eq!(ends.len(), 3, "{results}");
+    let spread = ends.iter().cloned().fold(f64::MIN, f64::max)
+        - ends.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(
+        spread < 0.9,
+        "results {spread:.2}s apart: the webhook stalled the loop"
+    );
+    // Every announcement still went out (the file channel saw all three) before drain ended.
+    let log = std::fs::read_to_string(e.state().join("notifications.jsonl")).unwrap_or_default();
+    assert_eq!(log.lines().count(), 3, "{log}");
+}
