@@ -77,6 +77,7 @@ pub(crate) fn counts(r: &TaskResult) -> String {
 
 fn paint_status(out: &Output, status: &str) -> String {
     out.paint(if status == "succeeded" { "32" } else { "31" }, status)
+        .to_string()
 }
 
 /// One result on one line (the list).
@@ -175,7 +176,7 @@ fn detail(r: &TaskResult, out: &Output) -> String {
         );
         for f in &fs {
             let tag = match str_of(f, "baseline") {
-                "new" => out.paint("1;31", "NEW "),
+                "new" => out.paint("1;31", "NEW ").to_string(),
                 _ => String::new(),
             };
             let _ = writeln!(

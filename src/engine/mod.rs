@@ -8,6 +8,7 @@
 
 mod drain;
 mod env;
+mod outbox;
 mod outcome;
 mod recover;
 mod run;
@@ -109,13 +110,29 @@ pub(super) fn commit(
     txn: Box<dyn Txn + '_>,
     durability: Durability,
 ) -> Result<Vec<TaskResult>> {
+    commit_then(txn, durability, |r| {
+        add_to_inbox(env, r);
+        announce(env, r)
+    })
+}
+
+/// The terminal inbox (its own lock): what the next git command will show. Called for each
+/// saved result, before it is announced.
+pub(super) fn add_to_inbox(env: &Env, r: &TaskResult) {
+    if let Err(e) = crate::inbox::add(&env.state_dir, r) {
+        eprintln!("bgrun: warning: cannot add task {} to the inbox: {e}", r.id);
+    }
+}
+
+/// [`commit`] with the announcing step given (the drainer hands results to its outbox).
+pub(super) fn commit_then(
+    txn: Box<dyn Txn + '_>,
+    durability: Durability,
+    mut announce: impl FnMut(&TaskResult),
+) -> Result<Vec<TaskResult>> {
     let saved = txn.commit(durability)?;
     for r in &saved {
-        // The terminal inbox (its own lock): what the next git command will show.
-        if let Err(e) = crate::inbox::add(&env.state_dir, r) {
-            eprintln!("bgrun: warning: cannot add task {} to the inbox: {e}", r.id);
-        }
-        announce(env, r);
+        announce(r);
     }
     Ok(saved)
 }

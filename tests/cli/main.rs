@@ -5,6 +5,7 @@ mod analyze;
 mod core;
 mod cron;
 mod hooks;
+mod house;
 mod notify;
 mod see;
 mod state_compat;
