@@ -77,6 +77,9 @@ pub enum Command {
     Cleanup,
     /// Run analyzers in the foreground and write the normalized report
     Analyze(AnalyzeArgs),
+    /// The baseline findings are compared with (`new`, `unchanged`, `fixed`)
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Send one notification through the configured (or named) channels
     Notify(NotifyArgs),
     /// Entry point for installed git hooks: enqueue the hook's tasks and return at once
@@ -216,8 +219,9 @@ pub enum SeverityArg {
 pub struct AnalyzeArgs {
     #[arg(value_enum)]
     pub kind: AnalyzeKind,
-    /// Directory to analyze (default: the repo root)
-    pub path: Option<PathBuf>,
+    /// Files or directories to analyze (default: the repo root)
+    #[arg(value_name = "PATH|FILE")]
+    pub paths: Vec<PathBuf>,
     /// Write the normalized report to FILE
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -227,6 +231,35 @@ pub struct AnalyzeArgs {
     /// Exit 1 when a finding at or above this severity is found
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<SeverityArg>,
+    /// The working tree's changes against HEAD plus the staged ones
+    #[arg(long, conflicts_with = "since")]
+    pub changed: bool,
+    /// What changed since REF (a commit, branch or tag)
+    #[arg(long, value_name = "REF")]
+    pub since: Option<String>,
+    /// Ignore the result cache: run every tool on every file
+    #[arg(long)]
+    pub full: bool,
+    /// Only findings that are new against the baseline
+    #[arg(long)]
+    pub new_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Record the findings of REF (default HEAD) as the baseline
+    Save {
+        /// The commit, branch or tag whose findings are the baseline
+        #[arg(long = "ref", value_name = "REF")]
+        reference: Option<String>,
+        /// Which analyzers (default: all)
+        #[arg(long, value_enum)]
+        kind: Option<AnalyzeKind>,
+    },
+    /// Show the saved baseline
+    Show,
+    /// Forget the saved baseline (the previous full result is used again)
+    Clear,
 }
 
 #[derive(Debug, Args)]

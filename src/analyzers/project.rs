@@ -54,6 +54,15 @@ const LANGS: &[(&str, &[&str])] = &[
     ("svelte", &["svelte"]),
 ];
 
+/// The language of a source file, by its extension.
+pub fn lang_of(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?;
+    LANGS
+        .iter()
+        .find(|(_, exts)| exts.contains(&ext))
+        .map(|(lang, _)| *lang)
+}
+
 /// A source file found by the walk.
 #[derive(Debug, Clone)]
 pub struct SourceFile {

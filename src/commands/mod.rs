@@ -64,6 +64,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Metrics => metrics::run(&ctx),
         Command::Cleanup => metrics::cleanup(&ctx),
         Command::Analyze(a) => analyze::run(&ctx, a),
+        Command::Baseline(c) => analyze::baseline_cmd(&ctx, c),
         Command::Notify(a) => notify::run(&ctx, a),
         Command::Hooks(c) => hooks::run(&ctx, c),
         Command::InstallHooks => hooks::run(&ctx, HooksCommand::Install),

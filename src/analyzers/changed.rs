@@ -1,0 +1,487 @@
+//! The changed set: which files a change touched, asked of `git` (argv, never a shell) with
+//! renames followed (`-M`). From `analyze --changed` (the working tree and the index against
+//! HEAD, plus untracked files), `--since REF`, or a trigger's context (`$BGRUN_CONTEXT`:
+//! a git hook's commit, staged files, pushed range, merge or checkout; the watcher's
+//! debounced paths). `None` from [`from_context`] means "everything" (cron, manual runs).
+//!
+//! Paths are repository-relative and `/`-separated, the form findings use.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What a change touched.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// Where the set came from (`--changed`, `--since main`, `hook:post-commit`, `watch`).
+    pub source: String,
+    /// The commit the change is measured from, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Added, modified, or the new side of a rename: files that exist after the change.
+    pub changed: BTreeSet<String>,
+    /// Files the change removed (their findings go).
+    pub deleted: BTreeSet<String>,
+    /// `(old, new)` pairs: findings of `old` in a baseline belong to `new` now.
+    pub renamed: Vec<(String, String)>,
+}
+
+impl ChangeSet {
+    fn new(source: &str) -> ChangeSet {
+        ChangeSet {
+            source: source.to_string(),
+            ..ChangeSet::default()
+        }
+    }
+
+    /// Every path the change touched, old and new.
+    pub fn touched(&self) -> impl Iterator<Item = &String> {
+        self.changed
+            .iter()
+            .chain(&self.deleted)
+            .chain(self.renamed.iter().map(|(o, _)| o))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.deleted.is_empty() && self.renamed.is_empty()
+    }
+
+    fn merge(&mut self, other: ChangeSet) {
+        for p in other.deleted {
+            self.changed.remove(&p);
+            self.deleted.insert(p);
+        }
+        for p in other.changed {
+            self.deleted.remove(&p);
+            self.changed.insert(p);
+        }
+        self.renamed.extend(other.renamed);
+    }
+}
+
+/// Run git in `repo`; stdout, or why it failed.
+pub fn git(repo: &Path, args: &[&OsStr]) -> Result<Vec<u8>, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "core.quotepath=off"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "git {} failed: {}",
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            err.trim()
+        ));
+    }
+    Ok(out.stdout)
+}
+
+fn git_s(repo: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+    let a: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    git(repo, &a)
+}
+
+/// The commit `rev` names (full sha), if it names one.
+pub fn resolve(repo: &Path, rev: &str) -> Option<String> {
+    if rev.starts_with('-') {
+        return None;
+    }
+    let spec = format!("{rev}^{{commit}}");
+    let out = git_s(
+        repo,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ],
+    )
+    .ok()?;
+    let s = String::from_utf8_lossy(&out).trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+fn lossy(b: &[u8]) -> String {
+    Path::new(OsStr::from_bytes(b))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Parse `git diff --name-status -z` output (`M\0path\0`, `R100\0old\0new\0`).
+pub fn parse_name_status(out: &[u8], into: &mut ChangeSet) {
+    let mut it = out.split(|b| *b == 0).filter(|s| !s.is_empty());
+    while let Some(status) = it.next() {
+        let Some(first) = it.next() else { break };
+        match status.first() {
+            Some(b'R') => {
+                let Some(second) = it.next() else { break };
+                let (old, new) = (lossy(first), lossy(second));
+                into.changed.insert(new.clone());
+                into.renamed.push((old, new));
+            }
+            Some(b'C') => {
+                if let Some(second) = it.next() {
+                    into.changed.insert(lossy(second));
+                }
+            }
+            Some(b'D') => {
+                into.deleted.insert(lossy(first));
+            }
+            _ => {
+                into.changed.insert(lossy(first));
+            }
+        }
+    }
+}
+
+fn diff(repo: &Path, args: &[&str], into: &mut ChangeSet) -> Result<(), String> {
+    let mut a = vec![
+        "diff",
+        "--name-status",
+        "-z",
+        "-M",
+        "--no-ext-diff",
+        "--no-relative",
+    ];
+    a.extend_from_slice(args);
+    let out = git_s(repo, &a)?;
+    parse_name_status(&out, into);
+    Ok(())
+}
+
+fn untracked(repo: &Path, into: &mut ChangeSet) -> Result<(), String> {
+    let out = git_s(
+        repo,
+        &[
+            "ls-files",
+            "-z",
+            "--others",
+            "--exclude-standard",
+            "--full-name",
+        ],
+    )?;
+    for p in out.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+        into.changed.insert(lossy(p));
+    }
+    Ok(())
+}
+
+/// `--changed`: the working tree's and the index's changes against HEAD, plus untracked
+/// files (all files when there is no commit yet).
+pub fn working(repo: &Path) -> Result<ChangeSet, String> {
+    let mut cs = ChangeSet::new("--changed");
+    match resolve(repo, "HEAD") {
+        Some(head) => {
+            diff(repo, &[&head], &mut cs)?;
+            cs.base = Some(head);
+        }
+        None => {
+            let out = git_s(repo, &["ls-files", "-z", "--full-name"])?;
+            for p in out.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+                cs.changed.insert(lossy(p));
+            }
+        }
+    }
+    untracked(repo, &mut cs)?;
+    Ok(cs)
+}
+
+/// `--since REF`: what changed from REF to the working tree (untracked files included).
+pub fn since(repo: &Path, rev: &str) -> Result<ChangeSet, String> {
+    let sha = resolve(repo, rev).ok_or_else(|| format!("{rev:?} names no commit"))?;
+    let mut cs = ChangeSet::new(&format!("--since {rev}"));
+    diff(repo, &[&sha], &mut cs)?;
+    untracked(repo, &mut cs)?;
+    cs.base = Some(sha);
+    Ok(cs)
+}
+
+/// The staged files (index against HEAD): what a pre-commit hook is about.
+pub fn staged(repo: &Path) -> Result<ChangeSet, String> {
+    let mut cs = ChangeSet::new("hook:pre-commit");
+    diff(repo, &["--cached"], &mut cs)?;
+    cs.base = resolve(repo, "HEAD");
+    Ok(cs)
+}
+
+/// Between two commits; `from` None: the commit's own files (its first parent, or the
+/// empty tree for a root commit).
+pub fn commits(
+    repo: &Path,
+    from: Option<&str>,
+    to: &str,
+    source: &str,
+) -> Result<ChangeSet, String> {
+    let mut cs = ChangeSet::new(source);
+    let to_sha = resolve(repo, to).ok_or_else(|| format!("{to:?} names no commit"))?;
+    let from_sha = match from {
+        Some(f) => Some(resolve(repo, f).ok_or_else(|| format!("{f:?} names no commit"))?),
+        None => resolve(repo, &format!("{to_sha}^")),
+    };
+    match &from_sha {
+        Some(f) => diff(repo, &[f, &to_sha], &mut cs)?,
+        None => {
+            let out = git_s(
+                repo,
+                &[
+                    "diff-tree",
+                    "-r",
+                    "--root",
+                    "--no-commit-id",
+                    "--name-status",
+                    "-z",
+                    "-M",
+                    &to_sha,
+                ],
+            )?;
+            parse_name_status(&out, &mut cs);
+        }
+    }
+    cs.base = from_sha;
+    Ok(cs)
+}
+
+fn is_zero(sha: &str) -> bool {
+    !sha.is_empty() && sha.bytes().all(|c| c == b'0')
+}
+
+/// The remote's default branch (`refs/remotes/R/HEAD`, else R/main, R/master).
+fn remote_default(repo: &Path, remote: &str) -> Option<String> {
+    if let Ok(out) = git_s(
+        repo,
+        &[
+            "symbolic-ref",
+            "--quiet",
+            &format!("refs/remotes/{remote}/HEAD"),
+        ],
+    ) {
+        let s = String::from_utf8_lossy(&out).trim().to_string();
+        if !s.is_empty() {
+            return resolve(repo, &s);
+        }
+    }
+    ["main", "master"]
+        .iter()
+        .find_map(|b| resolve(repo, &format!("refs/remotes/{remote}/{b}")))
+}
+
+/// pre-push: the files of every pushed range (a new branch: from its merge-base with the
+/// remote's default branch). None when a range cannot be known (then: everything).
+fn pushed(repo: &Path, ctx: &Value) -> Option<ChangeSet> {
+    let remote = ctx
+        .get("remote")
+        .and_then(Value::as_str)
+        .unwrap_or("origin");
+    let mut cs = ChangeSet::new("hook:pre-push");
+    for r in ctx.get("refs").and_then(Value::as_array)? {
+        let local = r.get("local_sha").and_then(Value::as_str)?;
+        let remote_sha = r.get("remote_sha").and_then(Value::as_str)?;
+        if is_zero(local) {
+            continue; // a branch deletion pushes no files
+        }
+        let base = if is_zero(remote_sha) || resolve(repo, remote_sha).is_none() {
+            let def = remote_default(repo, remote)?;
+            let out = git_s(repo, &["merge-base", local, &def]).ok()?;
+            String::from_utf8_lossy(&out).trim().to_string()
+        } else {
+            remote_sha.to_string()
+        };
+        let part = commits(repo, Some(&base), local, "hook:pre-push").ok()?;
+        cs.base = part.base.clone();
+        cs.merge(part);
+    }
+    Some(cs)
+}
+
+/// A watch context's path (a string, or `{"hex": ..}` for non-UTF-8 bytes) made
+/// repo-relative.
+fn watch_path(repo: &Path, v: &Value) -> Option<String> {
+    let bytes: Vec<u8> = match v {
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Object(m) => {
+            let h = m.get("hex")?.as_str()?;
+            (0..h.len())
+                .step_by(2)
+                .map(|i| h.get(i..i + 2).and_then(|x| u8::from_str_radix(x, 16).ok()))
+                .collect::<Option<Vec<u8>>>()?
+        }
+        _ => return None,
+    };
+    let p = Path::new(OsStr::from_bytes(&bytes));
+    let rel = p.strip_prefix(repo).unwrap_or(p);
+    Some(
+        rel.components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
+}
+
+/// The changed set a trigger's context names; None means everything (cron, manual, a
+/// context bgrun cannot resolve, a truncated list).
+pub fn from_context(repo: &Path, ctx: &Value) -> Option<ChangeSet> {
+    if let Some(hook) = ctx.get("hook").and_then(Value::as_str) {
+        let args: Vec<&str> = ctx
+            .get("args")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let commit = ctx.get("commit").and_then(Value::as_str).unwrap_or("HEAD");
+        let source = format!("hook:{hook}");
+        return match hook {
+            "pre-commit" | "pre-merge-commit" | "prepare-commit-msg" | "commit-msg" => {
+                staged(repo).ok().map(|mut c| {
+                    c.source = source;
+                    c
+                })
+            }
+            "post-commit" => commits(repo, None, commit, &source).ok(),
+            "post-merge" => commits(repo, Some("ORIG_HEAD"), commit, &source).ok(),
+            "post-checkout" if args.len() >= 2 => {
+                commits(repo, Some(args[0]), args[1], &source).ok()
+            }
+            "pre-push" => pushed(repo, ctx),
+            _ => None,
+        };
+    }
+    // The watcher: {"created": [...], "modified": [...], "deleted": [...]}.
+    if ctx.get("modified").is_some() || ctx.get("created").is_some() {
+        if ["created", "modified", "deleted"]
+            .iter()
+            .any(|k| ctx.get(format!("{k}_truncated")).is_some())
+        {
+            return None;
+        }
+        let mut cs = ChangeSet::new("watch");
+        for k in ["created", "modified"] {
+            for v in ctx.get(k).and_then(Value::as_array).into_iter().flatten() {
+                cs.changed.extend(watch_path(repo, v));
+            }
+        }
+        for v in ctx
+            .get("deleted")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            cs.deleted.extend(watch_path(repo, v));
+        }
+        return Some(cs);
+    }
+    None
+}
+
+/// Write the tree of commit `sha` to `dest` (through a private index, so the repository's
+/// own index and work tree are untouched). The project's tool environments (`.venv`,
+/// `venv`, `node_modules`) are linked in so the same tools run there.
+pub fn export(repo: &Path, sha: &str, dest: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+    let index = dest.with_extension("index");
+    let run = |args: &[&OsStr]| -> Result<(), String> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .env("GIT_INDEX_FILE", &index)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "git {} failed: {}",
+                args.first()
+                    .map(|a| a.to_string_lossy())
+                    .unwrap_or_default(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    let mut prefix = dest.as_os_str().to_owned();
+    prefix.push("/");
+    let mut prefix_arg = std::ffi::OsString::from("--prefix=");
+    prefix_arg.push(&prefix);
+    let result = run(&[OsStr::new("read-tree"), OsStr::new(sha)]).and_then(|()| {
+        run(&[
+            OsStr::new("checkout-index"),
+            OsStr::new("-a"),
+            OsStr::new("-f"),
+            &prefix_arg,
+        ])
+    });
+    let _ = std::fs::remove_file(&index);
+    result?;
+    for env in [".venv", "venv", "node_modules"] {
+        let src = repo.join(env);
+        let dst = dest.join(env);
+        if src.is_dir() && !dst.exists() {
+            let _ = std::os::unix::fs::symlink(&src, &dst);
+        }
+    }
+    Ok(())
+}
+
+/// The merge-base of HEAD with its upstream branch, when it has one.
+pub fn upstream_merge_base(repo: &Path) -> Option<String> {
+    let up = resolve(repo, "@{upstream}")?;
+    let out = git_s(repo, &["merge-base", "HEAD", &up]).ok()?;
+    let s = String::from_utf8_lossy(&out).trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn name_status_with_renames_and_deletions() {
+        let out = b"M\0a.py\0R087\0old name.py\0new name.py\0D\0gone.py\0A\0b\xffc.py\0";
+        let mut cs = ChangeSet::default();
+        parse_name_status(out, &mut cs);
+        assert!(cs.changed.contains("a.py"));
+        assert!(cs.changed.contains("new name.py"));
+        assert!(
+            cs.changed
+                .iter()
+                .any(|p| p.starts_with('b') && p.ends_with("c.py"))
+        );
+        assert!(cs.deleted.contains("gone.py"));
+        assert_eq!(
+            cs.renamed,
+            vec![("old name.py".into(), "new name.py".into())]
+        );
+    }
+
+    #[test]
+    fn watch_context_paths() {
+        let ctx =
+            json!({"created": ["n.py"], "modified": [{"hex": "612e7079"}], "deleted": ["/r/d.py"]});
+        let cs = from_context(Path::new("/r"), &ctx).unwrap();
+        assert_eq!(
+            cs.changed.iter().cloned().collect::<Vec<_>>(),
+            ["a.py", "n.py"]
+        );
+        assert!(cs.deleted.contains("d.py"));
+        let ctx = json!({"modified": ["a"], "modified_truncated": 3});
+        assert!(from_context(Path::new("/r"), &ctx).is_none());
+        assert!(from_context(Path::new("/r"), &json!({"trigger": "cron"})).is_none());
+    }
+}
