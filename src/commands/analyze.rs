@@ -409,6 +409,35 @@ fn resolve_paths(repo: &Path, paths: &[PathBuf]) -> Result<(PathBuf, Option<Vec<
     }
 }
 
+fn loc_of(f: &analyzers::Finding) -> String {
+    match (f.line, f.column) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}", f.file),
+        (Some(l), None) => format!("{}:{l}", f.file),
+        _ => f.file.clone(),
+    }
+}
+
+/// After a tool's status: its findings, what came from the cache, or that it was reused.
+fn tool_note(t: &analyzers::ToolRun) -> String {
+    if t.status != Status::Ran {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    if t.counts.total() > 0 {
+        parts.push(format!("{} findings", t.counts.total()));
+    }
+    if let Some(why) = &t.reused {
+        parts.push(why.clone());
+    } else if let (Some(run), Some(cached)) = (t.files_run, t.files_cached) {
+        parts.push(format!("{run} file(s) run, {cached} cached"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
 fn paint_sev(out: &Output, s: Severity) -> String {
     let code = match s {
         Severity::Critical => "1;31",
@@ -452,11 +481,35 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
             t.name,
             t.version.as_deref().unwrap_or("-"),
             t.duration_s,
-            if t.status == Status::Ran && t.counts.total() > 0 {
-                format!(" ({} findings)", t.counts.total())
-            } else {
-                String::new()
-            }
+            tool_note(t)
+        );
+    }
+    if let Some(cs) = &r.changed {
+        let _ = writeln!(
+            s,
+            "changed ({}): {} file(s), {} deleted, {} renamed",
+            cs.source,
+            cs.changed.len(),
+            cs.deleted.len(),
+            cs.renamed.len()
+        );
+    }
+    if let Some(b) = &r.baseline {
+        let _ = writeln!(
+            s,
+            "against the {} baseline ({}{}): {} new, {} unchanged, {} fixed",
+            b.source,
+            b.reference
+                .as_deref()
+                .map(|x| format!("{x} "))
+                .unwrap_or_default(),
+            b.commit
+                .as_deref()
+                .map(|c| &c[..c.len().min(12)])
+                .unwrap_or(&b.generated_at),
+            b.new,
+            b.unchanged,
+            b.fixed
         );
     }
     let cap = if out.level > 0 { usize::MAX } else { 20 };
@@ -472,7 +525,12 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
                 (Some(l), None) => format!("{}:{l}", f.file),
                 _ => f.file.clone(),
             };
-            let _ = writeln!(s, "  {loc}  {} {}  {}", f.tool, f.rule, f.message);
+            let tag = if f.baseline == Some(BaselineState::New) {
+                format!("{} ", out.paint("1", "NEW"))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(s, "  {tag}{loc}  {} {}  {}", f.tool, f.rule, f.message);
             if !f.fix.is_empty() {
                 let _ = writeln!(s, "      fix: {}", f.fix);
             }
@@ -499,6 +557,26 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
                 f.name,
                 f.message
             );
+        }
+    }
+    if !r.fixed.is_empty() {
+        let _ = writeln!(s, "fixed ({}):", r.fixed.len());
+        for f in r.fixed.iter().take(cap) {
+            let _ = writeln!(s, "  {}  {} {}  {}", loc_of(f), f.tool, f.rule, f.message);
+        }
+    }
+    if let Some(b) = &r.baseline {
+        for f in &b.newly_failing {
+            let _ = writeln!(
+                s,
+                "  {} {}: {}",
+                out.paint("31", "NEWLY FAILING"),
+                f.name,
+                f.message
+            );
+        }
+        for n in &b.newly_passing {
+            let _ = writeln!(s, "  {} {n}", out.paint("32", "NEWLY PASSING"));
         }
     }
     let recs: Vec<&String> = r.tools.iter().flat_map(|t| &t.recommendations).collect();
