@@ -57,6 +57,9 @@ struct Stored<T> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LastRun {
     pub generated_at: String,
+    /// Digest of the tool's inputs (paths and contents) at that run.
+    #[serde(default)]
+    pub inputs: String,
     pub run: ToolRun,
     pub findings: Vec<Finding>,
 }

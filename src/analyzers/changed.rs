@@ -51,6 +51,18 @@ impl ChangeSet {
         self.changed.is_empty() && self.deleted.is_empty() && self.renamed.is_empty()
     }
 
+    /// Forget paths under `dir` (repo-relative): bgrun's own state is not the project's.
+    pub fn drop_under(&mut self, dir: &str) {
+        if dir.is_empty() {
+            return;
+        }
+        let under =
+            |p: &String| p == dir || p.strip_prefix(dir).is_some_and(|r| r.starts_with('/'));
+        self.changed.retain(|p| !under(p));
+        self.deleted.retain(|p| !under(p));
+        self.renamed.retain(|(o, n)| !under(o) && !under(n));
+    }
+
     fn merge(&mut self, other: ChangeSet) {
         for p in other.deleted {
             self.changed.remove(&p);

@@ -507,28 +507,29 @@ fn run_scoped(
             );
         }
     }
-    let project_wide = matches!(scope, Scope::Manifests | Scope::Sources | Scope::Whole(_));
-    if let (Some(cs), Some(cache), true) = (&req.changed, &req.cache, project_wide) {
-        let under_root =
-            |f: &str| p.root_rel.is_empty() || selected(std::slice::from_ref(&p.root_rel), f);
-        let touched = cs.touched().any(|f| under_root(f) && inputs(f));
-        if !touched
-            && !req.full
-            && let Some(last) = cache.last(name, &p.root_rel)
-        {
-            let mut run = last.run;
-            run.reused = Some(format!("unchanged since {}", last.generated_at));
-            run.duration_s = 0.0;
-            return (run, last.findings, 0.0);
-        }
+    let project_wide = matches!(scope, Scope::Manifests | Scope::Sources);
+    // In an incremental run (a changed set is known), a project-wide tool whose inputs are
+    // byte for byte those of its last run is not run again: that result stands.
+    let inputs_digest = project_wide.then(|| inputs_digest(p, scope));
+    if let (Some(_), Some(cache), Some(digest), false) =
+        (&req.changed, &req.cache, &inputs_digest, req.full)
+        && let Some(last) = cache
+            .last(name, &p.root_rel)
+            .filter(|l| &l.inputs == digest)
+    {
+        let mut run = last.run;
+        run.reused = Some(format!("unchanged since {}", last.generated_at));
+        run.duration_s = 0.0;
+        return (run, last.findings, 0.0);
     }
     let (run, findings, parse_s) = match (scope, &req.cache) {
         (Scope::PerFile(langs), Some(cache)) => run_per_file(t, p, o, cache, langs, req.full),
         (Scope::Whole(langs), Some(cache)) => run_whole(t, p, o, cache, langs, req.full),
         _ => run_tool(t, p, o),
     };
-    if let (Some(cache), true, Status::Ran) = (&req.cache, project_wide, run.status) {
+    if let (Some(cache), Some(inputs), Status::Ran) = (&req.cache, inputs_digest, run.status) {
         let last = cache::LastRun {
+            inputs,
             generated_at: crate::timefmt::rfc3339(crate::timefmt::now()),
             run: run.clone(),
             findings: findings.clone(),
@@ -538,12 +539,44 @@ fn run_scoped(
     (run, findings, parse_s)
 }
 
+/// A digest of what a project-wide tool reads: the manifests at the analyzed directory
+/// (and the repo root), plus every source file for [`Scope::Sources`].
+fn inputs_digest(p: &Project, scope: Scope) -> String {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut dirs = vec![p.root.clone()];
+    if p.root != p.repo {
+        dirs.push(p.repo.clone());
+    }
+    for d in &dirs {
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| is_manifest(n))
+            .collect();
+        names.sort();
+        for n in names {
+            parts.push(n.clone().into_bytes());
+            parts.push(std::fs::read(d.join(&n)).unwrap_or_default());
+        }
+    }
+    if scope == Scope::Sources {
+        for f in &p.files {
+            parts.push(f.rel.as_os_str().as_encoded_bytes().to_vec());
+            parts.push(std::fs::read(p.root.join(&f.rel)).unwrap_or_default());
+        }
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    cache::digest(&refs)
+}
+
 /// The part of a cache key shared by every file of one tool in one run: the tool, its
 /// version, its config files' content, bgrun's options. None when the version is unknown
 /// (then nothing is cached: a stale answer is worse than none).
 fn tool_key(t: &dyn Tool, p: &Project, o: &Options, inv: &Invocation) -> Option<String> {
     let (exe, pkg) = inv.version_of.as_ref()?;
-    let version = exec::version(exe, pkg)?;
+    let version = exec::version_within(exe, pkg, o.tool_timeout.min(Duration::from_secs(20)))?;
     let mut parts: Vec<Vec<u8>> = vec![
         t.name().as_bytes().to_vec(),
         version.into_bytes(),
@@ -682,6 +715,7 @@ fn run_whole(
     if run.status == Status::Ran {
         run.files_run = Some(p.files.iter().filter(|f| langs.contains(&f.lang)).count() as u64);
         let last = cache::LastRun {
+            inputs: String::new(),
             generated_at: crate::timefmt::rfc3339(crate::timefmt::now()),
             run: run.clone(),
             findings: findings.clone(),

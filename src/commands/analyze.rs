@@ -46,8 +46,17 @@ fn result_cache(ctx: &Ctx) -> Cache {
     Cache::new(ctx.state_dir.join("cache"), cache::DEFAULT_MAX_BYTES)
 }
 
-/// `--changed`, `--since REF`, or the trigger's context; None: everything.
+/// `--changed`, `--since REF`, or the trigger's context; None: everything. bgrun's own
+/// state directory is never part of it.
 fn change_set(ctx: &Ctx, args: &AnalyzeArgs) -> Result<Option<ChangeSet>> {
+    let mut cs = raw_change_set(ctx, args)?;
+    if let (Some(cs), Ok(rel)) = (cs.as_mut(), ctx.state_dir.strip_prefix(&ctx.repo)) {
+        cs.drop_under(&rel.to_string_lossy());
+    }
+    Ok(cs)
+}
+
+fn raw_change_set(ctx: &Ctx, args: &AnalyzeArgs) -> Result<Option<ChangeSet>> {
     if args.changed {
         return changed::working(&ctx.repo)
             .map(Some)

@@ -2,6 +2,7 @@
 //! One module per area; `Env` is the shared builder.
 
 mod analyze;
+mod changed;
 mod core;
 mod cron;
 mod hooks;
