@@ -358,10 +358,26 @@ pub fn from_context(repo: &Path, ctx: &Value) -> Option<ChangeSet> {
         let source = format!("hook:{hook}");
         return match hook {
             "pre-commit" | "pre-merge-commit" | "prepare-commit-msg" | "commit-msg" => {
-                staged(repo).ok().map(|mut c| {
-                    c.source = source;
-                    c
-                })
+                // The task runs after the hook returned, maybe after the commit: the files
+                // the hook saw staged (in its context) are the set; else the index now.
+                match ctx.get("changed_files").and_then(Value::as_array) {
+                    Some(list) if list.len() < 1000 => {
+                        let mut cs = ChangeSet::new(&source);
+                        for p in list.iter().filter_map(Value::as_str) {
+                            if repo.join(p).exists() {
+                                cs.changed.insert(p.to_string());
+                            } else {
+                                cs.deleted.insert(p.to_string());
+                            }
+                        }
+                        cs.base = resolve(repo, commit);
+                        Some(cs)
+                    }
+                    _ => staged(repo).ok().map(|mut c| {
+                        c.source = source;
+                        c
+                    }),
+                }
             }
             "post-commit" => commits(repo, None, commit, &source).ok(),
             "post-merge" => commits(repo, Some("ORIG_HEAD"), commit, &source).ok(),
@@ -495,5 +511,151 @@ mod tests {
         let ctx = json!({"modified": ["a"], "modified_truncated": 3});
         assert!(from_context(Path::new("/r"), &ctx).is_none());
         assert!(from_context(Path::new("/r"), &json!({"trigger": "cron"})).is_none());
+    }
+
+    /// A temp repo with `git` run by argv.
+    struct Repo(std::path::PathBuf);
+
+    impl Repo {
+        fn new(name: &str) -> Repo {
+            let d =
+                std::env::temp_dir().join(format!("bgrun-changed-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            let r = Repo(d);
+            r.git(&["init", "-q", "-b", "main"]);
+            r.git(&["config", "user.email", "t@example.com"]);
+            r.git(&["config", "user.name", "t"]);
+            r
+        }
+        fn git(&self, args: &[&str]) -> String {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(&self.0)
+                .args(args)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+        fn write(&self, rel: &str, text: &str) {
+            std::fs::write(self.0.join(rel), text).unwrap();
+        }
+        fn commit(&self, msg: &str) -> String {
+            self.git(&["add", "-A"]);
+            self.git(&["commit", "-qm", msg]);
+            self.git(&["rev-parse", "HEAD"])
+        }
+    }
+
+    impl Drop for Repo {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn files(cs: &ChangeSet) -> Vec<&str> {
+        cs.changed.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn hook_contexts_give_their_changed_sets() {
+        let r = Repo::new("hooks");
+        r.write("a.py", "a = 1\n");
+        r.write("b.py", "b = 1\n");
+        let c1 = r.commit("one");
+        // post-commit of a root commit: all its files.
+        let cs = from_context(&r.0, &json!({"hook": "post-commit", "commit": c1})).unwrap();
+        assert_eq!(files(&cs), ["a.py", "b.py"]);
+        // pre-commit: the staged files only (renames followed), not unstaged edits.
+        r.git(&["mv", "a.py", "moved.py"]);
+        r.write("c.py", "c = 1\n");
+        r.git(&["add", "c.py"]);
+        r.write("b.py", "b = 2\n");
+        let cs = from_context(&r.0, &json!({"hook": "pre-commit"})).unwrap();
+        assert_eq!(files(&cs), ["c.py", "moved.py"]);
+        let seen = json!({"hook": "pre-commit", "changed_files": ["c.py", "gone.py"]});
+        let from_hook = from_context(&r.0, &seen).unwrap();
+        assert_eq!(files(&from_hook), ["c.py"]);
+        assert_eq!(from_hook.deleted.iter().collect::<Vec<_>>(), ["gone.py"]);
+        assert_eq!(
+            cs.renamed,
+            vec![("a.py".to_string(), "moved.py".to_string())]
+        );
+        assert_eq!(cs.source, "hook:pre-commit");
+        let c2 = r.commit("two");
+        // post-commit: that commit's files against its parent.
+        let cs = from_context(&r.0, &json!({"hook": "post-commit", "commit": c2})).unwrap();
+        assert_eq!(files(&cs), ["b.py", "c.py", "moved.py"]);
+        // post-checkout old new: the files between them; post-merge: ORIG_HEAD..HEAD.
+        let cs = from_context(
+            &r.0,
+            &json!({"hook": "post-checkout", "args": [c1, c2, "1"]}),
+        )
+        .unwrap();
+        assert_eq!(files(&cs), ["b.py", "c.py", "moved.py"]);
+        r.git(&["update-ref", "ORIG_HEAD", &c1]);
+        let cs = from_context(&r.0, &json!({"hook": "post-merge", "commit": c2})).unwrap();
+        assert_eq!(files(&cs), ["b.py", "c.py", "moved.py"]);
+        // A deletion.
+        r.git(&["rm", "-q", "c.py"]);
+        let c3 = r.commit("three");
+        let cs = from_context(&r.0, &json!({"hook": "post-commit", "commit": c3})).unwrap();
+        assert!(cs.changed.is_empty());
+        assert_eq!(cs.deleted.iter().collect::<Vec<_>>(), ["c.py"]);
+    }
+
+    #[test]
+    fn pre_push_of_a_new_branch_starts_at_its_merge_base_with_the_remote_default() {
+        let r = Repo::new("push");
+        r.write("base.py", "x = 1\n");
+        let c1 = r.commit("base");
+        r.write("main_only.py", "y = 1\n");
+        let c2 = r.commit("main moves on");
+        r.git(&["update-ref", "refs/remotes/origin/main", &c2]);
+        r.git(&["checkout", "-q", "-b", "feature", &c1]);
+        r.write("feature.py", "z = 1\n");
+        let f1 = r.commit("feature 1");
+        r.write("feature2.py", "z = 2\n");
+        let f2 = r.commit("feature 2");
+        let zero = "0".repeat(40);
+        let ctx = json!({"hook": "pre-push", "remote": "origin", "refs": [
+            {"local_ref": "refs/heads/feature", "local_sha": f2, "remote_ref": "refs/heads/feature", "remote_sha": zero}
+        ]});
+        let cs = from_context(&r.0, &ctx).unwrap();
+        assert_eq!(files(&cs), ["feature.py", "feature2.py"]);
+        assert_eq!(cs.base.as_deref(), Some(c1.as_str()));
+        // An existing branch: remote..local.
+        let ctx = json!({"hook": "pre-push", "remote": "origin", "refs": [
+            {"local_ref": "refs/heads/feature", "local_sha": f2, "remote_ref": "refs/heads/feature", "remote_sha": f1}
+        ]});
+        assert_eq!(files(&from_context(&r.0, &ctx).unwrap()), ["feature2.py"]);
+        // A deletion pushes nothing.
+        let ctx = json!({"hook": "pre-push", "refs": [
+            {"local_ref": "(delete)", "local_sha": zero, "remote_ref": "refs/heads/x", "remote_sha": f1}
+        ]});
+        assert!(from_context(&r.0, &ctx).unwrap().is_empty());
+    }
+
+    #[test]
+    fn working_and_since_include_untracked_and_reject_bad_refs() {
+        let r = Repo::new("working");
+        r.write("a.py", "a = 1\n");
+        r.commit("one");
+        r.write("a.py", "a = 2\n");
+        r.write("new file.py", "n = 1\n");
+        let cs = working(&r.0).unwrap();
+        assert_eq!(files(&cs), ["a.py", "new file.py"]);
+        assert!(
+            since(&r.0, "no-such-ref")
+                .unwrap_err()
+                .contains("names no commit")
+        );
+        assert!(since(&r.0, "--output=x").is_err());
     }
 }
