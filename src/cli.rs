@@ -188,6 +188,9 @@ pub struct ResultsArgs {
     /// Show the newest N results (default 20)
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
+    /// Count only the findings that are new against each report's baseline
+    #[arg(long)]
+    pub new_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

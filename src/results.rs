@@ -36,9 +36,22 @@ impl Findings {
 
     /// Count the `severity` of each entry of a report's `findings` array.
     pub fn from_report(report: &Value) -> Findings {
+        Self::count(report, false)
+    }
+
+    /// Only the findings marked `"baseline": "new"` (all of them when the report has no
+    /// baseline: then everything is new).
+    pub fn new_from_report(report: &Value) -> Findings {
+        Self::count(report, report.get("baseline").is_some_and(|b| !b.is_null()))
+    }
+
+    fn count(report: &Value, new_only: bool) -> Findings {
         let mut f = Findings::default();
         if let Some(items) = report.get("findings").and_then(Value::as_array) {
             for item in items {
+                if new_only && item.get("baseline").and_then(Value::as_str) != Some("new") {
+                    continue;
+                }
                 match item
                     .get("severity")
                     .and_then(Value::as_str)

@@ -8,7 +8,18 @@ use crate::timefmt::human_duration;
 use crate::{Ctx, Exit};
 
 pub fn run(ctx: &Ctx, a: ResultsArgs) -> Result<Exit> {
-    let rs = results::list(&ctx.state_dir, a.id.as_deref(), a.last.unwrap_or(20))?;
+    let mut rs = results::list(&ctx.state_dir, a.id.as_deref(), a.last.unwrap_or(20))?;
+    if a.new_only {
+        for r in &mut rs {
+            let report = r.report.clone().or_else(|| {
+                let p = r.report_path.as_ref()?;
+                serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+            });
+            if let Some(rep) = report {
+                r.findings = Some(results::Findings::new_from_report(&rep));
+            }
+        }
+    }
     if ctx.out.json {
         super::print_json(&rs)?;
         return Ok(Exit::Ok);
