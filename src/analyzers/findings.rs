@@ -232,6 +232,10 @@ impl Counts {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Did a tool run?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -258,6 +262,10 @@ pub struct TestCounts {
     pub passed: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Tests that errored (setup, collection, an exception outside an assertion), counted
+    /// apart from `failed`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
     /// Failing (and erroring) tests with their messages.
     pub failures: Vec<FailedTest>,
 }
@@ -333,6 +341,8 @@ pub struct TestTotals {
     pub passed: u64,
     pub failed: u64,
     pub skipped: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
     pub failures: Vec<FailedTest>,
 }
 
@@ -399,6 +409,7 @@ impl Report {
                 tt.passed += r.passed;
                 tt.failed += r.failed;
                 tt.skipped += r.skipped;
+                tt.errors += r.errors;
                 tt.failures.extend(r.failures.iter().cloned());
             }
             self.tests = Some(tt);
@@ -409,7 +420,8 @@ impl Report {
     pub fn tests_failed(&self) -> bool {
         self.tools.iter().any(|t| {
             t.kind == "tests"
-                && (t.status == Status::Failed || t.tests.as_ref().is_some_and(|c| c.failed > 0))
+                && (t.status == Status::Failed
+                    || t.tests.as_ref().is_some_and(|c| c.failed + c.errors > 0))
         })
     }
 }

@@ -130,7 +130,7 @@ impl Tool for Unittest {
                 raw.tail()
             )
         })?;
-        if counts.passed + counts.failed + counts.skipped == 0 {
+        if counts.passed + counts.failed + counts.errors + counts.skipped == 0 {
             return Err(format!(
                 "unittest found no tests ({}): {}",
                 raw.exit_text(),

@@ -163,8 +163,13 @@ pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
     }
     if report.tests_failed() {
         let t = report.tests.clone().unwrap_or_default();
+        let errors = if t.errors > 0 {
+            format!(", {} errors", t.errors)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "bgrun: tests failed: {} failed, {} passed, {} skipped",
+            "bgrun: tests failed: {} failed{errors}, {} passed, {} skipped",
             t.failed, t.passed, t.skipped
         );
         exit = Exit::WorkFailed;
@@ -555,8 +560,15 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
     if let Some(t) = &r.tests {
         let _ = writeln!(
             s,
-            "tests: {} passed, {} failed, {} skipped",
-            t.passed, t.failed, t.skipped
+            "tests: {} passed, {} failed, {}{} skipped",
+            t.passed,
+            t.failed,
+            if t.errors > 0 {
+                format!("{} errors, ", t.errors)
+            } else {
+                String::new()
+            },
+            t.skipped
         );
         for f in &t.failures {
             let _ = writeln!(
