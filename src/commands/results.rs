@@ -16,7 +16,7 @@ pub fn run(ctx: &Ctx, a: ResultsArgs) -> Result<Exit> {
                 serde_json::from_slice(&std::fs::read(p).ok()?).ok()
             });
             if let Some(rep) = report {
-                r.findings = Some(results::Findings::new_from_report(&rep));
+                r.findings = Some(results::new_findings(&rep));
             }
         }
     }
@@ -42,8 +42,10 @@ pub fn run(ctx: &Ctx, a: ResultsArgs) -> Result<Exit> {
             "{:>6}  {:<20} {:<13} attempt {}  {:>7}  {}  {}{}{}",
             r.id,
             r.task_type,
-            ctx.out
-                .paint(if r.status == "succeeded" { "32" } else { "31" }, &r.status),
+            ctx.out.paint(
+                if r.status == "succeeded" { "32" } else { "31" },
+                r.status.as_str()
+            ),
             r.attempt,
             human_duration(r.duration_s),
             r.finished_at,

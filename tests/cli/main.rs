@@ -7,6 +7,7 @@ mod core;
 mod cron;
 mod hooks;
 mod notify;
+mod state_compat;
 mod watch;
 
 use std::ffi::OsStr;
