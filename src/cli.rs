@@ -66,7 +66,7 @@ pub enum Command {
     /// Run one task now in the foreground, bypassing the queue, and print its result
     Run(RunArgs),
     /// Show queued and running tasks, recent results, drainers and failing channels
-    Status,
+    Status(StatusArgs),
     /// Cancel tasks: running ones get SIGTERM (SIGKILL after the grace period), queued ones are removed
     Stop(StopArgs),
     /// Show stored results, newest first
@@ -179,6 +179,13 @@ pub struct StopArgs {
     /// Cancel every queued and running task and stop every drainer and watcher
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Count only the findings that are new against each report's baseline
+    #[arg(long)]
+    pub new_only: bool,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,19 @@ pub fn new_findings(report: &Value) -> Findings {
     Findings::from_report(&only_new)
 }
 
+/// For `--new-only`: each result's findings become the count of its report's new ones.
+pub fn count_only_new(rs: &mut [TaskResult]) {
+    for r in rs {
+        let report = r.report.clone().or_else(|| {
+            let p = r.report_path.as_ref()?;
+            serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+        });
+        if let Some(rep) = report {
+            r.findings = Some(new_findings(&rep));
+        }
+    }
+}
+
 pub fn results_path(state_dir: &Path) -> PathBuf {
     state_dir.join("results.jsonl")
 }

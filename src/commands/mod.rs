@@ -58,7 +58,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Enqueue(a) => enqueue::run(&ctx, a),
         Command::Drain(a) => drain::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
-        Command::Status => status::run(&ctx),
+        Command::Status(a) => status::run_with(&ctx, a.new_only),
         Command::Stop(a) => stop::run(&ctx, a),
         Command::Results(a) => results::run(&ctx, a),
         Command::Metrics => metrics::run(&ctx),

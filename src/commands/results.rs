@@ -10,15 +10,7 @@ use crate::{Ctx, Exit};
 pub fn run(ctx: &Ctx, a: ResultsArgs) -> Result<Exit> {
     let mut rs = results::list(&ctx.state_dir, a.id.as_deref(), a.last.unwrap_or(20))?;
     if a.new_only {
-        for r in &mut rs {
-            let report = r.report.clone().or_else(|| {
-                let p = r.report_path.as_ref()?;
-                serde_json::from_slice(&std::fs::read(p).ok()?).ok()
-            });
-            if let Some(rep) = report {
-                r.findings = Some(results::new_findings(&rep));
-            }
-        }
+        results::count_only_new(&mut rs);
     }
     if ctx.out.json {
         super::print_json(&rs)?;

@@ -636,6 +636,13 @@ fn a_post_commit_hook_notifies_exactly_the_new_finding() {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).expect("results JSON");
+    let st = e.json(&["status", "--new-only"]);
+    let recent = st["recent"].as_array().expect("recent");
+    assert_eq!(recent[0]["findings"]["high"], 0, "{st}");
+    assert_eq!(recent[1]["findings"]["high"], 1, "{st}");
+    assert_eq!(recent[1]["findings"]["low"], 0, "{st}");
+    let st = e.json(&["status"]);
+    assert_eq!(st["recent"][1]["findings"]["low"], 3, "{st}");
     let path = v[0]["report_path"]
         .as_str()
         .expect("report_path")
