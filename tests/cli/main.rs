@@ -6,6 +6,7 @@ mod changed;
 mod core;
 mod cron;
 mod hooks;
+mod house;
 mod notify;
 mod state_compat;
 mod watch;
