@@ -660,3 +660,34 @@ fn a_post_commit_hook_notifies_exactly_the_new_finding() {
         "{last}"
     );
 }
+
+#[test]
+fn eslint_gets_the_walked_files_and_its_own_ignores_still_apply() {
+    if !have(&["eslint"]) {
+        return;
+    }
+    let e = Env::new();
+    e.write(
+        "eslint.config.mjs",
+        "export default [{ignores: [\"gen/**\"]}, {files: [\"**/*.js\"], rules: {\"no-undef\": \"error\"}}];\n",
+    );
+    e.write("src/a.js", "undefinedThing();\n");
+    e.write("gen/b.js", "alsoUndefined();\n");
+    e.git(&["add", "-A"]);
+    e.git(&["commit", "-qm", "init"]);
+    let (out, r) = analyze(&e, &["code"]);
+    assert_code(&out, 0);
+    let files: Vec<String> = rows(&r, "findings")
+        .into_iter()
+        .filter(|f| f.0 == "eslint")
+        .map(|f| f.2)
+        .collect();
+    assert_eq!(files, ["src/a.js"], "{r}");
+    // A change to one file: only it is given to ESLint again.
+    e.write("src/c.js", "x();\n");
+    let (_, r) = analyze(&e, &["code", "--changed"]);
+    assert_eq!(tool(&r, "eslint")["files_run"], 1, "{r}");
+    // src/a.js, gen/b.js (ignored: an empty result) and eslint.config.mjs itself.
+    assert_eq!(tool(&r, "eslint")["files_cached"], 3, "{r}");
+    assert_eq!(rows(&r, "findings").len(), 2, "{r}");
+}
