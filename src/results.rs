@@ -118,12 +118,55 @@ fn append_line(path: &Path, value: &impl Serialize) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .read(true)
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    f.write_all(&line)
-        .with_context(|| format!("cannot append to {}", path.display()))?;
+    // Whole or not at all: a short write (a full disk) is cut back off, so that no torn
+    // line can get the next one glued onto it. Appends happen under the state lock.
+    let mut before = f.metadata().map(|m| m.len()).ok();
+    if let Some(len) = before
+        && let Some(whole) = whole_prefix(&f, len)
+        && whole < len
+    {
+        // A torn last line from a crash: cut it, or this line would be glued onto it.
+        if f.set_len(whole).is_ok() {
+            before = Some(whole);
+        }
+    }
+    if let Err(e) = f.write_all(&line) {
+        let kept = match before.map(|b| f.set_len(b)) {
+            Some(Ok(())) => "the file was kept as it was before this line",
+            _ => "the file may end in a torn line, which readers skip",
+        };
+        return Err(anyhow::anyhow!(
+            "cannot append to {}: {e}; this line was not written and {kept}",
+            path.display()
+        ));
+    }
     Ok(())
+}
+
+/// The length of `f` up to its last newline (None when that cannot be read). Only the
+/// last 64 KiB are looked at; a longer torn tail is left alone.
+fn whole_prefix(f: &std::fs::File, len: u64) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    if len == 0 {
+        return Some(0);
+    }
+    let mut last = [0u8; 1];
+    f.read_exact_at(&mut last, len - 1).ok()?;
+    if last[0] == b'\n' {
+        return Some(len);
+    }
+    let start = len.saturating_sub(64 * 1024);
+    let mut buf = vec![0u8; (len - start) as usize];
+    f.read_exact_at(&mut buf, start).ok()?;
+    match buf.iter().rposition(|b| *b == b'\n') {
+        Some(i) => Some(start + i as u64 + 1),
+        None if start == 0 => Some(0),
+        None => None,
+    }
 }
 
 /// Store a result (call with the state lock held). The report, if any, is left in its file.

@@ -189,13 +189,26 @@ impl Drainer<'_> {
             batch.ops.extend(ops);
             recovered = rs;
         }
-        let started = if stopping {
+        let claimed = if stopping {
             Vec::new()
         } else {
-            self.claim(&mut batch, &mut done, at)
+            self.claim(&mut batch, at)
         };
-        store.append(&batch.ops, false)?;
-        self.unsynced |= batch.durable;
+        // A claim is durable before its child exists: a drainer killed (or a disk full)
+        // between the two leaves a claim without a pid, which recovery resolves, never a
+        // child whose task is still queued for another drainer to run again.
+        if claimed.is_empty() {
+            store.append(&batch.ops, false)?;
+            self.unsynced |= batch.durable;
+        } else {
+            store.append(&batch.ops, true)?;
+            self.unsynced = false;
+            self.last_sync = now();
+        }
+        let mut spawned = Batch::default();
+        let started = self.spawn_claimed(&mut spawned, claimed, &mut done, at);
+        store.append(&spawned.ops, false)?;
+        self.unsynced |= spawned.durable;
         self.cache.offset = store.end_offset();
         if self.cache.state.wants_compaction() {
             self.cache.state.lines = store.compact(&self.cache.state)?;
@@ -306,16 +319,11 @@ impl Drainer<'_> {
         }
     }
 
-    /// Claim and start what fits, here and across drainers. A task that cannot start ends
-    /// at once as failed (it joins `done`).
-    fn claim(
-        &mut self,
-        batch: &mut Batch,
-        done: &mut Vec<(Task, TaskResult)>,
-        at: f64,
-    ) -> Vec<(Task, u32)> {
-        let mut started = Vec::new();
-        while self.slots.len() < self.max_local && self.cache.state.running.len() < self.global_max
+    /// Claim what fits, here and across drainers (started once the claims are durable).
+    fn claim(&mut self, batch: &mut Batch, at: f64) -> Vec<Task> {
+        let mut claimed = Vec::new();
+        while self.slots.len() + claimed.len() < self.max_local
+            && self.cache.state.running.len() < self.global_max
         {
             let state = &self.cache.state;
             let Some(task) = queue::next_ready(state.queued.values(), &state.history, at).cloned()
@@ -328,8 +336,24 @@ impl Drainer<'_> {
                 drainer: self.me.clone(),
                 at,
             };
-            batch.push(self, claim, false);
-            match start_slot(self.ctx, task) {
+            batch.push(self, claim, true);
+            claimed.push(task);
+        }
+        claimed
+    }
+
+    /// Start the claimed tasks. A task that cannot start ends at once as failed (it joins
+    /// `done`).
+    fn spawn_claimed(
+        &mut self,
+        batch: &mut Batch,
+        claimed: Vec<Task>,
+        done: &mut Vec<(Task, TaskResult)>,
+        at: f64,
+    ) -> Vec<(Task, u32)> {
+        let mut started = Vec::new();
+        for task in claimed {
+            match start_slot(self.ctx, task, &self.me) {
                 Ok(slot) => {
                     let op = Op::Spawned {
                         id: slot.task.id.clone(),

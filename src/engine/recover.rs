@@ -65,14 +65,18 @@ pub(super) fn recover(
         let Some(r) = state.running.get(&id).cloned() else {
             continue;
         };
-        if let (Some(pid), Some(start)) = (r.pid, r.pid_start)
-            && !process::kill_leftover_group(pid, start, grace)
-        {
+        let gone = match (r.pid, r.pid_start) {
+            (Some(pid), Some(start)) => process::kill_leftover_group(pid, start, grace),
+            // Claimed, but its pid never reached the journal: find it by its environment.
+            _ => process::kill_claimed(
+                &process::claim_mark(&r.drainer, &id, r.task.attempt + 1),
+                grace,
+            ),
+        };
+        if !gone {
             log_event(
                 ctx,
-                &format!(
-                    "task {id}: its old process group {pid} is still alive; not recovered yet"
-                ),
+                &format!("task {id}: its old processes are still alive; not recovered yet"),
             );
             continue;
         }

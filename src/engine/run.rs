@@ -20,7 +20,8 @@ pub fn run_now(ctx: &Ctx, new: &NewTask) -> Result<TaskResult> {
     crate::state::store::ensure_private_dir(&ctx.state_dir)?;
     install_stop_handlers();
     let grace = ctx.config.execution.kill_grace_seconds as f64;
-    let mut slot = start_slot(ctx, task).map_err(|failed| error::work(failed.1))?;
+    let me = format!("run-{}", std::process::id());
+    let mut slot = start_slot(ctx, task, &me).map_err(|failed| error::work(failed.1))?;
     let mut sampler = Sampler::new();
     let mut last_sample = now();
     loop {

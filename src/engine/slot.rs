@@ -102,12 +102,20 @@ pub(super) fn spec_for(ctx: &Ctx, task: &Task, attempt: u32) -> Result<(Spec, Op
     ))
 }
 
-pub(super) fn start_slot(ctx: &Ctx, task: Task) -> Result<Slot, Box<(Task, String)>> {
+pub(super) fn start_slot(
+    ctx: &Ctx,
+    task: Task,
+    drainer: &str,
+) -> Result<Slot, Box<(Task, String)>> {
     let attempt = task.attempt + 1;
-    let (spec, report) = match spec_for(ctx, &task, attempt) {
+    let (mut spec, report) = match spec_for(ctx, &task, attempt) {
         Ok(s) => s,
         Err(e) => return Err(Box::new((task, format!("{e:#}")))),
     };
+    spec.env.push((
+        process::CLAIM_VAR.into(),
+        process::claim_mark(drainer, &task.id, attempt).into(),
+    ));
     match process::spawn(&spec) {
         Ok(child) => {
             let started = now();

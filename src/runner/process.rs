@@ -367,6 +367,69 @@ pub fn kill_leftover_group(pgid: u32, leader_start: u64, grace: Duration) -> boo
     !group_alive(pgid)
 }
 
+/// The environment entry that marks every process of one claimed attempt, so that a claim
+/// whose pid never reached the journal (its drainer died between the spawn and the append)
+/// can still be found: `BGRUN_CLAIM=<drainer token>/<task id>/<attempt>`.
+pub const CLAIM_VAR: &str = "BGRUN_CLAIM";
+
+pub fn claim_mark(drainer: &str, id: &str, attempt: u32) -> String {
+    format!("{drainer}/{id}/{attempt}")
+}
+
+/// Live processes whose environment carries `BGRUN_CLAIM=<mark>` (read from
+/// `/proc/PID/environ`; processes that cannot be read are skipped).
+pub fn processes_with_claim(mark: &str) -> Vec<u32> {
+    let needle = format!("{CLAIM_VAR}={mark}\0").into_bytes();
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
+            && memchr::memmem::find(&env, &needle).is_some_and(|i| i == 0 || env[i - 1] == 0)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Kill every process of a claimed attempt found by its environment: TERM, then KILL after
+/// `grace`. Returns whether none is left.
+pub fn kill_claimed(mark: &str, grace: Duration) -> bool {
+    let signal_all = |sig| {
+        for pid in processes_with_claim(mark) {
+            // SAFETY: plain kill; a vanished pid gives ESRCH.
+            unsafe {
+                libc::kill(pid as i32, sig);
+            }
+        }
+    };
+    if processes_with_claim(mark).is_empty() {
+        return true;
+    }
+    signal_all(libc::SIGCONT);
+    signal_all(libc::SIGTERM);
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if processes_with_claim(mark).is_empty() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_all(libc::SIGKILL);
+    for _ in 0..100 {
+        if processes_with_claim(mark).is_empty() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 /// A process's start time in clock ticks since boot, from `/proc/PID/stat`.
 pub fn proc_start_time(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

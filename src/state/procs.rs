@@ -60,7 +60,13 @@ pub fn register(state_dir: &Path, kind: &str) -> Result<Registration> {
         token,
         started_at,
     };
-    file.write_all(&serde_json::to_vec(&info)?)?;
+    if let Err(e) = file.write_all(&serde_json::to_vec(&info)?) {
+        let _ = std::fs::remove_file(&path);
+        return Err(crate::error::state(format!(
+            "cannot write {}: {e} (free some space in the state directory)",
+            path.display()
+        )));
+    }
     Ok(Registration {
         info,
         path,

@@ -655,14 +655,22 @@ impl Store {
             self.len = self.valid_len;
         }
         let bytes = encode(ops)?;
-        self.file.write_all(&bytes).map_err(|e| {
-            error::state(format!(
-                "cannot append to the state file {}: {e}",
+        if let Err(e) = self.file.write_all(&bytes) {
+            // Whole lines or nothing: cut a short write (a full disk) back off.
+            let _ = self.file.set_len(self.valid_len);
+            return Err(error::state(format!(
+                "cannot append to the state file {}: {e}; nothing of this change was kept \
+                 (free some space, then run the command again)",
                 self.path.display()
-            ))
-        })?;
+            )));
+        }
         if durable {
-            self.file.sync_data()?;
+            self.file.sync_data().map_err(|e| {
+                error::state(format!(
+                    "cannot fsync the state file {}: {e}",
+                    self.path.display()
+                ))
+            })?;
         }
         self.len += bytes.len() as u64;
         self.valid_len = self.len;

@@ -4,6 +4,7 @@
 mod analyze;
 mod core;
 mod cron;
+mod harden;
 mod hooks;
 mod notify;
 mod watch;

@@ -1,0 +1,341 @@
+//! Hardening (issue 14): one end-to-end test per defect, each of which failed on the main
+//! of before the fix: escaped grandchildren, claims made durable before a spawn, full disks,
+//! hostile state dirs, file modes, scrubbed task environments.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+use super::*;
+
+/// Processes whose command line contains `token`.
+fn procs_with(token: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline"))
+            && String::from_utf8_lossy(&cmd)
+                .replace('\0', " ")
+                .contains(token)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn kill_all_with(token: &str) {
+    for pid in procs_with(token) {
+        // SAFETY: plain kill of a test's own leftover.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
+
+/// Wait for a child with a bound; past it, kill it and return None.
+fn wait_bounded(child: &mut Child, bound: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + bound;
+    while Instant::now() < end {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// A small tmpfs mounted on a directory for the life of the value (needs root; `None`
+/// when it cannot be mounted, and the test says it was skipped).
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!(
+                "skipped: cannot mount a tmpfs on {} (not root?)",
+                dir.display()
+            );
+            return None;
+        }
+        Some(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Bind-mount the file `from` onto the file `onto`.
+    fn bind(from: &Path, onto: &Path) -> Option<Tmpfs> {
+        let ok = Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(onto)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs {
+            dir: onto.to_path_buf(),
+        })
+    }
+
+    /// Fill the file system, then free `pages` pages (4 KiB each).
+    fn fill_leaving(&self, pages: u64) -> PathBuf {
+        let filler = self.dir.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = [0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        let len = f.metadata().unwrap().len();
+        f.set_len((len / 4096).saturating_sub(pages) * 4096)
+            .unwrap();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// Pad the journal with a no-op line so that its size is `rem` modulo 4096.
+fn pad_journal(journal: &Path, rem: u64) {
+    let len = std::fs::metadata(journal).unwrap().len();
+    let overhead = r#"{"op":"can","id":"0","key":""}"#.len() as u64 + 1;
+    let target = (len + overhead).div_ceil(4096) * 4096 + rem;
+    let target = if target < len + overhead {
+        target + 4096
+    } else {
+        target
+    };
+    let pad = "z".repeat((target - len - overhead) as usize);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(journal)
+        .unwrap();
+    f.write_all(format!("{{\"op\":\"can\",\"id\":\"0\",\"key\":\"{pad}\"}}\n").as_bytes())
+        .unwrap();
+    assert_eq!(std::fs::metadata(journal).unwrap().len() % 4096, rem);
+}
+
+#[test]
+fn an_escaped_grandchild_neither_freezes_the_drainer_nor_outlives_the_timeout() {
+    let e = Env::new();
+    e.config(
+        r#"{"execution": {"max_retries": 0, "kill_grace_seconds": 1, "max_concurrent_tasks": 2}}"#,
+    );
+    let escape = "setsid sleep 41.3141 & sleep 600.3141";
+    for (timeout, argv) in [
+        ("2", vec!["bash", "-c", escape]),
+        ("3", vec!["sleep", "602.3141"]),
+    ] {
+        let mut args = vec![
+            "enqueue",
+            "--no-drain",
+            "--timeout",
+            timeout,
+            "custom",
+            "--",
+        ];
+        args.extend(argv);
+        assert_code(&e.run(&args), 0);
+    }
+    let t = Instant::now();
+    let mut drain = e
+        .cmd()
+        .arg("drain")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_bounded(&mut drain, Duration::from_secs(20));
+    let took = t.elapsed();
+    let escaped_left = procs_with("41.3141");
+    kill_all_with(".3141");
+    assert!(
+        status.is_some(),
+        "the drainer froze on the escaped grandchild"
+    );
+    assert!(took < Duration::from_secs(10), "drain took {took:?}");
+    assert!(
+        escaped_left.is_empty(),
+        "the escaped sleep survived its task's timeout"
+    );
+    let r = e.json(&["results"]);
+    let rs = r.as_array().unwrap();
+    assert_eq!(rs.len(), 2);
+    for x in rs {
+        assert_eq!(x["status"], "timed_out", "{x}");
+        assert!(x["duration_s"].as_f64().unwrap() < 6.0, "{x}");
+    }
+}
+
+#[test]
+fn sigterm_stops_a_drainer_whose_task_has_an_escaped_grandchild() {
+    let e = Env::new();
+    e.config(r#"{"execution": {"max_retries": 0, "kill_grace_seconds": 1}}"#);
+    assert_code(
+        &e.run(&[
+            "enqueue",
+            "--no-drain",
+            "custom",
+            "--",
+            "bash",
+            "-c",
+            "setsid sleep 43.2718 & sleep 600.2718",
+        ]),
+        0,
+    );
+    let mut drain = e
+        .cmd()
+        .arg("drain")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the escapee to start", Duration::from_secs(10), || {
+        !procs_with("43.2718").is_empty()
+    });
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(drain.id() as i32, libc::SIGTERM) };
+    let status = wait_bounded(&mut drain, Duration::from_secs(8));
+    let left = procs_with("43.2718");
+    kill_all_with(".2718");
+    assert!(status.is_some(), "SIGTERM did not stop the drainer");
+    assert!(left.is_empty(), "the escapee outlived its cancelled task");
+    assert_eq!(e.json(&["results"])[0]["status"], "cancelled");
+}
+
+#[test]
+fn a_full_disk_never_spawns_a_task_whose_claim_is_not_durable() {
+    let e = Env::new();
+    let state = e.root().join("state");
+    let Some(fs) = Tmpfs::mount(&state, "64k") else {
+        return;
+    };
+    let sd = state.to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let mut a = vec!["--state-dir", sd.as_str()];
+        a.extend_from_slice(args);
+        e.run(&a)
+    };
+    assert_code(
+        &run(&[
+            "enqueue",
+            "--no-drain",
+            "custom",
+            "--",
+            "sh",
+            "-c",
+            "echo x >> ran.txt",
+        ]),
+        0,
+    );
+    // The journal's last page has 1 byte of room, and the disk one free page (which the
+    // drainer's registration takes): the claim cannot be appended.
+    pad_journal(&state.join("state.jsonl"), 4095);
+    let filler = fs.fill_leaving(1);
+    for _ in 0..3 {
+        let out = run(&["drain"]);
+        assert_code(&out, 3);
+        assert!(
+            text(&out.stderr).contains("state.jsonl"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert!(
+        !e.root().join("ran.txt").exists(),
+        "a task ran without a durable claim: {:?}",
+        std::fs::read_to_string(e.root().join("ran.txt"))
+    );
+    std::fs::remove_file(filler).unwrap();
+    assert_code(&run(&["drain"]), 0);
+    assert_eq!(
+        std::fs::read_to_string(e.root().join("ran.txt")).unwrap(),
+        "x\n"
+    );
+}
+
+#[test]
+fn a_full_disk_appends_results_whole_or_not_at_all_and_names_the_file() {
+    let e = Env::new();
+    let results = e.state().join("results.jsonl");
+    assert_code(
+        &e.run(&["enqueue", "--no-drain", "custom", "--", "true"]),
+        0,
+    );
+    assert_code(&e.run(&["drain"]), 0);
+    // results.jsonl moves onto a small tmpfs of its own (a bind mount of the file), padded
+    // with valid lines so that its last page has 100 bytes of room, and that disk is full.
+    let Some(fs) = Tmpfs::mount(&e.root().join("tiny"), "32k") else {
+        return;
+    };
+    let line = std::fs::read_to_string(&results).unwrap();
+    let len = line.len() as u64;
+    let pad_to = 4096 - 100;
+    let mut content = line.clone();
+    while content.len() as u64 + 2 * len <= pad_to {
+        content.push_str(&line);
+    }
+    let mut last = line.trim_end().to_string();
+    last.insert_str(
+        1,
+        &" ".repeat((pad_to - content.len() as u64 - len) as usize),
+    );
+    content.push_str(&last);
+    content.push('\n');
+    assert_eq!(content.len() as u64, pad_to);
+    let tiny = fs.dir.join("results.jsonl");
+    std::fs::write(&tiny, &content).unwrap();
+    std::fs::set_permissions(&tiny, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let Some(_bind) = Tmpfs::bind(&tiny, &results) else {
+        return;
+    };
+    let filler = fs.fill_leaving(0);
+    assert_code(
+        &e.run(&["enqueue", "--no-drain", "custom", "--", "true"]),
+        0,
+    );
+    let out = e.run(&["drain"]);
+    let err = text(&out.stderr);
+    let message = err
+        .lines()
+        .find(|l| l.contains("results.jsonl"))
+        .unwrap_or_else(|| panic!("the message names the file: {err}"));
+    assert!(message.contains("No space left"), "{message}");
+    assert!(message.contains("kept"), "says what was kept: {message}");
+    // Room again: the next result must read, and every line is whole.
+    std::fs::remove_file(filler).unwrap();
+    let out = e.run(&["enqueue", "--no-drain", "custom", "--", "true"]);
+    assert_code(&out, 0);
+    let id = text(&out.stdout).trim().to_string();
+    assert_code(&e.run(&["drain"]), 0);
+    let bytes = std::fs::read(&results).unwrap();
+    for (i, l) in bytes.split(|b| *b == b'\n').enumerate() {
+        if !l.is_empty() {
+            assert!(
+                serde_json::from_slice::<serde_json::Value>(l).is_ok(),
+                "line {} of results.jsonl is torn: {}",
+                i + 1,
+                text(l)
+            );
+        }
+    }
+    let last = e.json(&["results", &id]);
+    assert_eq!(last[0]["status"], "succeeded", "{last}");
+}
