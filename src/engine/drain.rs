@@ -49,6 +49,7 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
     crate::state::store::ensure_private_dir(&ctx.state_dir)?;
     let reg = procs::register(&ctx.state_dir, "drainer")?;
     install_stop_handlers();
+    crate::runner::escape::become_subreaper();
     let mut d = Drainer {
         ctx,
         me: reg.info.token.clone(),

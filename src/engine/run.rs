@@ -19,6 +19,7 @@ pub fn run_now(ctx: &Ctx, new: &NewTask) -> Result<TaskResult> {
     task.id = format!("run-{}", (at * 1000.0) as u64 % 100_000_000);
     crate::state::store::ensure_private_dir(&ctx.state_dir)?;
     install_stop_handlers();
+    crate::runner::escape::become_subreaper();
     let grace = ctx.config.execution.kill_grace_seconds as f64;
     let me = format!("run-{}", std::process::id());
     let mut slot = start_slot(ctx, task, &me).map_err(|failed| error::work(failed.1))?;

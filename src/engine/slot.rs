@@ -142,8 +142,8 @@ pub(super) fn start_slot(
 
 /// Terminate a slot's group: TERM now (with CONT, in case it is paused), KILL after grace.
 pub(super) fn terminate(slot: &mut Slot, grace: f64, at: f64) {
-    process::signal_group(slot.child.pid, libc::SIGTERM);
-    process::signal_group(slot.child.pid, libc::SIGCONT);
+    slot.child.signal_all(libc::SIGTERM);
+    slot.child.signal_all(libc::SIGCONT);
     slot.throttle.paused_until = None;
     if slot.kill_at.is_none() {
         slot.kill_at = Some(at + grace);
@@ -161,14 +161,14 @@ pub(super) fn police(slots: &mut [Slot], ctx: &Ctx, at: f64) -> f64 {
         }
         if let Some(k) = s.kill_at {
             if at >= k {
-                process::signal_group(s.child.pid, libc::SIGKILL);
+                s.child.signal_all(libc::SIGKILL);
             } else {
                 next = next.min(k);
             }
         }
         if let Some(p) = s.throttle.paused_until {
             if at >= p {
-                process::signal_group(s.child.pid, libc::SIGCONT);
+                s.child.signal_all(libc::SIGCONT);
                 s.throttle.paused_until = None;
             } else {
                 next = next.min(p);
@@ -185,6 +185,11 @@ pub(super) fn police(slots: &mut [Slot], ctx: &Ctx, at: f64) -> f64 {
 pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, ctx: &Ctx, at: f64) {
     let ids: Vec<u32> = slots.iter().map(|s| s.child.pid).collect();
     let usage = sampler.sample(&ids);
+    let tree = crate::runner::escape::Tree::read();
+    let me = std::process::id();
+    for s in slots.iter_mut() {
+        s.child.track_escapees(&tree, me);
+    }
     let max_mem = ctx.config.resource_limits.max_memory_mb * 1024 * 1024;
     let max_cpu = ctx.config.resource_limits.max_cpu_percent;
     for s in slots.iter_mut() {
@@ -195,15 +200,15 @@ pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, ctx: &Ctx, at: f
         s.cpu_ms = s.cpu_ms.max(u.cpu_ms);
         if u.rss_bytes > max_mem && !s.killed_memory {
             s.killed_memory = true;
-            process::signal_group(s.child.pid, libc::SIGKILL);
-            process::signal_group(s.child.pid, libc::SIGCONT);
+            s.child.signal_all(libc::SIGKILL);
+            s.child.signal_all(libc::SIGCONT);
             continue;
         }
         if max_cpu < 100.0
             && s.kill_at.is_none()
             && let Some(pause) = s.throttle.observe(at, u.cpu_ms, sampler.cpus, max_cpu)
         {
-            process::signal_group(s.child.pid, libc::SIGSTOP);
+            s.child.signal_all(libc::SIGSTOP);
             s.throttle.paused_until = Some(at + pause);
             s.throttle.paused_total_s += pause;
         }

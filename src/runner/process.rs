@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::escape::{self, Tree};
+
 /// How to start a task's process.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -41,6 +43,10 @@ pub struct Child {
     pidfd: Option<OwnedFd>,
     pump: Option<JoinHandle<()>>,
     stdout: Option<JoinHandle<Vec<u8>>>,
+    /// Its `BGRUN_CLAIM` mark, which finds its escapees re-parented to the drainer.
+    mark: Option<String>,
+    /// Descendants that left its process group: (pid, start time).
+    pub escaped: Vec<(u32, u64)>,
 }
 
 /// How a child ended, from `wait4`.
@@ -99,12 +105,20 @@ pub fn spawn(spec: &Spec) -> Result<Child> {
             })
             .ok()
     });
+    let mark = spec
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == CLAIM_VAR)
+        .and_then(|(_, v)| v.to_str().map(str::to_string));
     Ok(Child {
         pid,
         start,
         pidfd,
         pump,
         stdout,
+        mark,
+        escaped: Vec::new(),
     })
 }
 
@@ -128,7 +142,10 @@ impl Child {
     /// (no grandchild survives, and no reused pid is hit), reap it with its rusage, wait for
     /// the log pump, and return the captured stdout.
     pub fn reap(&mut self) -> (Ended, Vec<u8>) {
-        signal_group(self.pid, libc::SIGKILL);
+        let tree = Tree::read();
+        self.track_escapees(&tree, std::process::id());
+        self.signal_all(libc::SIGKILL);
+        self.signal_all(libc::SIGCONT);
         let mut status = 0;
         // SAFETY: an all-zero rusage is a valid value to be overwritten.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -150,15 +167,117 @@ impl Child {
             maxrss_kb: ru.ru_maxrss.max(0) as u64,
             cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
         };
-        if let Some(p) = self.pump.take() {
+        self.reap_escapees(Duration::from_millis(200));
+        // The pipes close once every holder is gone; one that is still held (by a process
+        // that escaped even the subreaper) is not waited for past a bound.
+        let bound = std::time::Instant::now() + Duration::from_secs(2);
+        let ready = |h: &Option<JoinHandle<Vec<u8>>>, p: &Option<JoinHandle<()>>| {
+            h.as_ref().is_none_or(|h| h.is_finished()) && p.as_ref().is_none_or(|p| p.is_finished())
+        };
+        while !ready(&self.stdout, &self.pump) && std::time::Instant::now() < bound {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if let Some(p) = self.pump.take().filter(|p| p.is_finished()) {
             let _ = p.join();
         }
         let out = self
             .stdout
             .take()
+            .filter(|h| h.is_finished())
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
         (ended, out)
+    }
+
+    /// Signal its process group and every known escapee (whose identity still holds).
+    pub fn signal_all(&self, sig: i32) {
+        signal_group(self.pid, sig);
+        for (pid, start) in &self.escaped {
+            if proc_start_time(*pid) == Some(*start) {
+                // SAFETY: plain kill of a process we identified by pid and start time.
+                unsafe {
+                    libc::kill(*pid as i32, sig);
+                }
+            }
+        }
+    }
+
+    /// Record the descendants that left its group: those under its leader (or under an
+    /// escapee already known) outside the group, and orphans re-parented to `me` (the
+    /// subreaper) that carry its mark. Escapees that died as our children are reaped.
+    pub fn track_escapees(&mut self, tree: &Tree, me: u32) {
+        let mut roots: Vec<u32> = vec![self.pid];
+        roots.extend(self.escaped.iter().map(|(p, _)| *p));
+        if let Some(mark) = &self.mark {
+            for c in tree.children_of(me) {
+                if *c != self.pid
+                    && !roots.contains(c)
+                    && tree.rows.get(c).is_some_and(|r| !r.zombie)
+                    && escape::environ_has(*c, CLAIM_VAR, mark)
+                {
+                    roots.push(*c);
+                }
+            }
+        }
+        for root in roots {
+            for pid in tree.subtree(root) {
+                let Some(row) = tree.rows.get(&pid) else {
+                    continue;
+                };
+                if row.pgid == self.pid
+                    || row.zombie
+                    || self
+                        .escaped
+                        .iter()
+                        .any(|(p, s)| *p == pid && *s == row.start)
+                {
+                    continue;
+                }
+                self.escaped.push((pid, row.start));
+            }
+        }
+        // Forget the dead; reap those that were re-parented to us.
+        self.escaped
+            .retain(|(pid, start)| match tree.rows.get(pid) {
+                Some(r) if r.start == *start && !r.zombie => true,
+                Some(r) if r.start == *start && r.ppid == me => {
+                    reap_pid(*pid);
+                    false
+                }
+                _ => false,
+            });
+    }
+
+    /// Reap the escapees that are our children (killed just before), waiting up to `bound`.
+    fn reap_escapees(&mut self, bound: Duration) {
+        let me = std::process::id();
+        let end = std::time::Instant::now() + bound;
+        loop {
+            let tree = Tree::read();
+            self.escaped.retain(|(pid, start)| {
+                match tree.rows.get(pid).filter(|r| r.start == *start) {
+                    Some(r) if r.zombie && r.ppid == me => {
+                        reap_pid(*pid);
+                        false
+                    }
+                    Some(r) => !r.zombie,
+                    None => false,
+                }
+            });
+            if self.escaped.is_empty() || std::time::Instant::now() >= end {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Reap one exited child without blocking.
+fn reap_pid(pid: u32) {
+    let mut status = 0;
+    // SAFETY: waitpid with WNOHANG on a pid that is our child (or ECHILD).
+    unsafe {
+        libc::waitpid(pid as i32, &mut status, libc::WNOHANG);
     }
 }
 

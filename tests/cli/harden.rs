@@ -208,7 +208,9 @@ fn sigterm_stops_a_drainer_whose_task_has_an_escaped_grandchild() {
         .spawn()
         .unwrap();
     wait_until("the escapee to start", Duration::from_secs(10), || {
-        !procs_with("43.2718").is_empty()
+        procs_with("43.2718")
+            .into_iter()
+            .any(|p| std::fs::read(format!("/proc/{p}/cmdline")).unwrap() == b"sleep\043.2718\0")
     });
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(drain.id() as i32, libc::SIGTERM) };
