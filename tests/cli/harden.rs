@@ -208,9 +208,9 @@ fn sigterm_stops_a_drainer_whose_task_has_an_escaped_grandchild() {
         .spawn()
         .unwrap();
     wait_until("the escapee to start", Duration::from_secs(10), || {
-        procs_with("43.2718")
-            .into_iter()
-            .any(|p| std::fs::read(format!("/proc/{p}/cmdline")).unwrap() == b"sleep\043.2718\0")
+        procs_with("43.2718").into_iter().any(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).unwrap() == b"sleep\x0043.2718\x00"
+        })
     });
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(drain.id() as i32, libc::SIGTERM) };
