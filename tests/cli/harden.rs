@@ -341,3 +341,44 @@ fn a_full_disk_appends_results_whole_or_not_at_all_and_names_the_file() {
     let last = e.json(&["results", &id]);
     assert_eq!(last[0]["status"], "succeeded", "{last}");
 }
+
+#[test]
+fn a_claim_whose_pid_never_reached_the_journal_is_found_and_killed_before_a_rerun() {
+    let e = Env::new();
+    e.config(r#"{"execution": {"kill_grace_seconds": 1, "max_retries": 1}}"#);
+    assert_code(
+        &e.run(&["enqueue", "--no-drain", "custom", "--", "true"]),
+        0,
+    );
+    // A drainer (now dead) made its claim durable, spawned the child, and died before
+    // appending the child's pid.
+    let journal = e.state().join("state.jsonl");
+    let text_j = std::fs::read_to_string(&journal).unwrap();
+    let enq: serde_json::Value = serde_json::from_str(text_j.lines().nth(1).unwrap()).unwrap();
+    let claim = serde_json::json!({"op": "clm", "id": "1", "key": enq["key"],
+        "drainer": "999999-1", "at": 1.0});
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    f.write_all(format!("{claim}\n").as_bytes()).unwrap();
+    drop(f);
+    let mut orphan = Command::new("sleep")
+        .arg("45.5151")
+        .env("BGRUN_CLAIM", "999999-1/1/1")
+        .spawn()
+        .unwrap();
+    assert_code(&e.run(&["status"]), 0);
+    let gone = orphan.try_wait().unwrap().is_some() || {
+        std::thread::sleep(Duration::from_millis(200));
+        orphan.try_wait().unwrap().is_some()
+    };
+    let _ = orphan.kill();
+    let _ = orphan.wait();
+    assert!(gone, "the orphan of the claim was left running");
+    let s = e.json(&["status"]);
+    assert_eq!(
+        s["queued"][0]["attempt"], 1,
+        "re-queued as the next attempt: {s}"
+    );
+}
