@@ -352,7 +352,11 @@ pub fn cleanup(state_dir: &Path, results_days: u64, metrics_days: u64) -> Result
         "at",
         now - (metrics_days * 86400) as f64,
     )?;
-    let _ = std::fs::write(state_dir.join("last-cleanup"), timefmt::rfc3339(now));
+    let _ = write_atomic(
+        &state_dir.join("last-cleanup"),
+        timefmt::rfc3339(now).as_bytes(),
+        false,
+    );
     Ok(c)
 }
 

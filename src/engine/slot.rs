@@ -47,7 +47,7 @@ pub(super) fn spec_for(ctx: &Ctx, task: &Task, attempt: u32) -> Result<(Spec, Op
         let dir = ctx.state_dir.join("reports");
         crate::state::store::ensure_private_dir(&dir)?;
         let p = dir.join(format!("{}-{attempt}.context.json", task.id));
-        std::fs::write(&p, serde_json::to_vec(&task.context)?)?;
+        crate::state::store::write_atomic(&p, &serde_json::to_vec(&task.context)?, false)?;
         env.push(("BGRUN_CONTEXT".into(), p.into()));
     }
     let (argv, cwd, capture) = match &task.action {
@@ -93,10 +93,11 @@ pub(super) fn spec_for(ctx: &Ctx, task: &Task, attempt: u32) -> Result<(Spec, Op
             cwd,
             env,
             log,
-            log_cap: ctx.config.execution.log_max_kb * 1024,
+            log_cap: ctx.config.execution.log_max_kb.saturating_mul(1024),
             nice,
             ioprio,
             capture_stdout: capture,
+            env_remove: crate::runner::scrub::secret_vars(&ctx.config),
         },
         report,
     ))
@@ -248,6 +249,20 @@ pub(super) fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResu
         (Some(path), _) => std::fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok()),
+        (
+            None,
+            Action::Command {
+                report: Some(fmt), ..
+            },
+        ) if matches!(status, Status::Succeeded | Status::Failed) && ended.stdout_dropped > 0 => {
+            r.error = Some(format!(
+                "its {fmt} report on stdout is over execution.log_max_kb ({} KiB); \
+                 {} more bytes were dropped and the report was not read",
+                ctx.config.execution.log_max_kb, ended.stdout_dropped
+            ));
+            status = Status::Failed;
+            None
+        }
         (
             None,
             Action::Command {

@@ -5,3 +5,4 @@ pub mod escape;
 pub mod limits;
 pub mod logs;
 pub mod process;
+pub mod scrub;

@@ -29,8 +29,11 @@ pub struct Spec {
     pub nice: i32,
     /// ioprio class (1 realtime, 2 best-effort, 3 idle) and level.
     pub ioprio: Option<(u32, u32)>,
-    /// Keep stdout apart from the log and return it (a custom analyzer's report).
+    /// Keep stdout apart from the log and return it (a custom analyzer's report), up to
+    /// `log_cap` bytes like the log.
     pub capture_stdout: bool,
+    /// Variables of bgrun's own environment that the task must not see (secrets).
+    pub env_remove: Vec<OsString>,
 }
 
 /// A running child.
@@ -42,7 +45,7 @@ pub struct Child {
     pub start: u64,
     pidfd: Option<OwnedFd>,
     pump: Option<JoinHandle<()>>,
-    stdout: Option<JoinHandle<Vec<u8>>>,
+    stdout: Option<JoinHandle<(Vec<u8>, u64)>>,
     /// Its `BGRUN_CLAIM` mark, which finds its escapees re-parented to the drainer.
     mark: Option<String>,
     /// Descendants that left its process group: (pid, start time).
@@ -57,6 +60,8 @@ pub struct Ended {
     /// Largest resident set of the child or a waited-for descendant, in KiB.
     pub maxrss_kb: u64,
     pub cpu_s: f64,
+    /// Bytes of captured stdout dropped past the cap (the report was not read whole).
+    pub stdout_dropped: u64,
 }
 
 /// Start a task. The child becomes the leader of a new session and process group.
@@ -69,6 +74,9 @@ pub fn spawn(spec: &Spec) -> Result<Child> {
     let (out_r, out_w) = pipe()?;
     let mut cmd = Command::new(resolve_program(program, &spec.env));
     cmd.args(args).current_dir(&spec.cwd).stdin(Stdio::null());
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     let stdout_pipe = if spec.capture_stdout {
         let (r, w) = pipe()?;
@@ -98,11 +106,7 @@ pub fn spawn(spec: &Spec) -> Result<Child> {
     let stdout = stdout_pipe.and_then(|r| {
         std::thread::Builder::new()
             .name(format!("out-{pid}"))
-            .spawn(move || {
-                let mut buf = Vec::new();
-                let _ = File::from(r).take(256 << 20).read_to_end(&mut buf);
-                buf
-            })
+            .spawn(move || read_capped(r, cap))
             .ok()
     });
     let mark = spec
@@ -161,17 +165,18 @@ impl Child {
             (None, None)
         };
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        let ended = Ended {
+        let mut ended = Ended {
             code,
             signal,
             maxrss_kb: ru.ru_maxrss.max(0) as u64,
             cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
+            stdout_dropped: 0,
         };
         self.reap_escapees(Duration::from_millis(200));
         // The pipes close once every holder is gone; one that is still held (by a process
         // that escaped even the subreaper) is not waited for past a bound.
         let bound = std::time::Instant::now() + Duration::from_secs(2);
-        let ready = |h: &Option<JoinHandle<Vec<u8>>>, p: &Option<JoinHandle<()>>| {
+        let ready = |h: &Option<JoinHandle<(Vec<u8>, u64)>>, p: &Option<JoinHandle<()>>| {
             h.as_ref().is_none_or(|h| h.is_finished()) && p.as_ref().is_none_or(|p| p.is_finished())
         };
         while !ready(&self.stdout, &self.pump) && std::time::Instant::now() < bound {
@@ -180,12 +185,13 @@ impl Child {
         if let Some(p) = self.pump.take().filter(|p| p.is_finished()) {
             let _ = p.join();
         }
-        let out = self
+        let (out, dropped) = self
             .stdout
             .take()
             .filter(|h| h.is_finished())
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
+        ended.stdout_dropped = dropped;
         (ended, out)
     }
 
@@ -620,6 +626,28 @@ fn pump_capped(r: OwnedFd, path: PathBuf, cap: u64) {
             cap / 1024
         );
     }
+}
+
+/// Read a pipe to its end, keeping at most `cap` bytes; returns them and how many more
+/// were drained and dropped (the child never blocks on a full pipe).
+fn read_capped(r: OwnedFd, cap: u64) -> (Vec<u8>, u64) {
+    let mut src = File::from(r);
+    let mut kept = Vec::new();
+    let mut dropped = 0u64;
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let room = usize::try_from(cap.saturating_sub(kept.len() as u64)).unwrap_or(usize::MAX);
+        let take = room.min(n);
+        kept.extend_from_slice(&buf[..take]);
+        dropped = dropped.saturating_add((n - take) as u64);
+    }
+    (kept, dropped)
 }
 
 /// Path of a task's log.

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,9 +51,9 @@ pub fn register(state_dir: &Path, kind: &str) -> Result<Registration> {
         .write(true)
         .mode(0o600)
         .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+        .map_err(|e| crate::error::state(format!("cannot create {}: {e}", path.display())))?;
     file.lock()
-        .with_context(|| format!("cannot lock {}", path.display()))?;
+        .map_err(|e| crate::error::state(format!("cannot lock {}: {e}", path.display())))?;
     let info = ProcInfo {
         kind: kind.to_string(),
         pid,

@@ -382,3 +382,185 @@ fn a_claim_whose_pid_never_reached_the_journal_is_found_and_killed_before_a_reru
         "re-queued as the next attempt: {s}"
     );
 }
+
+#[test]
+fn an_existing_state_dir_is_never_chmodded_only_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new();
+    let shared = e.root().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let sd = shared.to_str().unwrap();
+    let out = e.run(&["--state-dir", sd, "status"]);
+    assert_code(&out, 0);
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777, "the existing dir was chmodded");
+    assert!(text(&out.stderr).contains("1777"), "{}", text(&out.stderr));
+    // A new one is created private.
+    let fresh = e.root().join("fresh");
+    assert_code(
+        &e.run(&["--state-dir", fresh.to_str().unwrap(), "status"]),
+        0,
+    );
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn a_read_only_state_dir_is_exit_3_for_every_command() {
+    let e = Env::new();
+    let state = e.root().join("ro");
+    std::fs::create_dir_all(&state).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=64k,mode=0700", "tmpfs"])
+        .arg(&state)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: cannot mount a read-only tmpfs (not root?)");
+        return;
+    }
+    let _guard = Tmpfs { dir: state.clone() };
+    let sd = state.to_str().unwrap();
+    for args in [
+        vec!["drain"],
+        vec!["status"],
+        vec!["enqueue", "--no-drain", "custom", "--", "true"],
+    ] {
+        let mut a = vec!["--state-dir", sd];
+        a.extend(args.iter().copied());
+        let out = e.run(&a);
+        assert_code(&out, 3);
+        assert!(
+            text(&out.stderr).contains(sd),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn last_cleanup_and_context_files_are_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new();
+    e.config(
+        r#"{"task_types": {"ctx": {"command": ["sh", "-c", "cat \"$BGRUN_CONTEXT\" > seen.json"]}},
+        "triggers": {"git_hooks": {"post-commit": ["ctx"]}}}"#,
+    );
+    e.write("a.txt", "a");
+    e.git(&["add", "a.txt"]);
+    e.git(&["commit", "-qm", "a"]);
+    let out = e.run(&["hook", "post-commit"]);
+    assert_code(&out, 0);
+    wait_until("the hook's task ran", Duration::from_secs(15), || {
+        e.root().join("seen.json").exists()
+            && e.json(&["results"])
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+    });
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let reports: Vec<PathBuf> = std::fs::read_dir(e.state().join("reports"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .filter(|p| p.to_string_lossy().ends_with(".context.json"))
+        .collect();
+    assert!(!reports.is_empty());
+    for p in &reports {
+        assert_eq!(mode(p), 0o600, "{}", p.display());
+    }
+    assert_code(&e.run(&["drain"]), 0);
+    let lc = e.state().join("last-cleanup");
+    wait_until("last-cleanup", Duration::from_secs(5), || lc.exists());
+    assert_eq!(mode(&lc), 0o600);
+}
+
+#[test]
+fn bgrun_secrets_never_reach_a_task_environment() {
+    let e = Env::new();
+    e.config(r#"{"notifications": {"channels": {"email": {"password_env": "MY_MAIL_SECRET"}}}}"#);
+    let out = e
+        .cmd()
+        .env("BGRUN_SMTP_PASSWORD", "hunter2-smtp")
+        .env("MY_MAIL_SECRET", "hunter2-mine")
+        .env("HARMLESS_VAR", "visible")
+        .args(["run", "custom", "--", "sh", "-c", "env > env.txt"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let env = std::fs::read_to_string(e.root().join("env.txt")).unwrap();
+    assert!(
+        !env.contains("hunter2"),
+        "a secret reached the task:\n{env}"
+    );
+    assert!(env.contains("HARMLESS_VAR=visible"));
+    let out = e
+        .cmd()
+        .env("BGRUN_SMTP_PASSWORD", "hunter2-smtp")
+        .args([
+            "enqueue",
+            "--no-drain",
+            "custom",
+            "--",
+            "sh",
+            "-c",
+            "env > env2.txt",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let out = e
+        .cmd()
+        .env("BGRUN_SMTP_PASSWORD", "hunter2-smtp")
+        .arg("drain")
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let env = std::fs::read_to_string(e.root().join("env2.txt")).unwrap();
+    assert!(
+        !env.contains("hunter2"),
+        "a secret reached the task:\n{env}"
+    );
+}
+
+#[test]
+fn a_report_task_output_is_capped_in_memory_like_logs() {
+    let e = Env::new();
+    e.config(
+        r#"{"execution": {"log_max_kb": 1024},
+            "task_types": {"big": {"command": ["sh", "-c", "head -c 80000000 /dev/zero | tr '\\0' ' '; echo '{\"findings\": []}'"],
+                                   "report": "findings"}}}"#,
+    );
+    assert_code(&e.run(&["enqueue", "--no-drain", "big"]), 0);
+    let mut drain = e
+        .cmd()
+        .arg("drain")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = drain.id();
+    let mut hwm_kb = 0u64;
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(l) = s.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kb: u64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+            hwm_kb = hwm_kb.max(kb);
+        }
+        if drain.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = drain.kill();
+    let _ = drain.wait();
+    assert!(hwm_kb < 60 * 1024, "the drainer held {hwm_kb} KiB");
+    let r = e.json(&["results"]);
+    assert_eq!(r[0]["status"], "failed", "{r}");
+    assert!(
+        r[0]["error"].as_str().unwrap().contains("log_max_kb"),
+        "{r}"
+    );
+}
