@@ -2,5 +2,7 @@
 
 pub mod lock;
 pub mod procs;
+pub mod safe_fs;
+pub mod stamp;
 pub mod store;
 pub mod task;

@@ -530,6 +530,9 @@ impl Store {
     /// The fast path for enqueue: keys, counts and open claims from line prefixes only,
     /// reading the journal in chunks through one reused buffer.
     pub fn scan(&mut self) -> Result<Scan> {
+        if !super::stamp::matches(&self.dir, &self.file) {
+            return self.scan_full();
+        }
         const CHUNK: usize = 256 * 1024;
         self.file.seek(SeekFrom::Start(0))?;
         let mut scan = Scan::default();
@@ -576,6 +579,48 @@ impl Store {
             return Err(corrupt(&self.path, "empty, no header"));
         }
         scan.next_seq += enq_lines;
+        Ok(scan)
+    }
+
+    /// The scan of a journal that bgrun did not leave as it is: every line parsed by the
+    /// rule of [`Store::load`], so that enqueue accepts exactly what drain and status accept.
+    fn scan_full(&mut self) -> Result<Scan> {
+        let state = self.load()?;
+        let mut scan = Scan {
+            next_seq: state.next_seq,
+            queued: state.queued.len(),
+            lines: state.lines,
+            ..Scan::default()
+        };
+        let mut queued: Vec<&Task> = state.queued.values().collect();
+        queued.sort_by_key(|t| t.seq);
+        for t in queued {
+            scan.add_key(&t.dedup_key(), t.id.parse().unwrap_or(0));
+        }
+        for (id, r) in &state.running {
+            let claim = Op::Claim {
+                id: id.clone(),
+                key: r.task.dedup_key(),
+                drainer: r.drainer.clone(),
+                at: r.claimed_at,
+            };
+            let n = id
+                .parse()
+                .unwrap_or(u64::MAX - scan.open_claims.len() as u64);
+            scan.open_claims.insert(n, serde_json::to_vec(&claim)?);
+        }
+        // Record the stamp only when every line is in bgrun's own form, which the fast
+        // scan reads; a journal in another form is read in full until compacted.
+        let buf = self.read_from(0)?;
+        let whole = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let canonical = buf[..whole]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .skip(1)
+            .all(|l| prefix(l).is_some_and(|(_, id, _)| id.parse::<u64>().is_ok()));
+        if canonical {
+            super::stamp::record(&self.dir, &self.file);
+        }
         Ok(scan)
     }
 
@@ -691,6 +736,7 @@ impl Store {
             self.len = self.valid_len;
         }
         let bytes = encode(ops)?;
+        let stamped = super::stamp::matches(&self.dir, &self.file);
         if let Err(e) = self.file.write_all(&bytes) {
             // Whole lines or nothing: cut a short write (a full disk) back off.
             let _ = self.file.set_len(self.valid_len);
@@ -710,6 +756,9 @@ impl Store {
         }
         self.len += bytes.len() as u64;
         self.valid_len = self.len;
+        if stamped {
+            super::stamp::record(&self.dir, &self.file);
+        }
         Ok(())
     }
 
@@ -770,6 +819,7 @@ impl Store {
             .open(&self.path)?;
         self.len = bytes.len() as u64;
         self.valid_len = self.len;
+        super::stamp::record(&self.dir, &self.file);
         Ok(ops.len())
     }
 }

@@ -564,3 +564,117 @@ fn a_report_task_output_is_capped_in_memory_like_logs() {
         "{r}"
     );
 }
+
+#[test]
+fn enqueue_status_and_drain_agree_on_what_journal_is_valid() {
+    let e = Env::new();
+    for i in 0..3 {
+        let cmd = format!("echo {i} >> ran.txt");
+        assert_code(
+            &e.run(&["enqueue", "--no-drain", "custom", "--", "sh", "-c", &cmd]),
+            0,
+        );
+    }
+    let journal = e.state().join("state.jsonl");
+    let good = std::fs::read_to_string(&journal).unwrap();
+    // A damaged middle line: every reader refuses it, and nothing is appended.
+    let bad: Vec<String> = good
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 2 {
+                l.replacen("\"priority\":", "\"priority\":XX", 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let bad = bad.join("\n") + "\n";
+    assert_ne!(bad, good);
+    std::fs::write(&journal, &bad).unwrap();
+    assert_code(&e.run(&["status"]), 3);
+    for _ in 0..2 {
+        let out = e.run(&["enqueue", "--no-drain", "custom", "--", "true"]);
+        assert_code(&out, 3);
+        assert!(
+            text(&out.stderr).contains("line 3"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert_code(&e.run(&["drain"]), 3);
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), bad, "untouched");
+    // The same journal written with spaces: every reader accepts it.
+    let spaced: String = good
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let mut s = serde_json::to_string_pretty(&v).unwrap().replace('\n', " ");
+            s.push('\n');
+            s
+        })
+        .collect();
+    std::fs::write(&journal, &spaced).unwrap();
+    assert_code(&e.run(&["status"]), 0);
+    let out = e.run(&[
+        "enqueue",
+        "--no-drain",
+        "custom",
+        "--",
+        "sh",
+        "-c",
+        "echo 0 >> ran.txt",
+    ]);
+    assert_code(&out, 0);
+    assert!(
+        text(&out.stdout).contains("1"),
+        "a duplicate of task 1: {}",
+        text(&out.stdout)
+    );
+    assert_code(
+        &e.run(&[
+            "enqueue",
+            "--no-drain",
+            "custom",
+            "--",
+            "sh",
+            "-c",
+            "echo 3 >> ran.txt",
+        ]),
+        0,
+    );
+    assert_code(&e.run(&["drain"]), 0);
+    let ran = std::fs::read_to_string(e.root().join("ran.txt")).unwrap();
+    let mut lines: Vec<&str> = ran.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["0", "1", "2", "3"]);
+}
+
+#[test]
+fn a_journal_cut_in_the_middle_of_a_line_is_corruption_for_every_reader() {
+    let e = Env::new();
+    for i in 0..5 {
+        let cmd = format!("echo {i} >> ran.txt");
+        assert_code(
+            &e.run(&["enqueue", "--no-drain", "custom", "--", "sh", "-c", &cmd]),
+            0,
+        );
+    }
+    let journal = e.state().join("state.jsonl");
+    let good = std::fs::read_to_string(&journal).unwrap();
+    let lines: Vec<&str> = good.lines().collect();
+    // Line 3 loses its second half (and its newline): lines 4-6 follow it directly.
+    let l3 = lines[2];
+    let mut cut = lines[..2].join("\n") + "\n";
+    cut.push_str(&l3[..l3.len() / 2]);
+    cut.push_str(&(lines[3..].join("\n") + "\n"));
+    std::fs::write(&journal, &cut).unwrap();
+    assert_code(&e.run(&["status"]), 3);
+    assert_code(
+        &e.run(&["enqueue", "--no-drain", "custom", "--", "true"]),
+        3,
+    );
+    assert_code(&e.run(&["drain"]), 3);
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), cut, "untouched");
+    assert!(!e.root().join("ran.txt").exists());
+}
