@@ -119,6 +119,9 @@ pub enum ConfigCommand {
 pub enum StateCommand {
     /// Move the state file aside (kept as queue.jsonl.broken-<time>) and start empty
     Reset,
+    /// Record the state dir as your own (one made by an older bgrun, or moved here):
+    /// refused while git tracks it
+    Adopt,
 }
 
 #[derive(Debug, Args)]

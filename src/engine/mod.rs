@@ -164,6 +164,7 @@ pub fn log_to(state_dir: &std::path::Path, msg: &str) {
     let _ = crate::state::store::ensure_private_dir(state_dir);
     let path = state_dir.join("bgrun.log");
     if let Ok(mut f) = std::fs::OpenOptions::new()
+        .custom_flags(libc::O_NOFOLLOW)
         .create(true)
         .append(true)
         .mode(0o600)
@@ -188,6 +189,7 @@ pub fn spawn_detached(ctx: &Ctx, args: &[&str]) -> Result<u32> {
     crate::state::store::ensure_private_dir(&ctx.state_dir)?;
     let log_path = ctx.state_dir.join("drainer.log");
     let log = std::fs::OpenOptions::new()
+        .custom_flags(libc::O_NOFOLLOW)
         .create(true)
         .append(true)
         .mode(0o600)

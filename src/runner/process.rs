@@ -604,6 +604,7 @@ fn pump_capped(r: OwnedFd, path: PathBuf, cap: u64) {
         };
         if log.is_none() {
             log = std::fs::OpenOptions::new()
+                .custom_flags(libc::O_NOFOLLOW)
                 .create(true)
                 .append(true)
                 .mode(0o600)

@@ -87,7 +87,12 @@ pub fn alive(state_dir: &Path, kind: Option<&str>) -> Vec<ProcInfo> {
             continue;
         }
         let path = entry.path();
-        let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+        let Ok(file) = OpenOptions::new()
+            .custom_flags(libc::O_NOFOLLOW)
+            .read(true)
+            .write(true)
+            .open(&path)
+        else {
             continue;
         };
         match file.try_lock() {

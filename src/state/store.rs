@@ -322,17 +322,21 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
             "{} is not a directory; move it aside or pass --state-dir with a directory",
             dir.display()
         ))),
-        Err(_) => std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| {
-                error::state(format!(
-                    "cannot create the state directory {}: {e}; make its parent writable, \
-                     or pass --state-dir with a writable directory",
-                    dir.display()
-                ))
-            }),
+        Err(_) => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    error::state(format!(
+                        "cannot create the state directory {}: {e}; make its parent writable, \
+                         or pass --state-dir with a writable directory",
+                        dir.display()
+                    ))
+                })?;
+            super::owner::created(dir);
+            Ok(())
+        }
     }
 }
 
@@ -439,6 +443,7 @@ impl Store {
             write_atomic(&path, &bytes, true)?;
         }
         let file = OpenOptions::new()
+            .custom_flags(libc::O_NOFOLLOW)
             .read(true)
             .append(true)
             .open(&path)
@@ -485,7 +490,11 @@ impl Store {
         let file = if h.journal.metadata().map(|m| m.ino()).ok() == Some(on_disk.ino()) {
             h.journal
         } else {
-            OpenOptions::new().read(true).append(true).open(&path)?
+            OpenOptions::new()
+                .custom_flags(libc::O_NOFOLLOW)
+                .read(true)
+                .append(true)
+                .open(&path)?
         };
         let len = on_disk.len();
         Ok(Store {
@@ -814,6 +823,7 @@ impl Store {
         let bytes = encode(&ops)?;
         write_atomic(&self.path, &bytes, true)?;
         self.file = OpenOptions::new()
+            .custom_flags(libc::O_NOFOLLOW)
             .read(true)
             .append(true)
             .open(&self.path)?;

@@ -678,3 +678,136 @@ fn a_journal_cut_in_the_middle_of_a_line_is_corruption_for_every_reader() {
     assert_eq!(std::fs::read_to_string(&journal).unwrap(), cut, "untouched");
     assert!(!e.root().join("ran.txt").exists());
 }
+
+/// A repository whose committed `.bgrun/` plants a queued command and symlinks pointing
+/// outside, cloned as a victim would.
+fn hostile_clone(outside: &Path) -> Env {
+    let origin = Env::new();
+    origin.write("README", "hi");
+    let state = origin.state();
+    std::fs::create_dir_all(&state).unwrap();
+    let pwned = outside.join("pwned");
+    let victim = Env::new();
+    // A journal as bgrun writes it, with one queued command.
+    let scratch = Env::new();
+    assert_code(
+        &scratch.run(&[
+            "enqueue",
+            "--no-drain",
+            "custom",
+            "--",
+            "sh",
+            "-c",
+            &format!("id > {}", pwned.display()),
+        ]),
+        0,
+    );
+    std::fs::copy(
+        scratch.state().join("state.jsonl"),
+        state.join("state.jsonl"),
+    )
+    .unwrap();
+    std::fs::write(outside.join("victim.log"), "untouched\n").unwrap();
+    std::fs::create_dir_all(outside.join("logs")).unwrap();
+    for (name, target) in [
+        ("bgrun.log", outside.join("victim.log")),
+        ("results.jsonl", outside.join("victim.log")),
+        ("lock", outside.join("victim.lock")),
+        ("logs", outside.join("logs")),
+    ] {
+        std::os::unix::fs::symlink(target, state.join(name)).unwrap();
+    }
+    origin.git(&["add", "-A", "-f"]);
+    origin.git(&["commit", "-qm", "plant"]);
+    let out = Command::new("git")
+        .args(["clone", "-q"])
+        .arg(origin.root())
+        .arg(victim.root().join("clone"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The victim Env's repo is the clone.
+    let clone = victim.root().join("clone");
+    let tmp = tempfile::tempdir().unwrap();
+    let moved = tmp.path().join("repo");
+    std::fs::rename(&clone, &moved).unwrap();
+    std::fs::remove_dir_all(victim.root()).unwrap();
+    std::fs::rename(&moved, victim.root()).unwrap();
+    victim
+}
+
+#[test]
+fn a_cloned_state_dir_with_planted_queue_and_symlinks_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(outside.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let e = hostile_clone(outside.path());
+    assert!(e.state().join("state.jsonl").exists());
+    let user_config = outside.path().join("mine.json");
+    std::fs::write(&user_config, "{}").unwrap();
+    for args in [
+        vec!["enqueue", "custom", "--", "echo", "x"],
+        vec!["drain"],
+        vec!["status"],
+    ] {
+        let out = e
+            .cmd()
+            .env("BGRUN_CONFIG", &user_config)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_code(&out, 3);
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(".bgrun") && err.contains("git"),
+            "{args:?}: {err}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !outside.path().join("pwned").exists(),
+        "the planted command ran"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("victim.log")).unwrap(),
+        "untouched\n"
+    );
+    assert!(!outside.path().join("victim.lock").exists());
+    assert_eq!(
+        std::fs::read_dir(outside.path().join("logs"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let mode = std::fs::metadata(outside.path().join("logs"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(mode & 0o777, 0o700, "the outside dir was chmodded");
+}
+
+#[test]
+fn symlinks_planted_in_an_own_state_dir_are_not_followed() {
+    let e = Env::new();
+    assert_code(&e.run(&["status"]), 0);
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.txt");
+    std::fs::write(&victim, "untouched\n").unwrap();
+    // After bgrun made it, something (a `git pull` of a committed .bgrun/...) plants links.
+    std::os::unix::fs::symlink(&victim, e.state().join("results.jsonl")).unwrap();
+    std::os::unix::fs::symlink(&victim, e.state().join("bgrun.log")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), e.state().join("logs")).unwrap();
+    assert_code(
+        &e.run(&["enqueue", "--no-drain", "custom", "--", "echo", "x"]),
+        0,
+    );
+    let out = e.run(&["drain"]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("symbolic link"),
+        "{}",
+        text(&out.stderr)
+    );
+}
