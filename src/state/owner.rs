@@ -205,7 +205,7 @@ fn pending_tasks(journal: &Path) -> usize {
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         match serde_json::from_slice::<super::store::Op>(line) {
             Ok(op) => state.apply(op),
-            Err(_) => return usize::from(line.len() > 0),
+            Err(_) => return 1,
         }
     }
     state.queued.len() + state.running.len()
