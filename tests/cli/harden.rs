@@ -811,3 +811,30 @@ fn symlinks_planted_in_an_own_state_dir_are_not_followed() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn webhook_credentials_in_userinfo_query_and_path_are_redacted() {
+    let e = Env::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://user:hunter2pw@127.0.0.1:{port}/path-hunter2?token=hunter2tok");
+    e.config(&format!(
+        r#"{{"notifications": {{"channels": {{
+            "console": {{"enabled": true, "min_severity": "info"}},
+            "desktop": {{"enabled": false}}, "file": {{"enabled": false}},
+            "email": {{"enabled": false}},
+            "webhook": {{"enabled": true, "min_severity": "info", "url": "{url}", "timeout_seconds": 1}}}}}}}}"#
+    ));
+    let out = e.run(&["--json", "notify", "-s", "error", "-t", "T", "-m", "M"]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("127.0.0.1"), "the host is shown: {all}");
+    assert!(!all.contains("hunter2"), "a credential leaked: {all}");
+    let deliveries =
+        std::fs::read_to_string(e.state().join("deliveries.jsonl")).unwrap_or_default();
+    assert!(!deliveries.contains("hunter2"), "{deliveries}");
+    let log = std::fs::read_to_string(e.state().join("bgrun.log")).unwrap_or_default();
+    assert!(!log.contains("hunter2"), "{log}");
+}
