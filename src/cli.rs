@@ -112,7 +112,11 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the config; with --json print the resolved config with every default filled in
-    Check,
+    Check {
+        /// Treat warnings (unknown or duplicate keys, a schedule that never fires) as errors: exit 2
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

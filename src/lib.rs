@@ -9,6 +9,7 @@ pub mod analyzers;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod config_check;
 pub mod engine;
 pub mod error;
 pub mod notify;

@@ -327,8 +327,11 @@ pub struct Cleaned {
 pub fn cleanup(state_dir: &Path, results_days: u64, metrics_days: u64) -> Result<Cleaned> {
     let now = timefmt::now();
     let mut c = Cleaned::default();
-    let cutoff =
-        std::time::SystemTime::now() - std::time::Duration::from_secs(results_days * 86400);
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(std::time::Duration::from_secs(
+            results_days.saturating_mul(86400),
+        ))
+        .unwrap_or(std::time::UNIX_EPOCH);
     for (sub, count) in [("logs", &mut c.logs), ("reports", &mut c.reports)] {
         let Ok(rd) = std::fs::read_dir(state_dir.join(sub)) else {
             continue;
@@ -346,12 +349,12 @@ pub fn cleanup(state_dir: &Path, results_days: u64, metrics_days: u64) -> Result
     c.results = prune_lines(
         &results_path(state_dir),
         "finished_at",
-        now - (results_days * 86400) as f64,
+        now - results_days.saturating_mul(86400) as f64,
     )?;
     c.metrics_lines = prune_lines(
         &metrics_path(state_dir),
         "at",
-        now - (metrics_days * 86400) as f64,
+        now - metrics_days.saturating_mul(86400) as f64,
     )?;
     let _ = write_atomic(
         &state_dir.join("last-cleanup"),

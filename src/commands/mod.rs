@@ -37,7 +37,9 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
     match &command {
         Command::Completions { shell } => return completions::run(*shell),
         Command::Init { force } => return init::run(g, *force),
-        Command::Config(_) => return config_cmd::run(g),
+        Command::Config(crate::cli::ConfigCommand::Check { strict }) => {
+            return config_cmd::run(g, *strict);
+        }
         Command::State(c) => return state::run(g, c),
         _ => {}
     }

@@ -37,7 +37,8 @@ pub fn run(g: &GlobalArgs, cmd: &StateCommand) -> Result<Exit> {
                 .unwrap_or(10.0);
             match crate::state::store::reset(
                 &state_dir,
-                std::time::Duration::from_secs_f64(timeout),
+                std::time::Duration::try_from_secs_f64(timeout.max(0.0))
+                    .unwrap_or(std::time::Duration::from_secs(3600)),
             )? {
                 Some(p) => println!(
                     "moved the state file aside to {}; the queue starts empty",

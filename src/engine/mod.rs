@@ -92,7 +92,8 @@ pub fn analyzer_of(task_type: &str) -> Option<&'static str> {
 }
 
 pub(super) fn lock_timeout(c: &Config) -> Duration {
-    Duration::from_secs_f64(c.execution.lock_timeout_seconds.max(0.0))
+    Duration::try_from_secs_f64(c.execution.lock_timeout_seconds.max(0.0))
+        .unwrap_or(Duration::from_secs(3600))
 }
 
 pub fn open_store(ctx: &Ctx) -> Result<Store> {

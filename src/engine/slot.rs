@@ -191,7 +191,11 @@ pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, ctx: &Ctx, at: f
     for s in slots.iter_mut() {
         s.child.track_escapees(&tree, me);
     }
-    let max_mem = ctx.config.resource_limits.max_memory_mb * 1024 * 1024;
+    let max_mem = ctx
+        .config
+        .resource_limits
+        .max_memory_mb
+        .saturating_mul(1024 * 1024);
     let max_cpu = ctx.config.resource_limits.max_cpu_percent;
     for s in slots.iter_mut() {
         let Some(u) = usage.get(&s.child.pid) else {
@@ -225,7 +229,8 @@ pub(super) fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResu
     r.queue_s = (slot.started - slot.task.enqueued_at).max(0.0);
     r.exit_code = ended.code;
     r.signal = ended.signal;
-    r.peak_rss_mb = (slot.peak_rss.max(ended.maxrss_kb * 1024)) as f64 / (1024.0 * 1024.0);
+    r.peak_rss_mb =
+        (slot.peak_rss.max(ended.maxrss_kb.saturating_mul(1024))) as f64 / (1024.0 * 1024.0);
     r.cpu_s = ended.cpu_s.max(slot.cpu_ms as f64 / 1000.0);
     r.log = Some(slot.log.clone());
     let mut status = if slot.cancelled {

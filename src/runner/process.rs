@@ -475,7 +475,7 @@ pub fn kill_leftover_group(pgid: u32, leader_start: u64, grace: Duration) -> boo
     }
     signal_group(pgid, libc::SIGCONT);
     signal_group(pgid, libc::SIGTERM);
-    let deadline = std::time::Instant::now() + grace;
+    let deadline = std::time::Instant::now() + grace.min(Duration::from_secs(86_400));
     while std::time::Instant::now() < deadline {
         if !group_alive(pgid) {
             return true;
@@ -538,7 +538,7 @@ pub fn kill_claimed(mark: &str, grace: Duration) -> bool {
     }
     signal_all(libc::SIGCONT);
     signal_all(libc::SIGTERM);
-    let deadline = std::time::Instant::now() + grace;
+    let deadline = std::time::Instant::now() + grace.min(Duration::from_secs(86_400));
     while std::time::Instant::now() < deadline {
         if processes_with_claim(mark).is_empty() {
             return true;

@@ -838,3 +838,82 @@ fn webhook_credentials_in_userinfo_query_and_path_are_redacted() {
     let log = std::fs::read_to_string(e.state().join("bgrun.log")).unwrap_or_default();
     assert!(!log.contains("hunter2"), "{log}");
 }
+
+#[test]
+fn out_of_range_numbers_are_exit_2_naming_key_and_range() {
+    let e = Env::new();
+    for (json, key, range) in [
+        (
+            r#"{"execution": {"lock_timeout_seconds": 1e20}}"#,
+            "execution.lock_timeout_seconds",
+            "0 to 3600",
+        ),
+        (
+            r#"{"execution": {"kill_grace_seconds": 9223372036854775808}}"#,
+            "execution.kill_grace_seconds",
+            "0 to 3600",
+        ),
+        (
+            r#"{"results": {"retention_days": 9223372036854775808}}"#,
+            "results.retention_days",
+            "0 to 36500",
+        ),
+        (
+            r#"{"resource_limits": {"max_memory_mb": 17592186044416}}"#,
+            "resource_limits.max_memory_mb",
+            "1 to 16777216",
+        ),
+        (
+            r#"{"execution": {"log_max_kb": 18014398509481984}}"#,
+            "execution.log_max_kb",
+            "1 to 1048576",
+        ),
+        (
+            r#"{"execution": {"task_timeout_seconds": 0}}"#,
+            "execution.task_timeout_seconds",
+            "1 to 604800",
+        ),
+    ] {
+        e.config(json);
+        for args in [
+            vec!["config", "check"],
+            vec!["enqueue", "--no-drain", "custom", "--", "true"],
+            vec!["stop", "--all"],
+        ] {
+            let out = e.run(&args);
+            assert_code(&out, 2);
+            let err = text(&out.stderr);
+            assert!(
+                err.contains(key) && err.contains(range),
+                "{args:?} {json}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn config_smaller_checks_bom_duplicates_near_keys_never_firing_cron_and_strict() {
+    let e = Env::new();
+    std::fs::create_dir_all(e.state()).unwrap();
+    let json = "\u{feff}{\"execution\": {\"max_concurent_tasks\": 3, \"kill_grace_seconds\": 2, \"kill_grace_seconds\": 3},
+        \"triggers\": {\"scheduled\": {\"enabled\": true, \"tasks\": [
+            {\"name\": \"feb31\", \"task_type\": \"code_analysis\", \"schedule\": \"0 0 31 2 *\"}]}}}";
+    std::fs::write(e.state().join("config.json"), json).unwrap();
+    let out = e.run(&["config", "check"]);
+    assert_code(&out, 0);
+    let err = text(&out.stderr);
+    assert!(err.contains("did you mean `max_concurrent_tasks`"), "{err}");
+    assert!(
+        err.contains("kill_grace_seconds: the key appears more than once"),
+        "{err}"
+    );
+    assert!(err.contains("never fires"), "{err}");
+    let out = e.run(&["config", "check", "--strict"]);
+    assert_code(&out, 2);
+    assert!(text(&out.stderr).contains("max_concurent_tasks"));
+    let v = e.json(&["config", "check"]);
+    assert_eq!(
+        v["config"]["execution"]["kill_grace_seconds"], 3,
+        "the last value is taken"
+    );
+}
