@@ -7,6 +7,7 @@ mod cron;
 mod harden;
 mod hooks;
 mod notify;
+mod state_compat;
 mod watch;
 
 use std::ffi::OsStr;
