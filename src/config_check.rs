@@ -296,3 +296,129 @@ mod tests {
         assert!(!w[0].contains("did you mean"));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! 2,000+ mutated configs through `parse` (and the schedule parser for those that
+    //! pass): every one ends in a config or a list of errors, never a panic.
+
+    use serde_json::{Value, json};
+
+    use crate::config::{self, Config};
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    fn hostile(rng: &mut Rng) -> Value {
+        let pool = [
+            Value::Null,
+            json!(true),
+            json!(-1),
+            json!(0),
+            json!(1),
+            json!(1e20),
+            json!(-1e308),
+            json!(1.7e308),
+            json!(9_223_372_036_854_775_808u64),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(0.5),
+            json!(""),
+            json!("x".repeat(5000)),
+            json!("0 0 31 2 *"),
+            json!("* * * * * * * *"),
+            json!("@reboot"),
+            json!("ünïcødé ☃ \u{0}"),
+            json!([]),
+            json!([1, "a", null]),
+            json!({}),
+            json!({"nested": {"deep": [1, 2, {"x": null}]}}),
+            json!(["sh", "-c", "true"]),
+            json!("critical"),
+            json!(-1_000_000_000_000i64),
+        ];
+        pool[rng.below(pool.len())].clone()
+    }
+
+    /// Replace, delete or add at a random place.
+    fn mutate(v: &mut Value, rng: &mut Rng, depth: usize) {
+        match v {
+            Value::Object(m) if !m.is_empty() && (depth < 4 && rng.below(3) > 0) => {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                let k = &keys[rng.below(keys.len())];
+                match rng.below(10) {
+                    0 => {
+                        m.remove(k);
+                    }
+                    1 => {
+                        m.insert(format!("{k}x"), hostile(rng));
+                    }
+                    _ => {
+                        if let Some(x) = m.get_mut(k) {
+                            mutate(x, rng, depth + 1);
+                        }
+                    }
+                }
+            }
+            Value::Array(a) if !a.is_empty() && rng.below(2) == 0 => {
+                let i = rng.below(a.len());
+                mutate(&mut a[i], rng, depth + 1);
+            }
+            _ => *v = hostile(rng),
+        }
+    }
+
+    #[test]
+    fn two_thousand_mutated_configs_never_panic() {
+        let base = serde_json::to_value(Config::embedded()).unwrap();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut ok, mut bad) = (0, 0);
+        for i in 0..2500 {
+            let mut v = base.clone();
+            for _ in 0..=rng.below(4) {
+                mutate(&mut v, &mut rng, 0);
+            }
+            let mut text = serde_json::to_string(&v).unwrap();
+            // Text-level damage now and then: a cut, a stray byte, a BOM, a duplicate key.
+            match i % 9 {
+                0 | 1 => {
+                    let mut at = rng.below(text.len());
+                    while !text.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    if i % 9 == 0 {
+                        text.truncate(at);
+                    } else {
+                        text.insert(at, '}');
+                    }
+                }
+                2 => text.insert(0, '\u{feff}'),
+                3 => text = text.replacen('{', "{\"execution\": {}, ", 1),
+                _ => {}
+            }
+            match config::parse(&text, "fuzz.json") {
+                Ok((c, _)) => {
+                    ok += 1;
+                    let _ = crate::triggers::cron::schedules(&c);
+                    let _ = c.resource_limits.nice_and_ioprio();
+                    let _ = crate::runner::scrub::secret_vars(&c);
+                }
+                Err(errors) => {
+                    bad += 1;
+                    assert!(!errors.is_empty());
+                }
+            }
+        }
+        assert!(ok > 100 && bad > 100, "ok {ok}, bad {bad}");
+    }
+}

@@ -7,7 +7,7 @@
 //! nothing that could act (another local user's, an older bgrun's) is recorded and used. `bgrun state adopt` records one that is the user's own
 //! (e.g. made by a bgrun from before this check).
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -98,16 +98,9 @@ pub fn record(dir: &Path) -> Result<()> {
     };
     let p = records.join(identity(&meta).0);
     let body = format!("{}\n{}\n", identity(&meta).1, dir.display());
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&p)
-        .map_err(|e| error::state(format!("cannot write {}: {e}", p.display())))?;
-    std::io::Write::write_all(&mut f, body.as_bytes())
-        .map_err(|e| error::state(format!("cannot write {}: {e}", p.display())))?;
+    // Atomic (temp + rename): a concurrent reader never sees a half-written record.
+    crate::fsutil::write_atomic(&p, body.as_bytes(), false)
+        .map_err(|e| error::state(format!("cannot write {}: {e:#}", p.display())))?;
     Ok(())
 }
 

@@ -794,6 +794,15 @@ impl Txn for JsonlTxn<'_> {
             .file
             .take()
             .ok_or_else(|| error::state("the state transaction is already over"))?;
+        // Results first, then the journal lines that end their tasks: a drainer killed
+        // between the two leaves a result whose task is still running in the journal (it
+        // is recovered and run again as the next attempt), never an ended task without
+        // its result (issue 14: 0 lost under kill -9).
+        let mut saved = Vec::with_capacity(self.results.len());
+        for (r, queue_len, concurrent) in std::mem::take(&mut self.results) {
+            persist(&self.store.dir, &r, queue_len, concurrent);
+            saved.push(r);
+        }
         if let Err(e) = file.append(&ops, durability == Durability::Now) {
             self.store.cache = Cache::default();
             return Err(e);
@@ -811,12 +820,6 @@ impl Txn for JsonlTxn<'_> {
         {
             let st = file.load()?;
             file.compact(&st)?;
-        }
-        // Results are appended under the lock, so that the retention rewrite cannot lose them.
-        let mut saved = Vec::with_capacity(self.results.len());
-        for (r, queue_len, concurrent) in std::mem::take(&mut self.results) {
-            persist(&self.store.dir, &r, queue_len, concurrent);
-            saved.push(r);
         }
         self.store.handles = Some(file.unlock());
         Ok(saved)

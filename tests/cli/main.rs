@@ -3,6 +3,7 @@
 
 mod analyze;
 mod core;
+mod crash;
 mod cron;
 mod harden;
 mod hooks;
