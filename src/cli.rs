@@ -46,6 +46,9 @@ pub struct GlobalArgs {
     /// More verbose console output (repeat for more)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Run a committed config's commands this once although it is not trusted (manual commands)
+    #[arg(long, global = true)]
+    pub trust_once: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +110,14 @@ pub enum Command {
     /// Repair the state file
     #[command(subcommand)]
     State(StateCommand),
+    /// Approve the repository's committed config as it is now (by its SHA-256, recorded in
+    /// your data dir); --show tells whether it is trusted
+    Trust {
+        #[arg(long)]
+        show: bool,
+    },
+    /// Withdraw the approval of the repository's committed config
+    Untrust,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +128,8 @@ pub enum ConfigCommand {
         #[arg(long)]
         strict: bool,
     },
+    /// Show what changed in the committed config since you trusted it
+    Diff,
 }
 
 #[derive(Debug, Subcommand)]

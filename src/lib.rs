@@ -27,6 +27,7 @@ pub mod state;
 pub mod store;
 pub mod timefmt;
 pub mod triggers;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 

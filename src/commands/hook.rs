@@ -114,6 +114,9 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
     if types.is_empty() {
         return Ok(Exit::Ok);
     }
+    if !super::trust::gate(&ctx, g, Some(&format!("{name} hook")))? {
+        return Ok(Exit::Ok);
+    }
     let blocking = ctx.config.hook_is_blocking(&name);
     if !blocking && !sync {
         let context = (!name.starts_with("post-")).then(|| hooks::context(&name, &args, &stdin));
@@ -198,7 +201,11 @@ fn queue_detached(
     context: Option<serde_json::Value>,
 ) {
     match Ctx::new(g) {
-        Ok(ctx) => queue(&ctx, name, args, stdin, context),
+        Ok(ctx) => {
+            if super::trust::gate(&ctx, g, Some(&format!("{name} hook"))).unwrap_or(false) {
+                queue(&ctx, name, args, stdin, context);
+            }
+        }
         Err(e) => {
             let repo = crate::resolve_repo(g.repo.as_deref()).unwrap_or_default();
             if let Ok(dir) = crate::state_dir_for(g, &repo) {

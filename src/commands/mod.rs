@@ -17,6 +17,7 @@ mod state;
 mod status;
 mod stop;
 mod tick;
+mod trust;
 mod watch;
 
 use anyhow::Result;
@@ -41,6 +42,9 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
             return config_cmd::run(g, *strict);
         }
         Command::State(c) => return state::run(g, c),
+        Command::Trust { show } => return trust::run_trust(g, *show),
+        Command::Untrust => return trust::run_untrust(g),
+        Command::Config(crate::cli::ConfigCommand::Diff) => return trust::run_diff(g),
         _ => {}
     }
     let ctx = Ctx::new(g)?;
@@ -55,6 +59,19 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
             ctx.out.warn(crate::error::render(&e));
         }
         crate::state::procs::alive(&ctx.state_dir, None);
+    }
+    // A committed config's commands run only once trusted (issue 14).
+    let trigger = match &command {
+        Command::Enqueue(a) if a.task_type != "custom" => Some(None),
+        Command::Run(a) if a.task_type != "custom" => Some(None),
+        Command::Tick => Some(Some("tick")),
+        Command::Watch(_) | Command::Start(_) => Some(Some("watch")),
+        _ => None,
+    };
+    if let Some(t) = trigger
+        && !trust::gate(&ctx, g, t)?
+    {
+        return Ok(Exit::Ok);
     }
     match command {
         Command::Enqueue(a) => enqueue::run(&ctx, a),
@@ -78,6 +95,8 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         | Command::Hook(_)
         | Command::Init { .. }
         | Command::Config(_)
+        | Command::Trust { .. }
+        | Command::Untrust
         | Command::State(_) => {
             unreachable!("handled above")
         }

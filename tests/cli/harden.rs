@@ -917,3 +917,84 @@ fn config_smaller_checks_bom_duplicates_near_keys_never_firing_cron_and_strict()
         "the last value is taken"
     );
 }
+
+#[test]
+fn a_committed_config_with_commands_runs_only_once_trusted() {
+    let e = Env::new();
+    let data = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let pwned = outside.path().join("pwned");
+    let config = |marker: &str| {
+        format!(
+            r#"{{"task_types": {{"mark": {{"command": ["sh", "-c", "echo {marker} >> {}"],
+                                         "auto_trigger": {{"interval_minutes": 1}}}}}},
+                "triggers": {{"git_hooks": {{"post-commit": ["mark"]}}}}}}"#,
+            pwned.display()
+        )
+    };
+    e.write(".claude/config/background-tasks.json", &config("one"));
+    e.git(&["add", "-A"]);
+    e.git(&["commit", "-qm", "config"]);
+    let run = |args: &[&str]| {
+        e.cmd()
+            .env("BGRUN_DATA_DIR", data.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Manual commands ask for trust; triggers record and notify, and run nothing.
+    let out = run(&["enqueue", "--no-drain", "mark"]);
+    assert_code(&out, 2);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bgrun config diff") && err.contains("--trust-once"),
+        "{err}"
+    );
+    assert_code(&run(&["hook", "post-commit"]), 0);
+    let out = run(&["tick"]);
+    assert_code(&out, 0);
+    assert!(
+        text(&out.stderr)
+            .contains("config changed: review with bgrun config diff, then bgrun trust")
+    );
+    assert_code(&run(&["watch", "--poll", "--once"]), 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let log = std::fs::read_to_string(e.state().join("bgrun.log")).unwrap_or_default();
+    assert!(log.contains("post-commit hook: nothing run"), "{log}");
+    assert!(log.contains("tick: nothing run"), "{log}");
+    let s = e.json(&["status"]);
+    assert_eq!(s["queued"].as_array().map(Vec::len), Some(0), "{s}");
+    assert!(!pwned.exists(), "an untrusted command ran");
+    assert!(text(&run(&["trust", "--show"]).stdout).contains("not trusted"));
+    assert!(text(&run(&["config", "diff"]).stdout).contains("+ "));
+    // Approved: it runs.
+    assert_code(&run(&["trust"]), 0);
+    assert!(text(&run(&["trust", "--show"]).stdout).contains(": trusted"));
+    assert_code(&run(&["enqueue", "--no-drain", "mark"]), 0);
+    assert_code(&run(&["drain"]), 0);
+    assert_eq!(std::fs::read_to_string(&pwned).unwrap(), "one\n");
+    // A changed config (a hostile pull) is refused again, and the diff shows the change.
+    e.write(".claude/config/background-tasks.json", &config("two"));
+    assert_code(&run(&["enqueue", "--no-drain", "mark"]), 2);
+    let diff = text(&run(&["config", "diff"]).stdout);
+    assert!(diff.contains("- ") && diff.contains("echo two"), "{diff}");
+    assert_code(&run(&["--trust-once", "enqueue", "--no-drain", "mark"]), 0);
+    assert_code(&run(&["drain"]), 0);
+    assert_eq!(std::fs::read_to_string(&pwned).unwrap(), "one\ntwo\n");
+    assert_code(&run(&["trust"]), 0);
+    assert_code(&run(&["untrust"]), 0);
+    assert_code(&run(&["enqueue", "--no-drain", "mark"]), 2);
+    // The user's own config (--config) needs no trust.
+    let own = outside.path().join("own.json");
+    std::fs::write(&own, config("own")).unwrap();
+    assert_code(
+        &run(&[
+            "--config",
+            own.to_str().unwrap(),
+            "enqueue",
+            "--no-drain",
+            "mark",
+        ]),
+        0,
+    );
+}
