@@ -103,6 +103,48 @@ pub fn refusal(path: &Path, known: bool) -> anyhow::Error {
     ))
 }
 
+fn repo_record(repo: &Path) -> Option<PathBuf> {
+    let key = sha256_hex(repo.as_os_str().as_encoded_bytes());
+    Some(
+        crate::state::owner::data_dir()?
+            .join("trust")
+            .join(format!("repo-{key}.json")),
+    )
+}
+
+/// Whether the user trusted this repository (`bgrun trust`): only then are its own tools
+/// (`.venv/bin`, `venv/bin`, `node_modules/.bin`) run by the analyzers; otherwise they use
+/// the managed tools and `$PATH`, so a cloned repository cannot plant a `ruff`.
+pub fn repo_trusted(repo: &Path) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    *seen.entry(repo.to_path_buf()).or_insert_with(|| {
+        repo_record(repo).is_some_and(|p| crate::state::safe_fs::open_read(&p).is_ok())
+    })
+}
+
+/// Trust the repository itself (its project-local tools).
+pub fn trust_repo(repo: &Path) -> Result<()> {
+    let Some(rec) = repo_record(repo) else {
+        return Err(error::state("no user data dir: set HOME or XDG_DATA_HOME"));
+    };
+    if let Some(dir) = rec.parent() {
+        crate::fsutil::ensure_private_dir(dir)?;
+    }
+    let body = serde_json::json!({"repo": repo, "trusted_at": crate::timefmt::rfc3339(crate::timefmt::now())});
+    crate::fsutil::write_atomic(&rec, &serde_json::to_vec_pretty(&body)?, true)
+}
+
+/// Withdraw the trust of the repository itself.
+pub fn untrust_repo(repo: &Path) -> bool {
+    repo_record(repo).is_some_and(|p| std::fs::remove_file(p).is_ok())
+}
+
 /// Approve the config at `path` as it is now.
 pub fn trust(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path)

@@ -18,6 +18,20 @@ fn committed(g: &GlobalArgs) -> Result<(std::path::PathBuf, Source)> {
 
 pub fn run_trust(g: &GlobalArgs, show: bool) -> Result<Exit> {
     let (repo, source) = committed(g)?;
+    if show {
+        println!(
+            "{}: its own tools (.venv/bin, node_modules/.bin) are {}",
+            repo.display(),
+            if trust::repo_trusted(&repo) {
+                "trusted"
+            } else {
+                "not trusted (managed tools and $PATH are used)"
+            }
+        );
+    } else {
+        trust::trust_repo(&repo)?;
+        println!("trusted {} (its own tools may run)", repo.display());
+    }
     let Source::File(path) = &source else {
         println!("no config file: the embedded defaults need no trust");
         return Ok(Exit::Ok);
@@ -59,7 +73,10 @@ pub fn run_trust(g: &GlobalArgs, show: bool) -> Result<Exit> {
 }
 
 pub fn run_untrust(g: &GlobalArgs) -> Result<Exit> {
-    let (_, source) = committed(g)?;
+    let (repo, source) = committed(g)?;
+    if trust::untrust_repo(&repo) {
+        println!("no longer trusted: {} (its own tools)", repo.display());
+    }
     let Source::File(path) = &source else {
         println!("no config file: nothing to untrust");
         return Ok(Exit::Ok);

@@ -998,3 +998,60 @@ fn a_committed_config_with_commands_runs_only_once_trusted() {
         0,
     );
 }
+
+#[test]
+fn analyze_in_an_untrusted_repo_never_runs_its_planted_tools() {
+    let e = Env::new();
+    let data = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let marker = outside.path().join("planted-ran");
+    e.write("pyproject.toml", "[project]\nname = \"x\"\n");
+    e.write("a.py", "x = 1\n");
+    for dir in [".venv/bin", "node_modules/.bin"] {
+        for tool in ["ruff", "pylint", "radon", "bandit", "eslint"] {
+            let p = e.root().join(dir).join(tool);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(
+                &p,
+                format!(
+                    "#!/bin/sh\necho {tool} >> {}\necho '[]'\n",
+                    marker.display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    e.config(r#"{"analysis": {"disabled_tools": ["pip-audit", "pytest", "unittest"]}}"#);
+    let analyze = || {
+        e.cmd()
+            .env("BGRUN_DATA_DIR", data.path())
+            .env("BGRUN_NO_INSTALL", "1")
+            .args(["analyze", "code", "--format", "json", "--output"])
+            .arg(e.root().join("r.json"))
+            .output()
+            .unwrap()
+    };
+    let out = analyze();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !marker.exists(),
+        "a planted tool ran: {:?}",
+        std::fs::read_to_string(&marker)
+    );
+    // Once the user trusts the repository, its own tools are used (as before).
+    let out = e
+        .cmd()
+        .env("BGRUN_DATA_DIR", data.path())
+        .arg("trust")
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let _ = analyze();
+    assert!(marker.exists(), "the trusted repository's own tools run");
+}
