@@ -39,9 +39,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The committed config at `path` (absolute) in `repo`, if it is one.
+/// Whether `path` (absolute) is a config that `repo` commits: one of [`COMMITTED`], or a
+/// `.bgrun/config.json` that git tracks (a personal config is never committed; one that is
+/// came with the repository).
 pub fn is_committed(repo: &Path, path: &Path) -> bool {
     COMMITTED.iter().any(|rel| repo.join(rel) == path)
+        || (path == repo.join(".bgrun/config.json")
+            && crate::state::owner::git_tracked(&repo.join(".bgrun"), repo).is_some())
 }
 
 /// Whether a config defines anything that runs a command of the repository's choosing.
@@ -70,7 +74,7 @@ pub fn verdict(repo: &Path, source: &Source, config: &Config) -> Verdict {
     let Source::File(path) = source else {
         return Verdict::NotNeeded;
     };
-    if !is_committed(repo, path) || !defines_commands(config) {
+    if !defines_commands(config) || !is_committed(repo, path) {
         return Verdict::NotNeeded;
     }
     let Ok(bytes) = std::fs::read(path) else {

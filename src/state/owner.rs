@@ -165,6 +165,11 @@ pub fn check(state_dir: &Path, repo: &Path) -> Result<()> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     let pending = pending_tasks(&state_dir.join(super::store::JOURNAL));
+    // A bgrun that records the dir does so before it writes any state: state seen here
+    // may come from one that recorded it since the first look.
+    if (!links.is_empty() || pending > 0) && recorded(&meta) {
+        return Ok(());
+    }
     if !links.is_empty() || pending > 0 {
         let what = if links.is_empty() {
             format!("{pending} queued or running task(s)")

@@ -1055,3 +1055,32 @@ fn analyze_in_an_untrusted_repo_never_runs_its_planted_tools() {
     let _ = analyze();
     assert!(marker.exists(), "the trusted repository's own tools run");
 }
+
+#[test]
+fn a_committed_personal_config_is_not_trusted_with_the_state_dir_elsewhere() {
+    let e = Env::new();
+    let data = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    e.config(r#"{"task_types": {"mark": {"command": ["sh", "-c", "echo ran > ran.txt"]}}}"#);
+    e.git(&["add", "-f", ".bgrun/config.json"]);
+    e.git(&["commit", "-qm", "a committed personal config"]);
+    let sd = elsewhere.path().join("state");
+    let out = e
+        .cmd()
+        .env("BGRUN_DATA_DIR", data.path())
+        .args([
+            "--state-dir",
+            sd.to_str().unwrap(),
+            "enqueue",
+            "--no-drain",
+            "mark",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stderr).contains("bgrun config diff"),
+        "{}",
+        text(&out.stderr)
+    );
+}
