@@ -209,14 +209,27 @@ fn pending_tasks(journal: &Path) -> usize {
     state.queued.len() + state.running.len()
 }
 
-/// The first path git tracks under `dir`, when `dir` is inside `repo`'s work tree.
+/// The first path git tracks under `dir`, when `dir` is inside `repo`'s work tree (asked
+/// of the git CLI: `git ls-files`; no git, or not a repository: None).
 pub fn git_tracked(dir: &Path, repo: &Path) -> Option<String> {
     let rel = dir.strip_prefix(repo).ok()?;
-    let git = git2::Repository::open(repo).ok()?;
-    let index = git.index().ok()?;
-    let prefix = format!("{}/", rel.to_string_lossy());
-    index
-        .iter()
-        .map(|e| String::from_utf8_lossy(&e.path).into_owned())
-        .find(|p| p.starts_with(&prefix))
+    if rel.as_os_str().is_empty() {
+        return None;
+    }
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["ls-files", "-z", "--"])
+        .arg(rel)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    out.stdout
+        .split(|b| *b == 0)
+        .find(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
 }

@@ -7,6 +7,7 @@ mod crash;
 mod cron;
 mod harden;
 mod hooks;
+mod house;
 mod notify;
 mod state_compat;
 mod watch;
