@@ -46,6 +46,9 @@ pub struct GlobalArgs {
     /// More verbose console output (repeat for more)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Run a committed config's commands this once although it is not trusted (manual commands)
+    #[arg(long, global = true)]
+    pub trust_once: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,18 +113,35 @@ pub enum Command {
     /// Repair the state file
     #[command(subcommand)]
     State(StateCommand),
+    /// Approve the repository's committed config as it is now (by its SHA-256, recorded in
+    /// your data dir); --show tells whether it is trusted
+    Trust {
+        #[arg(long)]
+        show: bool,
+    },
+    /// Withdraw the approval of the repository's committed config
+    Untrust,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the config; with --json print the resolved config with every default filled in
-    Check,
+    Check {
+        /// Treat warnings (unknown or duplicate keys, a schedule that never fires) as errors: exit 2
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Show what changed in the committed config since you trusted it
+    Diff,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Move the state file aside (kept as queue.jsonl.broken-<time>) and start empty
     Reset,
+    /// Record the state dir as your own (one made by an older bgrun, or moved here):
+    /// refused while git tracks it
+    Adopt,
 }
 
 #[derive(Debug, Args)]

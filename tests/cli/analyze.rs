@@ -432,6 +432,8 @@ fn garbage_crash_and_hang_are_per_tool_failures_and_the_rest_still_reports() {
     script("pylint", "sleep 60");
     script("ruff", "echo '[]'");
     e.config(r#"{"analysis": {"tool_timeout_seconds": 2, "disabled_tools": ["pip-audit"]}}"#);
+    // The project's own tools run only in a trusted repository (issue 14).
+    assert_code(&e.run(&["trust"]), 0);
     let t = std::time::Instant::now();
     let (out, r) = analyze(&e, &["all"]);
     assert!(

@@ -4,7 +4,9 @@
 mod analyze;
 mod changed;
 mod core;
+mod crash;
 mod cron;
+mod harden;
 mod hooks;
 mod house;
 mod notify;
