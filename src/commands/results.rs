@@ -12,7 +12,10 @@ use crate::timefmt::human_duration;
 use crate::{Ctx, Exit, engine, error, present};
 
 pub fn run(ctx: &Ctx, a: ResultsArgs) -> Result<Exit> {
-    let rs = results::list(&ctx.state_dir, a.id.as_deref(), a.last.unwrap_or(20))?;
+    let mut rs = results::list(&ctx.state_dir, a.id.as_deref(), a.last.unwrap_or(20))?;
+    if a.new_only {
+        results::count_only_new(&mut rs);
+    }
     if let Some(id) = a.id.as_deref()
         && rs.is_empty()
     {

@@ -81,7 +81,8 @@ fn due(book: &mut Book, scheds: &[Schedule], now: i64, boot: Option<i64>) -> Vec
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let scheds = super::cron::schedules(ctx)?;
     store::ensure_private_dir(&ctx.state_dir)?;
-    let timeout = Duration::from_secs_f64(ctx.config.execution.lock_timeout_seconds.max(0.0));
+    let timeout = Duration::try_from_secs_f64(ctx.config.execution.lock_timeout_seconds.max(0.0))
+        .unwrap_or(Duration::from_secs(3600));
     let _guard = lock::acquire(&ctx.state_dir.join("schedule.lock"), timeout)?;
     let path = ctx.state_dir.join(FILE);
     let mut book: Book = match std::fs::read(&path) {

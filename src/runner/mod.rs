@@ -3,6 +3,8 @@
 //! `limits`, `logs`), and start bgrun's own detached children (`detach`).
 
 pub mod detach;
+pub mod escape;
 pub mod limits;
 pub mod logs;
 pub mod process;
+pub mod scrub;
