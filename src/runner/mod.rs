@@ -6,3 +6,4 @@ pub mod detach;
 pub mod limits;
 pub mod logs;
 pub mod process;
+pub mod spawner;
