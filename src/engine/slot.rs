@@ -232,7 +232,7 @@ pub(super) fn finish_slot(env: &Env, mut slot: Slot, at: f64) -> (Task, TaskResu
                 report: Some(fmt), ..
             },
         ) if matches!(status, Status::Succeeded | Status::Failed) => {
-            match crate::analyzers::ingest(fmt, &stdout, &env.repo) {
+            match crate::analyzers::ingest(fmt.as_str(), &stdout, &env.repo) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     r.error = Some(format!("cannot read its {fmt} report: {e:#}"));
