@@ -399,6 +399,8 @@ pub fn load(explicit: Option<&Path>, repo: &Path) -> Result<Loaded> {
 
 /// Parse config text: the result, or every error found (`file: path: message`).
 pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String>> {
+    // A UTF-8 byte order mark (some Windows editors write one) is not part of the JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let user: Value = serde_json::from_str(text).map_err(|e| {
         vec![format!(
             "{file}:{}:{}: not valid JSON: {}",
@@ -455,6 +457,12 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
         ));
     }
 
+    for d in crate::config_check::duplicate_keys(text) {
+        warnings.push(format!(
+            "{file}: {d}: the key appears more than once; the last value is taken"
+        ));
+    }
+    let known = merged.clone();
     // Deserialize section by section, once, so that every bad section is reported.
     let Value::Object(obj) = merged else {
         return Err(vec![format!("{file}: the config must be a JSON object")]);
@@ -504,6 +512,8 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
         analysis: c.analysis.ok_or_else(|| missing("analysis"))?,
     };
     validate(&config, file, &mut errors, &mut warnings);
+    crate::config_check::check_ranges(&config, file, &mut errors);
+    crate::config_check::suggest_near_keys(&mut warnings, &known, file);
     if errors.is_empty() {
         Ok((config, warnings))
     } else {

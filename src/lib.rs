@@ -32,6 +32,7 @@ pub mod analyzers;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod config_check;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
@@ -45,6 +46,7 @@ pub mod state;
 pub mod store;
 pub mod timefmt;
 pub mod triggers;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 
@@ -73,6 +75,8 @@ impl Ctx {
     /// Resolve the global options: repo root, config (discovery of CLI.md), state dir.
     pub fn new(g: &cli::GlobalArgs) -> Result<Ctx> {
         let repo = resolve_repo(g.repo.as_deref())?;
+        // Before the personal config in it is read: is the state dir bgrun's own?
+        state::owner::check(&state_dir_for(g, &repo)?, &repo)?;
         let loaded = config::load(g.config.as_deref(), &repo)?;
         Self::with_config(g, repo, loaded)
     }

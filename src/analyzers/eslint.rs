@@ -46,10 +46,23 @@ impl Tool for Eslint {
             return super::not_installed("eslint", "npm install --save-dev eslint");
         };
         Plan::Run(
+            // The files of the walk, named: the project's ignores still apply to them
+            // (`--no-warn-ignored` keeps an ignored one from becoming a warning).
             Invocation::new(
                 &exe,
-                &["-f", "json", "--no-error-on-unmatched-pattern", "."],
+                &[
+                    "-f",
+                    "json",
+                    "--no-error-on-unmatched-pattern",
+                    "--no-warn-ignored",
+                ],
                 &p.root,
+            )
+            .args(
+                p.files_of("javascript")
+                    .into_iter()
+                    .chain(p.files_of("typescript"))
+                    .map(super::bandit::dot),
             )
             .version(&exe, "eslint"),
         )

@@ -54,6 +54,15 @@ const LANGS: &[(&str, &[&str])] = &[
     ("svelte", &["svelte"]),
 ];
 
+/// The language of a source file, by its extension.
+pub fn lang_of(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?;
+    LANGS
+        .iter()
+        .find(|(_, exts)| exts.contains(&ext))
+        .map(|(lang, _)| *lang)
+}
+
 /// A source file found by the walk.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -153,6 +162,10 @@ impl Project {
 
     /// Find a tool: the project's virtualenv or node_modules first, then `$PATH`.
     pub fn find_tool(&self, name: &str) -> Option<PathBuf> {
+        // A repository's own tools run only once the user trusted it (issue 14).
+        if !crate::trust::repo_trusted(&self.repo) {
+            return super::exec::find(name, &[]);
+        }
         if self.root == self.repo {
             super::exec::find(name, &[&self.root])
         } else {

@@ -111,6 +111,9 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
     if types.is_empty() {
         return Ok(Exit::Ok);
     }
+    if !super::trust::gate(&ctx, g, Some(&format!("{name} hook")))? {
+        return Ok(Exit::Ok);
+    }
     let blocking = ctx.config.hook_is_blocking(&name);
     if !blocking && !sync {
         hand_off(g, &a, &name, &args, stdin);
@@ -212,7 +215,11 @@ fn queue_detached(
     context: Option<serde_json::Value>,
 ) {
     match Ctx::new(g) {
-        Ok(ctx) => queue(&ctx, name, args, stdin, context),
+        Ok(ctx) => {
+            if super::trust::gate(&ctx, g, Some(&format!("{name} hook"))).unwrap_or(false) {
+                queue(&ctx, name, args, stdin, context);
+            }
+        }
         Err(e) => log_hook(
             g,
             &format!("warning: {name} hook skipped: {}", crate::error::render(&e)),

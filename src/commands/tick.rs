@@ -19,7 +19,8 @@ use crate::{Ctx, Exit};
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let scheds = super::cron::schedules(ctx)?;
     store::ensure_private_dir(&ctx.state_dir)?;
-    let timeout = Duration::from_secs_f64(ctx.config.execution.lock_timeout_seconds.max(0.0));
+    let timeout = Duration::try_from_secs_f64(ctx.config.execution.lock_timeout_seconds.max(0.0))
+        .unwrap_or(Duration::from_secs(3600));
     let _guard = lock::acquire(&ctx.state_dir.join("schedule.lock"), timeout)?;
     let path = ctx.state_dir.join(cron::BOOK_FILE);
     let mut book = cron::Book::load(&path)?;

@@ -52,6 +52,7 @@ pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result
     crate::fsutil::ensure_private_dir(&env.state_dir)?;
     let reg = procs::register(&env.state_dir, "drainer")?;
     install_stop_handlers();
+    crate::runner::escape::become_subreaper();
     let mut store = open_store(env);
     let worker = Worker {
         token: reg.info.token.clone(),
@@ -315,8 +316,10 @@ impl Drainer<'_> {
         }
     }
 
-    /// Claim and start what fits, here and across drainers. A task that cannot start ends
-    /// at once as failed (it joins `done`).
+    /// Claim what fits, here and across drainers, make the claims durable, then start them
+    /// (issue 14: a child never exists before its claim is on disk; a drainer killed in
+    /// between leaves a claim without a pid, which recovery resolves by the child's
+    /// `BGRUN_CLAIM` mark). A task that cannot start ends at once as failed (it joins `done`).
     fn claim(
         &mut self,
         txn: &mut dyn Txn,
@@ -325,7 +328,10 @@ impl Drainer<'_> {
         at: f64,
     ) -> Result<Vec<(Task, u32)>> {
         let mut started = Vec::new();
-        while self.slots.len() < self.max_local && txn.state()?.running.len() < self.global_max {
+        let mut claimed = Vec::new();
+        while self.slots.len() + claimed.len() < self.max_local
+            && txn.state()?.running.len() < self.global_max
+        {
             let state = txn.state()?;
             let Some(task) = queue::next_ready(state.queued.values(), &state.history, at).cloned()
             else {
@@ -334,7 +340,14 @@ impl Drainer<'_> {
             let Some(lease) = txn.claim(&task.id, &self.me, at)? else {
                 break;
             };
-            match start_slot(self.env, task) {
+            claimed.push((task, lease));
+        }
+        if claimed.is_empty() {
+            return Ok(started);
+        }
+        txn.flush()?;
+        for (task, lease) in claimed {
+            match start_slot(self.env, task, &self.me) {
                 Ok(slot) => {
                     txn.spawned(
                         &lease,

@@ -96,7 +96,8 @@ pub fn analyzer_of(task_type: &str) -> Option<&'static str> {
 }
 
 pub(super) fn lock_timeout(c: &Config) -> Duration {
-    Duration::from_secs_f64(c.execution.lock_timeout_seconds.max(0.0))
+    Duration::try_from_secs_f64(c.execution.lock_timeout_seconds.max(0.0))
+        .unwrap_or(Duration::from_secs(3600))
 }
 
 /// The store of this project's queue and results.
@@ -160,6 +161,7 @@ pub fn log_to(state_dir: &std::path::Path, msg: &str) {
     let _ = crate::state::store::ensure_private_dir(state_dir);
     let path = state_dir.join("bgrun.log");
     if let Ok(mut f) = std::fs::OpenOptions::new()
+        .custom_flags(libc::O_NOFOLLOW)
         .create(true)
         .append(true)
         .mode(0o600)

@@ -110,6 +110,7 @@ impl Proc for FakeProc {
             signal: (killed != 0).then_some(killed),
             maxrss_kb: 0,
             cpu_s: 0.0,
+            stdout_dropped: 0,
         };
         (ended, Vec::new())
     }

@@ -44,6 +44,7 @@ pub fn spawn(d: &Detached) -> std::io::Result<u32> {
     match &d.log {
         Some(path) => {
             let log = std::fs::OpenOptions::new()
+                .custom_flags(libc::O_NOFOLLOW)
                 .create(true)
                 .append(true)
                 .mode(0o600)

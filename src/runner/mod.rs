@@ -3,7 +3,9 @@
 //! `limits`, `logs`), and start bgrun's own detached children (`detach`).
 
 pub mod detach;
+pub mod escape;
 pub mod limits;
 pub mod logs;
 pub mod process;
+pub mod scrub;
 pub mod spawner;

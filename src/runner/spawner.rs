@@ -18,8 +18,14 @@ pub trait Proc: Send {
     fn start(&self) -> u64;
     /// Whether it has exited (it stays reapable until [`Proc::reap`]).
     fn exited(&self) -> bool;
-    /// Send `sig` to its whole process group.
+    /// Send `sig` to its whole tree: its process group, and the processes that left it
+    /// (escapees) that were tracked.
     fn signal(&self, sig: i32);
+    /// Note the descendants that left the group (see `runner::escape`), so that `signal`
+    /// still reaches them. Nothing for a fake child.
+    fn track_escapees(&mut self, tree: &super::escape::Tree, me: u32) {
+        let _ = (tree, me);
+    }
     /// After it exited: kill what is left of its group, reap it, return how it ended and
     /// the captured stdout (when the spec asked for it).
     fn reap(&mut self) -> (Ended, Vec<u8>);
@@ -60,7 +66,10 @@ impl Proc for process::Child {
         process::Child::exited(self)
     }
     fn signal(&self, sig: i32) {
-        process::signal_group(self.pid, sig);
+        self.signal_all(sig);
+    }
+    fn track_escapees(&mut self, tree: &super::escape::Tree, me: u32) {
+        process::Child::track_escapees(self, tree, me);
     }
     fn reap(&mut self) -> (Ended, Vec<u8>) {
         process::Child::reap(self)

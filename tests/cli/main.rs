@@ -2,8 +2,11 @@
 //! One module per area; `Env` is the shared builder.
 
 mod analyze;
+mod changed;
 mod core;
+mod crash;
 mod cron;
+mod harden;
 mod hooks;
 mod house;
 mod notify;
