@@ -70,18 +70,28 @@ pub struct ResourceLimits {
     pub max_memory_mb: u64,
     /// Percent of the whole machine's CPU (all cores) a task's process tree may use.
     pub max_cpu_percent: f64,
-    /// low | medium | normal | high: the nice and I/O class of every task.
-    pub priority: String,
+    /// The nice and I/O class of every task.
+    pub priority: ProcessPriority,
+}
+
+/// `resource_limits.priority`: how politely tasks share the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessPriority {
+    Low,
+    Medium,
+    Normal,
+    High,
 }
 
 impl ResourceLimits {
     /// The nice value and I/O class (class, level) of `priority`: `low` is nice 19 and the
     /// idle class; `high` nice 0, best-effort 4; anything else nice 10, best-effort 7.
     pub fn nice_and_ioprio(&self) -> (i32, Option<(u32, u32)>) {
-        match self.priority.as_str() {
-            "low" => (19, Some((3, 0))),
-            "high" => (0, Some((2, 4))),
-            _ => (10, Some((2, 7))),
+        match self.priority {
+            ProcessPriority::Low => (19, Some((3, 0))),
+            ProcessPriority::High => (0, Some((2, 4))),
+            ProcessPriority::Medium | ProcessPriority::Normal => (10, Some((2, 7))),
         }
     }
 }
@@ -106,8 +116,31 @@ pub struct TaskType {
     pub cwd: Option<String>,
     pub env: BTreeMap<String, String>,
     pub max_retries: Option<u32>,
-    /// `sarif` or `findings`: the command prints a report on stdout that is ingested.
-    pub report: Option<String>,
+    /// The command prints a report of this format on stdout, which is ingested.
+    pub report: Option<ReportFormat>,
+}
+
+/// `task_types.NAME.report`: the format of a custom analyzer's report on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Sarif,
+    Findings,
+}
+
+impl ReportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportFormat::Sarif => "sarif",
+            ReportFormat::Findings => "findings",
+        }
+    }
+}
+
+impl std::fmt::Display for ReportFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -622,12 +655,6 @@ fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec
             "{file}: execution.max_queue_size: must be at least 1"
         ));
     }
-    if !["low", "medium", "normal", "high"].contains(&c.resource_limits.priority.as_str()) {
-        errors.push(format!(
-            "{file}: resource_limits.priority: expected low, medium, normal or high, found {:?}",
-            c.resource_limits.priority
-        ));
-    }
     if !(c.resource_limits.max_cpu_percent > 0.0 && c.resource_limits.max_cpu_percent <= 100.0) {
         errors.push(format!(
             "{file}: resource_limits.max_cpu_percent: expected 0 < percent <= 100"
@@ -643,14 +670,6 @@ fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec
                 "{file}: task_types.{name}.command: a user-defined task type needs a command (argv list)"
             )),
             _ => {}
-        }
-        if let Some(r) = &t.report
-            && r != "sarif"
-            && r != "findings"
-        {
-            errors.push(format!(
-                "{file}: task_types.{name}.report: expected sarif or findings, found {r:?}"
-            ));
         }
         if name == "custom" {
             errors.push(format!(

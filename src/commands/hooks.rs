@@ -15,7 +15,7 @@ use crate::triggers::hooks::{self, HookDir, HookState, Installed, Owner, Removed
 use crate::{Ctx, Exit, error};
 
 pub fn run(ctx: &Ctx, cmd: HooksCommand) -> Result<Exit> {
-    let hd = hooks::locate(&ctx.repo).map_err(error::usage)?;
+    let hd = hooks::locate(&ctx.repo).map_err(|e| error::usage(e.to_string()))?;
     match cmd {
         HooksCommand::Install => install(ctx, &hd),
         HooksCommand::Uninstall => uninstall(ctx, &hd),
@@ -92,7 +92,7 @@ fn install(ctx: &Ctx, hd: &HookDir) -> Result<Exit> {
             Err(e) => {
                 eprintln!("bgrun: {name}: {e}");
                 failed.push(name.clone());
-                report.push(json!({"name": name, "error": e}));
+                report.push(json!({"name": name, "error": e.to_string()}));
             }
         }
     }
@@ -130,7 +130,7 @@ fn uninstall(ctx: &Ctx, hd: &HookDir) -> Result<Exit> {
             Err(e) => {
                 eprintln!("bgrun: {name}: {e}");
                 failed.push(name.clone());
-                report.push(json!({"name": name, "error": e}));
+                report.push(json!({"name": name, "error": e.to_string()}));
             }
         }
     }

@@ -22,7 +22,7 @@ use crate::model::Status;
 use crate::queue;
 use crate::results::{self, TaskResult};
 use crate::runner::limits::Sampler;
-use crate::runner::process::{self, Child};
+use crate::runner::spawner::Proc;
 use crate::state::procs::{self, Registration};
 use crate::state::store::{Running, State};
 use crate::state::task::Task;
@@ -352,7 +352,12 @@ impl Drainer<'_> {
         for (task, lease) in claimed {
             match start_slot(self.env, task, &self.me) {
                 Ok(slot) => {
-                    txn.spawned(&lease, slot.child.pid, slot.child.start, slot.log.clone())?;
+                    txn.spawned(
+                        &lease,
+                        slot.child.pid(),
+                        slot.child.start(),
+                        slot.log.clone(),
+                    )?;
                     started.push((slot.task.clone(), slot.attempt));
                     self.leases.insert(slot.task.id.clone(), lease);
                     self.slots.push(slot);
@@ -406,11 +411,11 @@ impl Drainer<'_> {
             due = due.min(at + 0.05);
         }
         let wait = Duration::from_secs_f64((due - at).clamp(0.0, 1.0));
-        let children: Vec<&Child> = self.slots.iter().map(|s| &s.child).collect();
+        let children: Vec<&dyn Proc> = self.slots.iter().map(|s| &*s.child).collect();
         if children.is_empty() {
             std::thread::sleep(wait.max(Duration::from_millis(5)));
         } else {
-            process::wait_any(&children, wait);
+            self.env.spawner.wait_any(&children, wait);
         }
     }
 }

@@ -5,9 +5,12 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 
 use crate::config::{Config, Source};
+use crate::runner::spawner::{OsSpawner, Spawner};
 
 /// The project the engine works on.
 #[derive(Debug, Clone)]
@@ -21,6 +24,8 @@ pub struct Env {
     pub config_source: Source,
     /// Starts `bgrun` children that see this same project.
     pub launcher: Launcher,
+    /// Starts task processes (real ones; the engine's tests give a fake).
+    pub spawner: Arc<dyn Spawner>,
 }
 
 impl Env {
@@ -44,6 +49,7 @@ impl Env {
             config,
             config_source,
             launcher,
+            spawner: Arc::new(OsSpawner),
         }
     }
 

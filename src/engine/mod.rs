@@ -15,6 +15,8 @@ mod run;
 mod slot;
 mod stop;
 mod submit;
+#[cfg(test)]
+mod tests;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

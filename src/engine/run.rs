@@ -10,7 +10,6 @@ use super::{NewTask, build_task, install_stop_handlers, record, stop_requested};
 use crate::error;
 use crate::results::TaskResult;
 use crate::runner::limits::Sampler;
-use crate::runner::process;
 use crate::timefmt::now;
 
 /// Run one task now, in the foreground, bypassing the queue (`bgrun run`).
@@ -51,8 +50,8 @@ pub fn run_now_with(
             sample(std::slice::from_mut(&mut slot), &mut sampler, env, at);
         }
         let due = police(std::slice::from_mut(&mut slot), env, at).min(last_sample + 0.25);
-        process::wait_any(
-            &[&slot.child],
+        env.spawner.wait_any(
+            &[&*slot.child],
             Duration::from_secs_f64((due - at).clamp(0.0, 1.0)),
         );
     }

@@ -11,7 +11,8 @@ use super::Env;
 use super::outcome::base_result;
 use crate::results::{Findings, TaskResult};
 use crate::runner::limits::{Sampler, Throttle};
-use crate::runner::process::{self, Child, Spec};
+use crate::runner::process::{self, Spec};
+use crate::runner::spawner::Proc;
 use crate::state::task::{Action, Arg, Status, Task};
 use crate::timefmt::{now, rfc3339};
 
@@ -19,7 +20,7 @@ use crate::timefmt::{now, rfc3339};
 pub(super) struct Slot {
     pub(super) task: Task,
     pub(super) attempt: u32,
-    pub(super) child: Child,
+    pub(super) child: Box<dyn Proc>,
     pub(super) started: f64,
     pub(super) deadline: f64,
     pub(super) kill_at: Option<f64>,
@@ -107,7 +108,7 @@ pub(super) fn start_slot(
         process::CLAIM_VAR.into(),
         process::claim_mark(drainer, &task.id, attempt).into(),
     ));
-    match process::spawn(&spec) {
+    match env.spawner.spawn(&spec) {
         Ok(child) => {
             let started = now();
             Ok(Slot {
@@ -133,8 +134,8 @@ pub(super) fn start_slot(
 
 /// Terminate a slot's group: TERM now (with CONT, in case it is paused), KILL after grace.
 pub(super) fn terminate(slot: &mut Slot, grace: f64, at: f64) {
-    slot.child.signal_all(libc::SIGTERM);
-    slot.child.signal_all(libc::SIGCONT);
+    slot.child.signal(libc::SIGTERM);
+    slot.child.signal(libc::SIGCONT);
     slot.throttle.paused_until = None;
     if slot.kill_at.is_none() {
         slot.kill_at = Some(at + grace);
@@ -152,14 +153,14 @@ pub(super) fn police(slots: &mut [Slot], env: &Env, at: f64) -> f64 {
         }
         if let Some(k) = s.kill_at {
             if at >= k {
-                s.child.signal_all(libc::SIGKILL);
+                s.child.signal(libc::SIGKILL);
             } else {
                 next = next.min(k);
             }
         }
         if let Some(p) = s.throttle.paused_until {
             if at >= p {
-                s.child.signal_all(libc::SIGCONT);
+                s.child.signal(libc::SIGCONT);
                 s.throttle.paused_until = None;
             } else {
                 next = next.min(p);
@@ -174,7 +175,7 @@ pub(super) fn police(slots: &mut [Slot], env: &Env, at: f64) -> f64 {
 
 /// Sample the trees: kill over the memory limit, pause over the CPU limit.
 pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, env: &Env, at: f64) {
-    let ids: Vec<u32> = slots.iter().map(|s| s.child.pid).collect();
+    let ids: Vec<u32> = slots.iter().map(|s| s.child.pid()).collect();
     let usage = sampler.sample(&ids);
     let tree = crate::runner::escape::Tree::read();
     let me = std::process::id();
@@ -188,22 +189,22 @@ pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, env: &Env, at: f
         .saturating_mul(1024 * 1024);
     let max_cpu = env.config.resource_limits.max_cpu_percent;
     for s in slots.iter_mut() {
-        let Some(u) = usage.get(&s.child.pid) else {
+        let Some(u) = usage.get(&s.child.pid()) else {
             continue;
         };
         s.peak_rss = s.peak_rss.max(u.rss_bytes);
         s.cpu_ms = s.cpu_ms.max(u.cpu_ms);
         if u.rss_bytes > max_mem && !s.killed_memory {
             s.killed_memory = true;
-            s.child.signal_all(libc::SIGKILL);
-            s.child.signal_all(libc::SIGCONT);
+            s.child.signal(libc::SIGKILL);
+            s.child.signal(libc::SIGCONT);
             continue;
         }
         if max_cpu < 100.0
             && s.kill_at.is_none()
             && let Some(pause) = s.throttle.observe(at, u.cpu_ms, sampler.cpus, max_cpu)
         {
-            s.child.signal_all(libc::SIGSTOP);
+            s.child.signal(libc::SIGSTOP);
             s.throttle.paused_until = Some(at + pause);
             s.throttle.paused_total_s += pause;
         }
@@ -265,7 +266,7 @@ pub(super) fn finish_slot(env: &Env, mut slot: Slot, at: f64) -> (Task, TaskResu
                 report: Some(fmt), ..
             },
         ) if matches!(status, Status::Succeeded | Status::Failed) => {
-            match crate::analyzers::ingest(fmt, &stdout, &env.repo) {
+            match crate::analyzers::ingest(fmt.as_str(), &stdout, &env.repo) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     r.error = Some(format!("cannot read its {fmt} report: {e:#}"));

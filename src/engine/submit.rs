@@ -62,7 +62,7 @@ pub fn build_task(env: &Env, new: &NewTask, seq: u64, at: f64) -> Result<Task> {
                     argv,
                     cwd: t.cwd.as_ref().map(PathBuf::from),
                     env: t.env.clone(),
-                    report: t.report.clone(),
+                    report: t.report,
                 }
             }
             (None, Some(a)) => {

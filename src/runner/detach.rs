@@ -1,14 +1,15 @@
 //! The one way bgrun starts a process that outlives the caller (a background drainer, a git
-//! hook's worker): argv (no shell), its own process group, stdin from the given bytes or
-//! /dev/null, stdout and stderr appended to a log or /dev/null. No `pre_exec` hook, so std
-//! spawns with posix_spawn (vfork + exec): the caller pays no page-table copy, which is what
-//! keeps a git hook cheap. The child leaves the caller's session itself ([`new_session`]),
-//! first thing, so a closing terminal does not take it along.
+//! hook's worker): argv (no shell), stdin from the given bytes or /dev/null, stdout and
+//! stderr appended to a log or /dev/null. No `pre_exec` hook, so std spawns with
+//! posix_spawn (vfork + exec): the caller pays no page-table copy, which is what keeps a git
+//! hook cheap. The child (bgrun) leaves the caller's session itself, first thing
+//! ([`new_session`]: a new session and process group, no controlling terminal), so a
+//! closing terminal or a Ctrl-C in the caller's group does not take it along. (It is not
+//! put in a group of its own here: a group leader cannot start a session.)
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -35,7 +36,7 @@ pub fn spawn(d: &Detached) -> std::io::Result<u32> {
         .split_first()
         .ok_or_else(|| std::io::Error::other("empty command"))?;
     let mut cmd = Command::new(program);
-    cmd.args(args).process_group(0);
+    cmd.args(args);
     if let Some(dir) = &d.cwd {
         cmd.current_dir(dir);
     }
@@ -85,14 +86,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn input_log_and_own_group() {
+    fn input_env_and_log() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("out.log");
         let pid = spawn(&Detached {
             argv: vec![
                 "sh".into(),
                 "-c".into(),
-                "cat; echo \" $MARK\"; ps -o pgid= -p $$".into(),
+                "cat; echo \" $MARK\"; echo $$".into(),
             ],
             env: vec![("MARK".into(), "set".into())],
             input: Some(b"from stdin".to_vec()),

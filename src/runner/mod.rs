@@ -8,3 +8,4 @@ pub mod limits;
 pub mod logs;
 pub mod process;
 pub mod scrub;
+pub mod spawner;

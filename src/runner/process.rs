@@ -127,6 +127,11 @@ pub fn spawn(spec: &Spec) -> Result<Child> {
 }
 
 impl Child {
+    /// The pidfd to sleep on until it exits (None on kernels without pidfd_open).
+    pub fn pidfd(&self) -> Option<std::os::fd::RawFd> {
+        self.pidfd.as_ref().map(|fd| fd.as_raw_fd())
+    }
+
     /// Whether the child has exited; it stays a zombie (its pid held) until [`Child::reap`].
     pub fn exited(&self) -> bool {
         // SAFETY: waitid with WNOWAIT only peeks at the child's state.
@@ -289,24 +294,32 @@ fn reap_pid(pid: u32) {
 
 /// Sleep until one of `children` exits or `timeout` passes (EINTR returns early).
 pub fn wait_any(children: &[&Child], timeout: Duration) {
-    let mut fds: Vec<libc::pollfd> = children
-        .iter()
-        .filter_map(|c| c.pidfd.as_ref())
-        .map(|fd| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let all = fds.len() == children.len();
+    wait_fds(children.iter().map(|c| c.pidfd()), timeout);
+}
+
+/// Sleep until one of the exit descriptors is readable or `timeout` passes; a child
+/// without one (no pidfd) is polled every 5 ms.
+pub fn wait_fds(fds: impl IntoIterator<Item = Option<std::os::fd::RawFd>>, timeout: Duration) {
+    let mut all = true;
+    let mut polled: Vec<libc::pollfd> = Vec::new();
+    for fd in fds {
+        match fd {
+            Some(fd) => polled.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            }),
+            None => all = false,
+        }
+    }
     let ms = if all {
         timeout.as_millis().min(i32::MAX as u128) as i32
     } else {
         timeout.as_millis().min(5) as i32
     };
-    // SAFETY: fds is a valid array of pollfd.
+    // SAFETY: polled is a valid array of pollfd (poll with none just sleeps).
     unsafe {
-        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+        libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms);
     }
 }
 

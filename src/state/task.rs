@@ -77,9 +77,9 @@ pub enum Action {
         cwd: Option<PathBuf>,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         env: BTreeMap<String, String>,
-        /// `sarif` or `findings`: stdout is a report to ingest.
+        /// Stdout is a report of this format to ingest (`"sarif"` / `"findings"` on disk).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        report: Option<String>,
+        report: Option<crate::config::ReportFormat>,
     },
     /// A built-in analyzer (`security`, `performance`, `code`, `tests`), run as `bgrun analyze`.
     Analyzer { analyzer: String },

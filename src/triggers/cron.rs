@@ -450,6 +450,95 @@ pub fn current_block<'a>(tab: &'a [u8], repo: &Path) -> Option<&'a [u8]> {
     find_block(tab, repo).map(|(s, e)| &tab[s..e])
 }
 
+// ---------------------------------------------------------------------------------------
+// The due-time policy of `bgrun tick`: which schedules are due since the last tick, at most
+// once per due time, kept in `<state>/schedule.json`.
+
+/// The bookkeeping file in the state dir.
+pub const BOOK_FILE: &str = "schedule.json";
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Book {
+    pub schema_version: u32,
+    /// Boot time (Unix seconds) seen by the last tick.
+    pub boot_time: Option<i64>,
+    /// Schedule key -> the tick time up to which its due times are accounted for.
+    pub last: std::collections::BTreeMap<String, i64>,
+}
+
+/// The machine's boot time from /proc/stat.
+pub fn boot_time() -> Option<i64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Which schedules are due now; updates the book.
+pub fn due(book: &mut Book, scheds: &[Schedule], now: i64, boot: Option<i64>) -> Vec<(usize, i64)> {
+    let mut out = Vec::new();
+    let rebooted = match (book.boot_time, boot) {
+        (Some(old), Some(b)) => (old - b).abs() > 5,
+        // First tick ever: a boot in the last 10 minutes counts.
+        (None, Some(b)) => now - b < 600,
+        _ => false,
+    };
+    for (i, s) in scheds.iter().enumerate() {
+        // A schedule seen for the first time owes the last minute (so a tick at 02:00:03
+        // fires `0 2 * * *`); a long gap is capped to two days of history.
+        let last = book
+            .last
+            .get(&s.key)
+            .copied()
+            .unwrap_or(now - 60)
+            .max(now - 2 * 86_400);
+        if now < last {
+            continue; // the clock went back: wait until it catches up
+        }
+        let d = match s.when {
+            When::Reboot => rebooted.then_some(boot.unwrap_or(now)),
+            _ => s.due_between(last, now),
+        };
+        if let Some(d) = d {
+            out.push((i, d));
+        }
+    }
+    if boot.is_some() {
+        book.boot_time = boot;
+    }
+    let keys: std::collections::BTreeSet<&str> = scheds.iter().map(|s| s.key.as_str()).collect();
+    book.last.retain(|k, _| keys.contains(k.as_str()));
+    for s in scheds {
+        let e = book.last.entry(s.key.clone()).or_insert(now);
+        *e = (*e).max(now);
+    }
+    out
+}
+
+impl Book {
+    /// Read the bookkeeping (absent: empty); unreadable is a state error naming the way out.
+    pub fn load(path: &Path) -> anyhow::Result<Book> {
+        let mut book: Book = match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                crate::error::state(format!(
+                    "{}: unreadable ({e}); delete it to start the schedule bookkeeping afresh \
+                     (due times since the last tick are then forgotten)",
+                    path.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Book::default(),
+            Err(e) => {
+                return Err(crate::error::state(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        book.schema_version = 1;
+        Ok(book)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,5 +616,48 @@ mod tests {
     #[test]
     fn quoting_escapes_percent_and_quotes() {
         assert_eq!(sh_quote(b"a b'%c"), b"'a b'\\''\\%c'".to_vec());
+    }
+}
+
+#[cfg(test)]
+mod tick_tests {
+    use super::*;
+
+    fn sched(key: &str, when: When) -> Schedule {
+        Schedule {
+            key: key.into(),
+            name: key.into(),
+            task_type: "t".into(),
+            when,
+        }
+    }
+
+    #[test]
+    fn overlapping_and_missed_ticks_fire_once_per_due_time() {
+        let s = vec![
+            sched("every", When::Every { minutes: 5 }),
+            sched("cron", parse_when("*/10 * * * *").unwrap()),
+        ];
+        let t0 = 1_700_000_400; // a multiple of 600
+        let mut book = Book::default();
+        // First sight: the last minute is owed.
+        assert_eq!(due(&mut book, &s, t0 + 3, None).len(), 2);
+        // An overlapping tick a second later owes nothing.
+        assert!(due(&mut book, &s, t0 + 4, None).is_empty());
+        // A tick 2 h later (many missed due times): each fires once.
+        assert_eq!(due(&mut book, &s, t0 + 7200 + 1, None).len(), 2);
+        assert!(due(&mut book, &s, t0 + 7200 + 30, None).is_empty());
+    }
+
+    #[test]
+    fn reboot_fires_once_per_boot() {
+        let s = vec![sched("r", When::Reboot)];
+        let mut book = Book {
+            boot_time: Some(1000),
+            ..Book::default()
+        };
+        assert!(due(&mut book, &s, 5000, Some(1000)).is_empty());
+        assert_eq!(due(&mut book, &s, 9000, Some(8000)).len(), 1);
+        assert!(due(&mut book, &s, 9060, Some(8000)).is_empty());
     }
 }

@@ -32,6 +32,42 @@ pub const STDIN_HOOKS: [&str; 5] = [
     "reference-transaction",
 ];
 
+/// What can go wrong finding or changing a hook.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{}: not in a git repository ({source})", .path.display())]
+    NotARepository {
+        path: PathBuf,
+        #[source]
+        source: git::GitError,
+    },
+    #[error(
+        "{}: a bare repository has no working tree to run tasks in; install hooks from a \
+         clone or worktree instead",
+        .0.display()
+    )]
+    Bare(PathBuf),
+    #[error(
+        "{} is not bgrun's, and {} (an earlier hook bgrun chained) exists too: another tool \
+         replaced bgrun's hook. Move one of them away, then install again",
+        .hook.display(),
+        .backup.display()
+    )]
+    Replaced { hook: PathBuf, backup: PathBuf },
+    #[error("cannot {what} {}: {source}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HookError {
+    let path = path.to_path_buf();
+    move |source| HookError::Io { what, path, source }
+}
+
 /// Where this repository's hooks live, as git finds them.
 #[derive(Debug, Clone)]
 pub struct HookDir {
@@ -46,15 +82,13 @@ pub struct HookDir {
 }
 
 /// Find the hooks directory for `start` as git does. Refuses bare repositories.
-pub fn locate(start: &Path) -> Result<HookDir, String> {
-    let repo = git::discover(start)
-        .map_err(|e| format!("{}: not in a git repository ({e})", start.display()))?;
+pub fn locate(start: &Path) -> Result<HookDir, HookError> {
+    let repo = git::discover(start).map_err(|source| HookError::NotARepository {
+        path: start.to_path_buf(),
+        source,
+    })?;
     if repo.bare {
-        return Err(format!(
-            "{}: a bare repository has no working tree to run tasks in; install hooks from a \
-             clone or worktree instead",
-            repo.git_dir.display()
-        ));
+        return Err(HookError::Bare(repo.git_dir));
     }
     let workdir = repo.workdir;
     let hooks_path = git::config_path(start, "core.hooksPath");
@@ -270,38 +304,33 @@ fn write_exec(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Install bgrun's hook `name` in `dir`, chaining whatever hook is there.
-pub fn install(dir: &Path, name: &str, script: &[u8]) -> Result<Installed, String> {
+pub fn install(dir: &Path, name: &str, script: &[u8]) -> Result<Installed, HookError> {
     let st = inspect(dir, name);
-    let io =
-        |what: &str, p: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", p.display());
     match &st.file {
         Some(f) if f.owner == Owner::Bgrun => {
             if f.bytes == script && f.executable {
                 return Ok(Installed::Unchanged);
             }
-            write_exec(&st.path, script).map_err(|e| io("write", &st.path, e))?;
+            write_exec(&st.path, script).map_err(io_err("write", &st.path))?;
             Ok(Installed::Updated)
         }
         Some(_) => {
             if st.backup.is_some() {
-                return Err(format!(
-                    "{} is not bgrun's, and {} (an earlier hook bgrun chained) exists too: \
-                     another tool replaced bgrun's hook. Move one of them away, then install again",
-                    st.path.display(),
-                    st.backup_path.display()
-                ));
+                return Err(HookError::Replaced {
+                    hook: st.path.clone(),
+                    backup: st.backup_path.clone(),
+                });
             }
-            std::fs::rename(&st.path, &st.backup_path)
-                .map_err(|e| io("move aside", &st.path, e))?;
+            std::fs::rename(&st.path, &st.backup_path).map_err(io_err("move aside", &st.path))?;
             if let Err(e) = write_exec(&st.path, script) {
                 let _ = std::fs::rename(&st.backup_path, &st.path);
-                return Err(io("write", &st.path, e));
+                return Err(io_err("write", &st.path)(e));
             }
             Ok(Installed::Chained(st.backup_path))
         }
         None => {
-            std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
-            write_exec(&st.path, script).map_err(|e| io("write", &st.path, e))?;
+            std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+            write_exec(&st.path, script).map_err(io_err("write", &st.path))?;
             Ok(Installed::Created)
         }
     }
@@ -320,17 +349,16 @@ pub enum Removed {
 
 /// Remove bgrun's hook `name`, putting the chained original back (a rename: same bytes,
 /// same mode).
-pub fn uninstall(dir: &Path, name: &str) -> Result<Removed, String> {
+pub fn uninstall(dir: &Path, name: &str) -> Result<Removed, HookError> {
     let st = inspect(dir, name);
     match &st.file {
         Some(f) if f.owner == Owner::Bgrun => {
             if st.backup.is_some() {
                 std::fs::rename(&st.backup_path, &st.path)
-                    .map_err(|e| format!("cannot restore {}: {e}", st.backup_path.display()))?;
+                    .map_err(io_err("restore", &st.backup_path))?;
                 Ok(Removed::Restored)
             } else {
-                std::fs::remove_file(&st.path)
-                    .map_err(|e| format!("cannot remove {}: {e}", st.path.display()))?;
+                std::fs::remove_file(&st.path).map_err(io_err("remove", &st.path))?;
                 Ok(Removed::Removed)
             }
         }
@@ -338,7 +366,7 @@ pub fn uninstall(dir: &Path, name: &str) -> Result<Removed, String> {
         None if st.backup.is_some() => {
             // bgrun's hook was deleted by hand: put the original back.
             std::fs::rename(&st.backup_path, &st.path)
-                .map_err(|e| format!("cannot restore {}: {e}", st.backup_path.display()))?;
+                .map_err(io_err("restore", &st.backup_path))?;
             Ok(Removed::Restored)
         }
         None => Ok(Removed::Absent),

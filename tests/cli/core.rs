@@ -110,7 +110,11 @@ fn kill_9_of_a_drainer_loses_nothing_and_the_orphan_is_recovered() {
     };
     e.config(r#"{"execution": {"max_concurrent_tasks": 1, "kill_grace_seconds": 1}}"#);
     // The first run marks itself and hangs; the re-run after recovery finishes.
-    let slow = "if [ -f marker ]; then echo second; exit 0; fi; touch marker; exec sleep 424242";
+    // A sleep no other test run on this machine has (procs_with scans all of /proc).
+    let token = format!("sleep {}", 1_000_000 + std::process::id());
+    let slow =
+        format!("if [ -f marker ]; then echo second; exit 0; fi; touch marker; exec {token}");
+    let slow = slow.as_str();
     assert_code(
         &e.run(&[
             "enqueue",
@@ -141,19 +145,19 @@ fn kill_9_of_a_drainer_loses_nothing_and_the_orphan_is_recovered() {
     }
     let mut drainer = e.cmd().arg("drain").stdout(Stdio::null()).spawn().unwrap();
     wait_until("the slow task to start", Duration::from_secs(10), || {
-        e.root().join("marker").exists() && !procs_with("sleep 424242").is_empty()
+        e.root().join("marker").exists() && !procs_with(&token).is_empty()
     });
     // SAFETY: plain kill of our own child.
     unsafe { libc::kill(drainer.id() as i32, libc::SIGKILL) };
     let _ = drainer.wait();
     assert!(
-        !procs_with("sleep 424242").is_empty(),
+        !procs_with(&token).is_empty(),
         "the task's group outlives its drainer"
     );
     // The next command of any kind finds the orphan, kills its group and re-queues it.
     assert_code(&e.run(&["results"]), 0);
     assert!(
-        procs_with("sleep 424242").is_empty(),
+        procs_with(&token).is_empty(),
         "the old group was killed before any re-run"
     );
     let s = e.json(&["status"]);
@@ -170,7 +174,7 @@ fn kill_9_of_a_drainer_loses_nothing_and_the_orphan_is_recovered() {
     let out = e.run(&["drain"]);
     assert_code(&out, 0);
     assert!(
-        procs_with("sleep 424242").is_empty(),
+        procs_with(&token).is_empty(),
         "no second copy of the old group"
     );
     let results = e.json(&["results", "1"]);
