@@ -177,7 +177,7 @@ pub(super) fn police(slots: &mut [Slot], env: &Env, at: f64) -> f64 {
 pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, env: &Env, at: f64) {
     let ids: Vec<u32> = slots.iter().map(|s| s.child.pid()).collect();
     let usage = sampler.sample(&ids);
-    let tree = crate::runner::escape::Tree::read();
+    let tree = crate::runner::escape::Tree::read_under(std::process::id());
     let me = std::process::id();
     for s in slots.iter_mut() {
         s.child.track_escapees(&tree, me);

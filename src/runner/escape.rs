@@ -5,6 +5,11 @@
 //! time), and its end never waits on a pipe that an escapee holds open.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once `become_subreaper` succeeded: every descendant, escaped or not, then stays in
+/// our own subtree, so reading that subtree is enough.
+static SUBREAPER: AtomicBool = AtomicBool::new(false);
 
 /// One process, from `/proc/PID/stat`.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +34,9 @@ pub fn become_subreaper() {
     #[cfg(target_os = "linux")]
     // SAFETY: a plain prctl on this process.
     unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 {
+            SUBREAPER.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -65,6 +72,50 @@ impl Tree {
                 && let Some(row) = parse_stat(pid, &text)
             {
                 t.rows.insert(pid, row);
+            }
+        }
+        for r in t.rows.values() {
+            t.children.entry(r.ppid).or_default().push(r.pid);
+        }
+        t
+    }
+
+    /// The subtree under `root` (this process): as a child subreaper, every descendant
+    /// (escapees included) is in it, so only those processes are read, through
+    /// `/proc/PID/task/TID/children`. Without subreaper status or `children` files, every
+    /// process is read (`Tree::read`).
+    pub fn read_under(root: u32) -> Tree {
+        if !SUBREAPER.load(Ordering::Relaxed) {
+            return Tree::read();
+        }
+        let mut t = Tree::default();
+        let mut queue = vec![root];
+        let mut i = 0;
+        while i < queue.len() && queue.len() < 100_000 {
+            let pid = queue[i];
+            i += 1;
+            let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(row) = parse_stat(pid, &text) else {
+                continue;
+            };
+            t.rows.insert(pid, row);
+            let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for th in threads.flatten() {
+                match std::fs::read_to_string(th.path().join("children")) {
+                    Ok(kids) => queue.extend(
+                        kids.split_whitespace()
+                            .filter_map(|k| k.parse::<u32>().ok()),
+                    ),
+                    // No `children` files on this kernel: read everything.
+                    Err(e) if pid == root && e.kind() == std::io::ErrorKind::NotFound => {
+                        return Tree::read();
+                    }
+                    Err(_) => {}
+                }
             }
         }
         for r in t.rows.values() {
@@ -109,6 +160,23 @@ mod tests {
         let line = "42 (a) b (c)) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
         let r = parse_stat(42, line).unwrap();
         assert_eq!((r.ppid, r.pgid, r.start, r.zombie), (7, 42, 12345, false));
+    }
+
+    #[test]
+    fn reading_under_us_finds_a_child_as_a_full_read_does() {
+        become_subreaper();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn");
+        let me = std::process::id();
+        let under = Tree::read_under(me);
+        let full = Tree::read();
+        assert!(under.subtree(me).contains(&child.id()));
+        assert!(full.subtree(me).contains(&child.id()));
+        assert!(under.rows.len() <= full.rows.len());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]

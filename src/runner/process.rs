@@ -151,7 +151,7 @@ impl Child {
     /// (no grandchild survives, and no reused pid is hit), reap it with its rusage, wait for
     /// the log pump, and return the captured stdout.
     pub fn reap(&mut self) -> (Ended, Vec<u8>) {
-        let tree = Tree::read();
+        let tree = Tree::read_under(std::process::id());
         self.track_escapees(&tree, std::process::id());
         self.signal_all(libc::SIGKILL);
         self.signal_all(libc::SIGCONT);
@@ -264,7 +264,7 @@ impl Child {
         let me = std::process::id();
         let end = std::time::Instant::now() + bound;
         loop {
-            let tree = Tree::read();
+            let tree = Tree::read_under(std::process::id());
             self.escaped.retain(|(pid, start)| {
                 match tree.rows.get(pid).filter(|r| r.start == *start) {
                     Some(r) if r.zombie && r.ppid == me => {
