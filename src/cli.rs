@@ -150,6 +150,9 @@ pub struct DrainArgs {
     /// Run as the detached background drainer (quiet, exits when the queue is empty)
     #[arg(long, hide = true)]
     pub background: bool,
+    /// Analyzer tasks never install a missing managed tool (passed on to them)
+    #[arg(long)]
+    pub no_install: bool,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +230,9 @@ pub struct AnalyzeArgs {
     /// Exit 1 when a finding at or above this severity is found
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<SeverityArg>,
+    /// Never install a missing managed tool; report it as skipped
+    #[arg(long)]
+    pub no_install: bool,
 }
 
 #[derive(Debug, Args)]

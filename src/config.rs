@@ -239,6 +239,83 @@ pub struct Analysis {
     /// cargo-test, maven, gradle); they are reported as skipped.
     #[serde(default)]
     pub disabled_tools: Vec<String>,
+    /// Per tool: the pinned version and where it comes from (issue 13).
+    #[serde(default)]
+    pub tools: BTreeMap<String, ToolPin>,
+    /// Install a missing managed tool on first use (`--no-install` turns it off per run).
+    #[serde(default = "yes")]
+    pub install_tools: bool,
+    /// Deadline of one tool install (venv + pip, npm, cargo install).
+    #[serde(default = "install_timeout")]
+    pub install_timeout_seconds: u64,
+    /// The project's Python interpreter for its tests (relative to the repo); default: its
+    /// `.venv` or `venv`.
+    #[serde(default)]
+    pub python: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn install_timeout() -> u64 {
+    600
+}
+
+/// `analysis.tools.NAME`: `{"version": "X.Y.Z", "source": "managed|project|system"}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ToolPin {
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl Analysis {
+    /// The pins as the tools module takes them (validated by [`parse`]).
+    pub fn tool_pins(&self) -> BTreeMap<String, crate::tools::Pin> {
+        self.tools
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    crate::tools::Pin {
+                        version: v.version.clone(),
+                        source: v.source.as_deref().and_then(crate::tools::Source::parse),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// `analysis.tools`: known tool names, real versions, one of the three sources.
+fn validate_tools(a: &Analysis, file: &str, errors: &mut Vec<String>) {
+    for (name, pin) in &a.tools {
+        let Some(spec) = crate::tools::spec(name) else {
+            let known: Vec<&str> = crate::tools::TABLE.iter().map(|s| s.name).collect();
+            errors.push(format!(
+                "{file}: analysis.tools.{name}: not a tool bgrun knows (known: {})",
+                known.join(", ")
+            ));
+            continue;
+        };
+        if let Some(v) = &pin.version
+            && !crate::tools::valid_version(v)
+        {
+            errors.push(format!(
+                "{file}: analysis.tools.{name}.version: {v:?} is not a version (like {:?})",
+                spec.default_version
+            ));
+        }
+        if let Some(s) = &pin.source
+            && crate::tools::Source::parse(s).is_none()
+        {
+            errors.push(format!(
+                "{file}: analysis.tools.{name}.source: expected managed, project or system, found {s:?}"
+            ));
+        }
+    }
 }
 
 /// A task priority: `critical` 1000, `high` 100, `medium` 10, `low` 1, or an integer.
@@ -523,6 +600,7 @@ fn check_section<T: DeserializeOwned>(
 
 /// Semantic checks that serde cannot make.
 fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec<String>) {
+    validate_tools(&c.analysis, file, errors);
     let sev = ["info", "warning", "error", "critical"];
     if c.execution.max_concurrent_tasks == 0 {
         errors.push(format!(

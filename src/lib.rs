@@ -18,6 +18,7 @@ pub mod results;
 pub mod runner;
 pub mod state;
 pub mod timefmt;
+pub mod tools;
 pub mod triggers;
 
 use std::path::{Path, PathBuf};

@@ -34,7 +34,7 @@ impl Tool for Eslint {
     fn applies(&self, p: &Project) -> bool {
         p.has_lang("javascript") || p.has_lang("typescript")
     }
-    fn plan(&self, p: &Project, _o: &Options) -> Plan {
+    fn plan(&self, p: &Project, o: &Options) -> Plan {
         if !FLAT.iter().any(|f| p.has(f)) {
             let legacy = LEGACY.iter().find(|f| p.has(f));
             return Plan::Skip(match legacy {
@@ -42,17 +42,16 @@ impl Tool for Eslint {
                 None => "no ESLint config (eslint.config.js) in the project: add one to lint JavaScript (https://eslint.org/docs/latest/use/configure/configuration-files)".to_string(),
             });
         }
-        let Some(exe) = p.find_tool("eslint") else {
-            return super::not_installed("eslint", "npm install --save-dev eslint");
+        let exe = match super::locate(p, o, "eslint", "npm install --save-dev eslint") {
+            Ok(l) => l,
+            Err(plan) => return plan,
         };
-        Plan::Run(
-            Invocation::new(
-                &exe,
-                &["-f", "json", "--no-error-on-unmatched-pattern", "."],
-                &p.root,
-            )
-            .version(&exe, "eslint"),
-        )
+        Plan::Run(Invocation::located(
+            &exe,
+            "eslint",
+            &["-f", "json", "--no-error-on-unmatched-pattern", "."],
+            &p.root,
+        ))
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
         if !matches!(raw.code, Some(0) | Some(1)) {

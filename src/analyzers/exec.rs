@@ -135,6 +135,7 @@ pub fn version(exe: &Path, package: &str) -> Option<String> {
         env: Vec::new(),
         result_file: None,
         version_of: None,
+        source: None,
     };
     let raw = run(&inv, Duration::from_secs(20)).ok()?;
     let text = String::from_utf8_lossy(if raw.stdout.is_empty() {
@@ -199,6 +200,7 @@ mod tests {
             env: Vec::new(),
             result_file: None,
             version_of: None,
+            source: None,
         }
     }
 

@@ -68,6 +68,10 @@ pub struct Options {
     pub large_file_lines: u64,
     pub tool_timeout: Duration,
     pub disabled: Vec<String>,
+    /// Where each tool comes from and whether a managed one may be installed (issue 13).
+    pub tools: crate::tools::Settings,
+    /// The project's interpreter for its tests (`analysis.python`), absolute.
+    pub python: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -77,6 +81,8 @@ impl Default for Options {
             large_file_lines: 1000,
             tool_timeout: Duration::from_secs(300),
             disabled: Vec::new(),
+            tools: crate::tools::Settings::default(),
+            python: None,
         }
     }
 }
@@ -91,6 +97,8 @@ pub struct Invocation {
     pub result_file: Option<PathBuf>,
     /// Where to look up the version: the tool's executable and its package name.
     pub version_of: Option<(PathBuf, &'static str)>,
+    /// Where the tool came from (managed, project, system), for the summary.
+    pub source: Option<crate::tools::Source>,
 }
 
 impl Invocation {
@@ -103,7 +111,15 @@ impl Invocation {
             env: Vec::new(),
             result_file: None,
             version_of: None,
+            source: None,
         }
+    }
+
+    /// A tool found by [`locate`]: its executable, version lookup and source.
+    pub fn located(loc: &crate::tools::Located, package: &'static str, args: &[&str], cwd: &Path) -> Invocation {
+        let mut inv = Invocation::new(&loc.exe, args, cwd).version(&loc.exe, package);
+        inv.source = Some(loc.source);
+        inv
     }
 
     pub fn arg(mut self, a: impl Into<OsString>) -> Invocation {
@@ -208,6 +224,8 @@ pub enum Plan {
     Builtin,
     /// Not run, and why (`bandit not installed (pip install bandit)`).
     Skip(String),
+    /// Could not be made ready (a managed install failed), and why.
+    Fail(String),
 }
 
 /// One analysis tool.
@@ -272,6 +290,17 @@ pub(crate) fn rows(f: &[Finding]) -> Vec<Row<'_>> {
 
 pub fn not_installed(tool: &str, how: &str) -> Plan {
     Plan::Skip(format!("{tool} not installed ({how})"))
+}
+
+/// Find tool `name` from its configured source (managed by default, installed on first
+/// use), or the plan that says why it cannot run. `hint`: how to install it by hand.
+pub fn locate(p: &Project, o: &Options, name: &str, hint: &str) -> Result<crate::tools::Located, Plan> {
+    o.tools
+        .locate(name, &p.dirs(), hint)
+        .map_err(|m| match m {
+            crate::tools::Missing::Skip(why) => Plan::Skip(why),
+            crate::tools::Missing::Fail(why) => Plan::Fail(why),
+        })
 }
 
 /// Run every applicable tool of `kinds` on `root` (inside `repo`) in parallel.
@@ -352,6 +381,11 @@ fn run_tool(t: &dyn Tool, p: &Project, o: &Options) -> (ToolRun, Vec<Finding>, f
                 0.0,
             );
         }
+        Plan::Fail(why) => {
+            let mut r = ToolRun::new(name, kind, Status::Failed, why);
+            r.duration_s = start.elapsed().as_secs_f64();
+            return (r, Vec::new(), 0.0);
+        }
         Plan::Builtin => {
             let parsed = t.builtin(p, o);
             let mut r = ToolRun::new(name, kind, Status::Ran, "");
@@ -372,6 +406,7 @@ fn run_tool(t: &dyn Tool, p: &Project, o: &Options) -> (ToolRun, Vec<Finding>, f
             let mut r = ToolRun::new(name, kind, Status::Ran, "");
             r.command = Some(inv.display());
             r.version = version;
+            r.source = inv.source.map(|s| s.as_str().to_string());
             match raw {
                 Err(why) => {
                     r.status = Status::Failed;

@@ -86,6 +86,12 @@ impl Progress for Bar {
 }
 
 pub fn run(ctx: &Ctx, a: DrainArgs) -> Result<Exit> {
+    // `--no-install` reaches the analyzer tasks through the config they are started with.
+    let mut owned = ctx.clone();
+    if a.no_install {
+        owned.config.analysis.install_tools = false;
+    }
+    let ctx = &owned;
     let max = a
         .max_concurrent
         .unwrap_or(ctx.config.execution.max_concurrent_tasks);

@@ -82,6 +82,9 @@ pub(super) fn spec_for(ctx: &Ctx, task: &Task, attempt: u32) -> Result<(Spec, Op
                 "--output".into(),
             ]);
             argv.push(out.clone().into());
+            if !ctx.config.analysis.install_tools {
+                argv.push("--no-install".into());
+            }
             report = Some(out);
             (argv, ctx.repo.clone(), false)
         }
