@@ -107,6 +107,32 @@ pub enum Command {
     /// Repair the state file
     #[command(subcommand)]
     State(StateCommand),
+    /// Managed, pinned tool environments in $XDG_CACHE_HOME/bgrun/tools
+    #[command(subcommand)]
+    Tools(ToolsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// Every tool bgrun knows: this project's version and source, and what is installed
+    List,
+    /// Install tools (default: the managed tools this project's analyzers use)
+    Install {
+        /// Tool names (bandit, pip-audit, radon, pylint, ruff, pytest, eslint, cargo-audit)
+        tools: Vec<String>,
+    },
+    /// Move the pins to the newest releases and rewrite the team config (bgrun.json)
+    Update,
+    /// Print the executable the analyzers would run for TOOL (installs nothing)
+    Which { tool: String },
+    /// Remove unfinished installs and environments unused for --days (not this project's pins)
+    Prune {
+        /// Age in days since last use
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+    },
+    /// Print the cache directory (for CI caching)
+    Dir,
 }
 
 #[derive(Debug, Subcommand)]

@@ -116,7 +116,12 @@ impl Invocation {
     }
 
     /// A tool found by [`locate`]: its executable, version lookup and source.
-    pub fn located(loc: &crate::tools::Located, package: &'static str, args: &[&str], cwd: &Path) -> Invocation {
+    pub fn located(
+        loc: &crate::tools::Located,
+        package: &'static str,
+        args: &[&str],
+        cwd: &Path,
+    ) -> Invocation {
         let mut inv = Invocation::new(&loc.exe, args, cwd).version(&loc.exe, package);
         inv.source = Some(loc.source);
         inv
@@ -268,6 +273,30 @@ pub fn registry() -> Vec<&'static dyn Tool> {
     ]
 }
 
+/// The managed tools (by their `crate::tools` name) the analyzers would use on `repo`.
+pub fn tools_needed(repo: &Path) -> Vec<&'static str> {
+    let project = Project::scan(repo, repo);
+    let mut out: Vec<&'static str> = Vec::new();
+    for t in registry() {
+        if !t.applies(&project) {
+            continue;
+        }
+        let name = t.name();
+        let name = if name.starts_with("radon-") {
+            "radon"
+        } else {
+            name
+        };
+        if let Some(s) = crate::tools::spec(name)
+            && s.ecosystem != crate::tools::Ecosystem::Rustup
+            && !out.contains(&s.name)
+        {
+            out.push(s.name);
+        }
+    }
+    out
+}
+
 /// `skipped` text for a missing tool.
 /// A parser test's view of a finding: rule, file, severity, line, column.
 #[cfg(test)]
@@ -294,13 +323,16 @@ pub fn not_installed(tool: &str, how: &str) -> Plan {
 
 /// Find tool `name` from its configured source (managed by default, installed on first
 /// use), or the plan that says why it cannot run. `hint`: how to install it by hand.
-pub fn locate(p: &Project, o: &Options, name: &str, hint: &str) -> Result<crate::tools::Located, Plan> {
-    o.tools
-        .locate(name, &p.dirs(), hint)
-        .map_err(|m| match m {
-            crate::tools::Missing::Skip(why) => Plan::Skip(why),
-            crate::tools::Missing::Fail(why) => Plan::Fail(why),
-        })
+pub fn locate(
+    p: &Project,
+    o: &Options,
+    name: &str,
+    hint: &str,
+) -> Result<crate::tools::Located, Plan> {
+    o.tools.locate(name, &p.dirs(), hint).map_err(|m| match m {
+        crate::tools::Missing::Skip(why) => Plan::Skip(why),
+        crate::tools::Missing::Fail(why) => Plan::Fail(why),
+    })
 }
 
 /// Run every applicable tool of `kinds` on `root` (inside `repo`) in parallel.

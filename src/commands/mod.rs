@@ -17,6 +17,7 @@ mod state;
 mod status;
 mod stop;
 mod tick;
+mod tools;
 mod watch;
 
 use anyhow::Result;
@@ -72,6 +73,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Start(a) => watch::run(&ctx, a, true),
         Command::Cron(c) => cron::run(&ctx, c),
         Command::Tick => tick::run(&ctx),
+        Command::Tools(c) => tools::run(&ctx, c),
         Command::Completions { .. }
         | Command::Hook(_)
         | Command::Init { .. }

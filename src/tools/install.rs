@@ -115,10 +115,7 @@ pub fn install(
     }
     let exe = Cache::exe_in(s, &dest);
     if !super::is_executable(&exe) {
-        return Err(err(format!(
-            "the install ended without {}",
-            exe.display()
-        )));
+        return Err(err(format!("the install ended without {}", exe.display())));
     }
     Ok(Installed {
         exe,
@@ -237,7 +234,10 @@ fn build(
                 .ok_or_else(|| err("npm is not on PATH (install Node.js and npm)"))?;
             std::fs::write(
                 tmp.join("package.json"),
-                format!("{{\"name\": \"bgrun-tool-{}\", \"private\": true}}\n", s.name),
+                format!(
+                    "{{\"name\": \"bgrun-tool-{}\", \"private\": true}}\n",
+                    s.name
+                ),
             )
             .map_err(|e| err(format!("cannot write package.json: {e}")))?;
             let pkg = format!("{}@{version}", s.package);
@@ -291,7 +291,8 @@ fn relocate_scripts(bin: &Path, tmp: &Path, dest: &Path) -> Result<(), InstallEr
     use std::os::unix::ffi::OsStrExt;
     let from = tmp.as_os_str().as_bytes();
     let to = dest.as_os_str().as_bytes();
-    let rd = std::fs::read_dir(bin).map_err(|e| err(format!("cannot read {}: {e}", bin.display())))?;
+    let rd =
+        std::fs::read_dir(bin).map_err(|e| err(format!("cannot read {}: {e}", bin.display())))?;
     for e in rd.flatten() {
         let Ok(ft) = e.file_type() else { continue };
         if !ft.is_file() {
@@ -324,7 +325,7 @@ fn relocate_scripts(bin: &Path, tmp: &Path, dest: &Path) -> Result<(), InstallEr
 }
 
 /// Run one step with the deadline; `Ok` is its stdout. `what` names it in errors.
-fn step(
+pub(super) fn step(
     argv: &[&std::ffi::OsStr],
     cwd: &Path,
     deadline: Instant,
@@ -399,13 +400,18 @@ fn tail(bytes: &[u8]) -> String {
     let errors: Vec<&str> = lines
         .iter()
         .copied()
-        .filter(|l| l.starts_with("ERROR:") || l.starts_with("error:") || l.starts_with("npm error"))
+        .filter(|l| {
+            l.starts_with("ERROR:") || l.starts_with("error:") || l.starts_with("npm error")
+        })
         .collect();
     let pick = if errors.is_empty() { &lines } else { &errors };
     let start = pick.len().saturating_sub(2);
     let mut s = pick[start..].join(" | ");
     if s.len() > 500 {
-        let cut = (0..=500).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=500)
+            .rev()
+            .find(|i| s.is_char_boundary(*i))
+            .unwrap_or(0);
         s.truncate(cut);
         s.push_str("...");
     }
@@ -468,7 +474,11 @@ mod tests {
     fn a_failing_step_says_what_and_why() {
         let d = tempfile::tempdir().unwrap();
         let e = step(
-            &["sh".as_ref(), "-c".as_ref(), "echo noise; echo 'ERROR: no such version' >&2; exit 1".as_ref()],
+            &[
+                "sh".as_ref(),
+                "-c".as_ref(),
+                "echo noise; echo 'ERROR: no such version' >&2; exit 1".as_ref(),
+            ],
             d.path(),
             Instant::now() + Duration::from_secs(10),
             "pip install",

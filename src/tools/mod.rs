@@ -280,6 +280,167 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// Remove debris (`.tmp`, environments without their marker) of installs no process is
+    /// running, and complete environments not used for `unused_for`, except `keep`
+    /// (tool, version). Returns what was removed and its size.
+    pub fn prune(&self, keep: &[(String, String)], unused_for: Duration) -> Vec<(PathBuf, u64)> {
+        let mut removed = Vec::new();
+        let now = std::time::SystemTime::now();
+        for e in self.list() {
+            let kept = keep.iter().any(|(t, v)| t == e.tool && *v == e.version);
+            let stale = if e.complete {
+                let used = std::fs::metadata(e.path.join(LAST_USED))
+                    .or_else(|_| std::fs::metadata(e.path.join(MARKER)))
+                    .and_then(|m| m.modified())
+                    .ok();
+                used.and_then(|u| now.duration_since(u).ok())
+                    .is_some_and(|age| age >= unused_for)
+            } else {
+                true
+            };
+            if kept && e.complete || !stale {
+                continue;
+            }
+            // An incomplete one may be a running install's: only with its lock free.
+            let Some(_lock) = self.try_lock(&format!("{}-{}", e.tool, e.version)) else {
+                continue;
+            };
+            if std::fs::remove_dir_all(&e.path).is_ok() {
+                removed.push((e.path.clone(), e.bytes));
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(self.root.join(".tmp")) {
+            for t in rd.flatten() {
+                let n = t.file_name().to_string_lossy().into_owned();
+                // `<tool>-<version>-<pid>`: the lock of `<tool>-<version>` must be free.
+                let Some((id, _pid)) = n.rsplit_once('-') else {
+                    continue;
+                };
+                let Some(_lock) = self.try_lock(id) else {
+                    continue;
+                };
+                let bytes = dir_size(&t.path());
+                if std::fs::remove_dir_all(t.path()).is_ok() {
+                    removed.push((t.path(), bytes));
+                }
+            }
+        }
+        removed
+    }
+
+    /// The lock of environment `id`, if no process holds it.
+    fn try_lock(&self, id: &str) -> Option<std::fs::File> {
+        let p = self.root.join(".locks").join(format!("{id}.lock"));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(p)
+            .ok()?;
+        f.try_lock().ok().map(|()| f)
+    }
+
+    /// Note that an environment was used (at most once a day: one stat on the hot path).
+    pub fn touch(&self, s: &Spec, version: &str) {
+        let p = self.env_dir(s, version).join(LAST_USED);
+        let fresh = std::fs::metadata(&p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| std::time::SystemTime::now().duration_since(m).ok())
+            .is_some_and(|age| age < Duration::from_secs(86_400));
+        if !fresh {
+            let _ = std::fs::write(&p, b"");
+        }
+    }
+}
+
+/// Touched when an environment is used, for `bgrun tools prune`.
+pub const LAST_USED: &str = ".last-used";
+
+/// The newest release of `s` in its registry (through pip, npm or cargo, so that their
+/// mirrors and proxies apply).
+pub fn latest_version(s: &Spec, timeout: Duration) -> Result<String, String> {
+    use std::ffi::OsStr;
+    let deadline = std::time::Instant::now() + timeout;
+    let cwd = std::env::temp_dir();
+    let need = |bin: &str| find_on_path(bin).ok_or_else(|| format!("{bin} is not on PATH"));
+    let out = match s.ecosystem {
+        Ecosystem::Python => {
+            let py = need("python3")?;
+            install::step(
+                &[
+                    py.as_os_str(),
+                    OsStr::new("-m"),
+                    OsStr::new("pip"),
+                    OsStr::new("index"),
+                    OsStr::new("versions"),
+                    OsStr::new("--disable-pip-version-check"),
+                    OsStr::new(s.package),
+                ],
+                &cwd,
+                deadline,
+                "pip index versions",
+            )
+        }
+        Ecosystem::Node => {
+            let npm = need("npm")?;
+            install::step(
+                &[
+                    npm.as_os_str(),
+                    OsStr::new("view"),
+                    OsStr::new(s.package),
+                    OsStr::new("version"),
+                ],
+                &cwd,
+                deadline,
+                "npm view",
+            )
+        }
+        Ecosystem::Cargo => {
+            let cargo = need("cargo")?;
+            install::step(
+                &[cargo.as_os_str(), OsStr::new("info"), OsStr::new(s.package)],
+                &cwd,
+                deadline,
+                "cargo info",
+            )
+        }
+        Ecosystem::Rustup => return Err("comes with rustup".into()),
+    }
+    .map_err(|e| e.0)?;
+    parse_latest(s.ecosystem, &String::from_utf8_lossy(&out))
+        .filter(|v| valid_version(v))
+        .ok_or_else(|| "the registry's answer had no version".to_string())
+}
+
+/// `bandit (1.9.4)` (pip), `10.15.0` (npm), `version: 0.22.2` (cargo info).
+fn parse_latest(e: Ecosystem, text: &str) -> Option<String> {
+    match e {
+        Ecosystem::Python => {
+            let first = text.lines().next()?;
+            let (_, rest) = first.split_once('(')?;
+            Some(rest.split(')').next()?.trim().to_string())
+        }
+        Ecosystem::Node => text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string),
+        Ecosystem::Cargo => text.lines().find_map(|l| {
+            Some(
+                l.trim()
+                    .strip_prefix("version:")?
+                    .split_whitespace()
+                    .next()?
+                    .to_string(),
+            )
+        }),
+        Ecosystem::Rustup => None,
+    }
+}
+
 /// One environment in the cache.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
@@ -447,6 +608,7 @@ impl Settings {
         let version = self.version_of(s);
         let cache = self.cache.as_ref().map_err(|e| Missing::Fail(e.clone()))?;
         if let Some(exe) = cache.installed(s, &version) {
+            cache.touch(s, &version);
             return Ok(Located {
                 exe,
                 source: Source::Managed,
@@ -456,7 +618,9 @@ impl Settings {
         }
         // Tools sharing an environment (radon's three passes) install it once per process.
         let gate = gate_for(&format!("{name}-{version}"));
-        let _held = gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _held = gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(exe) = cache.installed(s, &version) {
             return Ok(Located {
                 exe,
@@ -507,7 +671,9 @@ fn gate_for(id: &str) -> Arc<std::sync::Mutex<()>> {
     use std::sync::{Mutex, OnceLock};
     static GATES: OnceLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
     let map = GATES.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut m = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut m = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     m.entry(id.to_string()).or_default().clone()
 }
 
@@ -566,7 +732,13 @@ mod tests {
 
     #[test]
     fn versions_that_could_escape_a_path_are_refused() {
-        for ok in ["1.9.4", "0.17.5rc1", "2.0.0+local", "1!2.0", "10.15.0-beta.1"] {
+        for ok in [
+            "1.9.4",
+            "0.17.5rc1",
+            "2.0.0+local",
+            "1!2.0",
+            "10.15.0-beta.1",
+        ] {
             assert!(valid_version(ok), "{ok}");
         }
         for bad in ["", "../x", "1/2", "..", "a b", "-1", "1;rm", "1\n2", ".1"] {
@@ -609,8 +781,75 @@ mod tests {
         std::fs::create_dir_all(d.path().join(".tmp")).unwrap();
         let l = c.list();
         assert_eq!(l.len(), 2);
-        assert_eq!((l[0].tool, l[0].version.as_str(), l[0].complete), ("pip-audit", "2.10.1", true));
-        assert_eq!((l[1].tool, l[1].version.as_str(), l[1].complete), ("ruff", "0.17.5", false));
+        assert_eq!(
+            (l[0].tool, l[0].version.as_str(), l[0].complete),
+            ("pip-audit", "2.10.1", true)
+        );
+        assert_eq!(
+            (l[1].tool, l[1].version.as_str(), l[1].complete),
+            ("ruff", "0.17.5", false)
+        );
+    }
+
+    #[test]
+    fn registry_answers_are_read() {
+        assert_eq!(
+            parse_latest(
+                Ecosystem::Python,
+                "bandit (1.9.4)\nAvailable versions: 1.9.4, 1.9.3\n"
+            ),
+            Some("1.9.4".into())
+        );
+        assert_eq!(
+            parse_latest(Ecosystem::Node, "10.15.0\n"),
+            Some("10.15.0".into())
+        );
+        assert_eq!(
+            parse_latest(
+                Ecosystem::Cargo,
+                "cargo-audit #security\nAudit\nversion: 0.22.2\nlicense: MIT\n"
+            ),
+            Some("0.22.2".into())
+        );
+        assert_eq!(parse_latest(Ecosystem::Python, "WARNING: nothing\n"), None);
+    }
+
+    #[test]
+    fn prune_keeps_pins_and_recent_and_running_installs() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Cache {
+            root: d.path().to_path_buf(),
+        };
+        for (n, complete) in [
+            ("ruff-0.17.5", true),
+            ("ruff-0.17.6", true),
+            ("bandit-1.9.4", false),
+        ] {
+            std::fs::create_dir_all(d.path().join(n)).unwrap();
+            if complete {
+                std::fs::write(d.path().join(n).join(MARKER), "{}").unwrap();
+            }
+        }
+        std::fs::create_dir_all(d.path().join(".locks")).unwrap();
+        std::fs::create_dir_all(d.path().join(".tmp/ruff-0.17.7-99")).unwrap();
+        std::fs::create_dir_all(d.path().join(".tmp/pylint-4.1.4-98")).unwrap();
+        // A running install of pylint holds its lock: its temp dir stays.
+        let held = c.try_lock("pylint-4.1.4").unwrap();
+        let keep = vec![("ruff".to_string(), "0.17.6".to_string())];
+        let removed = c.prune(&keep, Duration::ZERO);
+        let mut names: Vec<String> = removed
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["bandit-1.9.4", "ruff-0.17.5", "ruff-0.17.7-99"]);
+        assert!(d.path().join("ruff-0.17.6").is_dir());
+        assert!(d.path().join(".tmp/pylint-4.1.4-98").is_dir());
+        drop(held);
+        // Recently used ones stay with a real age limit.
+        std::fs::create_dir_all(d.path().join("ruff-0.17.5")).unwrap();
+        std::fs::write(d.path().join("ruff-0.17.5").join(MARKER), "{}").unwrap();
+        assert!(c.prune(&[], Duration::from_secs(3600)).is_empty());
     }
 
     #[test]
