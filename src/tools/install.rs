@@ -179,11 +179,15 @@ fn build(
         Ecosystem::Python => {
             let python = super::find_on_path("python3")
                 .ok_or_else(|| err("python3 is not on PATH (install Python 3 with venv)"))?;
+            // Without pip in the venv (ensurepip costs more than the tool itself); the base
+            // interpreter's pip installs into it (`pip --python`). With no pip there, the
+            // venv gets its own.
             step(
                 &[
                     python.as_os_str(),
                     "-m".as_ref(),
                     "venv".as_ref(),
+                    "--without-pip".as_ref(),
                     tmp.as_os_str(),
                 ],
                 tmp,
@@ -192,37 +196,69 @@ fn build(
             )?;
             let py = tmp.join("bin/python");
             let req = format!("{}=={version}", s.package);
-            step(
-                &[
-                    py.as_os_str(),
-                    "-m".as_ref(),
-                    "pip".as_ref(),
-                    "install".as_ref(),
-                    "--disable-pip-version-check".as_ref(),
-                    "--no-input".as_ref(),
-                    "--quiet".as_ref(),
-                    "--retries".as_ref(),
-                    "2".as_ref(),
-                    "--timeout".as_ref(),
-                    "20".as_ref(),
-                    req.as_ref(),
-                ],
-                tmp,
-                deadline,
-                "pip install",
-            )?;
-            let frozen = step(
-                &[
-                    py.as_os_str(),
-                    "-m".as_ref(),
-                    "pip".as_ref(),
-                    "freeze".as_ref(),
-                    "--disable-pip-version-check".as_ref(),
-                ],
-                tmp,
-                deadline,
-                "pip freeze",
-            )?;
+            // pip-audit calls pip in its own environment.
+            let mut reqs = vec![req.as_str()];
+            if s.name == "pip-audit" {
+                reqs.push("pip");
+            }
+            let pip_args = |verb: &'static str| -> Vec<std::ffi::OsString> {
+                let mut v: Vec<std::ffi::OsString> =
+                    vec![verb.into(), "--disable-pip-version-check".into()];
+                if verb == "install" {
+                    v.extend(
+                        ["--no-input", "--quiet", "--retries", "2", "--timeout", "20"]
+                            .map(std::ffi::OsString::from),
+                    );
+                    v.extend(reqs.iter().map(std::ffi::OsString::from));
+                }
+                v
+            };
+            let base_pip = |verb: &'static str| {
+                let mut argv: Vec<std::ffi::OsString> = vec![
+                    python.clone().into(),
+                    "-m".into(),
+                    "pip".into(),
+                    "--python".into(),
+                    py.clone().into(),
+                ];
+                argv.extend(pip_args(verb));
+                argv
+            };
+            let run = |argv: Vec<std::ffi::OsString>, what: &str| {
+                let refs: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
+                step(&refs, tmp, deadline, what)
+            };
+            let own_pip = match run(base_pip("install"), "pip install") {
+                Ok(_) => false,
+                Err(e)
+                    if e.0.contains("No module named pip")
+                        || e.0.contains("no such option: --python") =>
+                {
+                    run(
+                        vec![
+                            py.clone().into(),
+                            "-m".into(),
+                            "ensurepip".into(),
+                            "--default-pip".into(),
+                        ],
+                        "ensurepip",
+                    )?;
+                    let mut argv: Vec<std::ffi::OsString> =
+                        vec![py.clone().into(), "-m".into(), "pip".into()];
+                    argv.extend(pip_args("install"));
+                    run(argv, "pip install")?;
+                    true
+                }
+                Err(e) => return Err(e),
+            };
+            let frozen = if own_pip {
+                let mut argv: Vec<std::ffi::OsString> =
+                    vec![py.clone().into(), "-m".into(), "pip".into()];
+                argv.extend(pip_args("freeze"));
+                run(argv, "pip freeze")?
+            } else {
+                run(base_pip("freeze"), "pip freeze")?
+            };
             relocate_scripts(&tmp.join("bin"), tmp, dest)?;
             Ok(String::from_utf8_lossy(&frozen)
                 .lines()

@@ -617,10 +617,14 @@ impl Settings {
             });
         }
         // Tools sharing an environment (radon's three passes) install it once per process.
+        // A failed install is not tried again by the next thread: it gets the same answer.
         let gate = gate_for(&format!("{name}-{version}"));
-        let _held = gate
+        let mut failed = gate
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(why) = failed.as_ref() {
+            return Err(Missing::Fail(why.clone()));
+        }
         if let Some(exe) = cache.installed(s, &version) {
             return Ok(Located {
                 exe,
@@ -657,19 +661,27 @@ impl Settings {
                     installed_now: done.fresh,
                 })
             }
-            Err(e) => Err(Missing::Fail(format!(
-                "could not install {name} {version} ({}; retry: bgrun tools install {name})",
-                e.0
-            ))),
+            Err(e) => {
+                let why = format!(
+                    "could not install {name} {version} ({}; retry: bgrun tools install {name})",
+                    e.0
+                );
+                *failed = Some(why.clone());
+                Err(Missing::Fail(why))
+            }
         }
     }
 }
 
 /// One mutex per environment id, for the threads of this process.
-fn gate_for(id: &str) -> Arc<std::sync::Mutex<()>> {
+type Gate = Arc<std::sync::Mutex<Option<String>>>;
+
+/// One mutex per environment id, for the threads of this process; it holds the failure
+/// of an install tried by an earlier thread.
+fn gate_for(id: &str) -> Gate {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    static GATES: OnceLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
+    static GATES: OnceLock<Mutex<HashMap<String, Gate>>> = OnceLock::new();
     let map = GATES.get_or_init(|| Mutex::new(HashMap::new()));
     let mut m = map
         .lock()

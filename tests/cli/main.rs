@@ -6,6 +6,7 @@ mod core;
 mod cron;
 mod hooks;
 mod notify;
+mod tools;
 mod watch;
 
 use std::ffi::OsStr;
