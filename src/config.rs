@@ -1238,6 +1238,69 @@ mod tests {
     }
 
     #[test]
+    fn comments_and_bom_are_blanked_keeping_positions() {
+        let text = "\u{feff}{ // é note\n  \"a\": \"// not a comment\", /* x\n y */ \"b\": 1 }";
+        let out = strip_comments(text);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["a"], "// not a comment");
+        assert_eq!(v["b"], 1);
+        // Same lines, same byte length per line (the BOM aside).
+        let orig = text.trim_start_matches('\u{feff}');
+        assert_eq!(out.len(), orig.len());
+        assert_eq!(out.lines().count(), orig.lines().count());
+        let errs = parse("/* c */ {\"execution\": {,}}", "c.json").unwrap_err();
+        assert!(errs[0].starts_with("c.json:1:24:"), "{errs:?}");
+        let (c, _) = parse("\u{feff}{\"results\": {\"retention_days\": 3}}", "c.json").unwrap();
+        assert_eq!(c.results.retention_days, 3);
+    }
+
+    #[test]
+    fn errors_name_the_file_that_set_the_key() {
+        let mut prov = BTreeMap::new();
+        prov.insert(
+            "execution.max_retries".to_string(),
+            PathBuf::from("/r/bgrun.json"),
+        );
+        prov.insert(
+            "triggers.scheduled.tasks".to_string(),
+            PathBuf::from("/r/p.json"),
+        );
+        let top = Source::File(PathBuf::from("/r/.bgrun/config.json"));
+        let m = format!("{PLACEHOLDER}: execution.max_retries: invalid type");
+        assert_eq!(
+            attribute(&m, &prov, &top),
+            "/r/bgrun.json: execution.max_retries: invalid type"
+        );
+        let m = format!("{PLACEHOLDER}: triggers.scheduled.tasks[0].task_type: unknown");
+        assert!(attribute(&m, &prov, &top).starts_with("/r/p.json: triggers"));
+        let m = format!("{PLACEHOLDER}: metrics.retention_days: bad");
+        assert!(attribute(&m, &prov, &top).starts_with("/r/.bgrun/config.json: metrics"));
+        // A later file replacing a whole object takes over its keys.
+        let mut prov = BTreeMap::new();
+        record(
+            &serde_json::json!({"a": {"b": 1, "c": 2}}),
+            "",
+            Path::new("one"),
+            &mut prov,
+        );
+        record(
+            &serde_json::json!({"a": {"b": 3}}),
+            "",
+            Path::new("two"),
+            &mut prov,
+        );
+        assert_eq!(prov["a.b"], PathBuf::from("two"));
+        assert_eq!(prov["a.c"], PathBuf::from("one"));
+        record(
+            &serde_json::json!({"a": []}),
+            "",
+            Path::new("three"),
+            &mut prov,
+        );
+        assert_eq!(prov.len(), 1, "{prov:?}");
+    }
+
+    #[test]
     fn dashed_hook_key_overrides_the_default_underscore_key() {
         let text = r#"{"task_types": {"docs_lint": {"command": ["vale"]}},
                        "triggers": {"git_hooks": {"post-commit": ["docs_lint"]}}}"#;

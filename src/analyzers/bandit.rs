@@ -19,7 +19,7 @@ impl Tool for Bandit {
     fn plan(&self, p: &Project, o: &Options) -> Plan {
         let exe = match super::locate(p, o, "bandit", "pip install bandit") {
             Ok(l) => l,
-            Err(plan) => return plan,
+            Err(plan) => return *plan,
         };
         Plan::Run(
             Invocation::located(&exe, "bandit", &["-f", "json", "-q"], &p.root)

@@ -25,7 +25,7 @@ impl Tool for CargoAudit {
                     &["audit", "--json"],
                     &p.root,
                 )),
-                Err(plan) => plan,
+                Err(plan) => *plan,
             };
         }
         // System: PATH, then ~/.cargo/bin (where `cargo install` puts it).

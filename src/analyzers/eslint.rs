@@ -44,7 +44,7 @@ impl Tool for Eslint {
         }
         let exe = match super::locate(p, o, "eslint", "npm install --save-dev eslint") {
             Ok(l) => l,
-            Err(plan) => return plan,
+            Err(plan) => return *plan,
         };
         Plan::Run(Invocation::located(
             &exe,

@@ -328,10 +328,12 @@ pub fn locate(
     o: &Options,
     name: &str,
     hint: &str,
-) -> Result<crate::tools::Located, Plan> {
-    o.tools.locate(name, &p.dirs(), hint).map_err(|m| match m {
-        crate::tools::Missing::Skip(why) => Plan::Skip(why),
-        crate::tools::Missing::Fail(why) => Plan::Fail(why),
+) -> Result<crate::tools::Located, Box<Plan>> {
+    o.tools.locate(name, &p.dirs(), hint).map_err(|m| {
+        Box::new(match m {
+            crate::tools::Missing::Skip(why) => Plan::Skip(why),
+            crate::tools::Missing::Fail(why) => Plan::Fail(why),
+        })
     })
 }
 

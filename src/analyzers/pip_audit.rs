@@ -23,7 +23,7 @@ impl Tool for PipAudit {
     fn plan(&self, p: &Project, o: &Options) -> Plan {
         let exe = match super::locate(p, o, "pip-audit", "pip install pip-audit") {
             Ok(l) => l,
-            Err(plan) => return plan,
+            Err(plan) => return *plan,
         };
         let base = Invocation::located(
             &exe,

@@ -20,7 +20,7 @@ impl Tool for Pylint {
     fn plan(&self, p: &Project, o: &Options) -> Plan {
         let exe = match super::locate(p, o, "pylint", "pip install pylint") {
             Ok(l) => l,
-            Err(plan) => return plan,
+            Err(plan) => return *plan,
         };
         Plan::Run(
             Invocation::located(

@@ -32,7 +32,7 @@ impl Tool for Radon {
     fn plan(&self, p: &Project, o: &Options) -> Plan {
         let exe = match super::locate(p, o, "radon", "pip install radon") {
             Ok(l) => l,
-            Err(plan) => return plan,
+            Err(plan) => return *plan,
         };
         let sub = match self.0 {
             Mode::Cc => "cc",

@@ -20,7 +20,7 @@ impl Tool for Ruff {
     fn plan(&self, p: &Project, o: &Options) -> Plan {
         let exe = match super::locate(p, o, "ruff", "pip install ruff") {
             Ok(l) => l,
-            Err(plan) => return plan,
+            Err(plan) => return *plan,
         };
         Plan::Run(
             Invocation::located(

@@ -67,7 +67,7 @@ fn project_python(p: &Project, o: &Options) -> Option<Result<PathBuf, Plan>> {
 
 /// How pytest runs in the project's interpreter `py`: its own pytest (source project),
 /// else the managed one put on PYTHONPATH (source managed), else None.
-fn pytest_in(py: &std::path::Path, o: &Options) -> Result<Option<Invocation>, Plan> {
+fn pytest_in(py: &std::path::Path, o: &Options) -> Result<Option<Invocation>, Box<Plan>> {
     let base = |exe: &std::path::Path| {
         Invocation::new(
             py,
@@ -96,16 +96,18 @@ fn pytest_in(py: &std::path::Path, o: &Options) -> Result<Option<Invocation>, Pl
     let Some(spec) = crate::tools::spec("pytest") else {
         return Ok(None);
     };
-    let loc = o.tools.managed(spec).map_err(|m| match m {
-        crate::tools::Missing::Skip(why) => Plan::Skip(why),
-        crate::tools::Missing::Fail(why) => Plan::Fail(why),
+    let loc = o.tools.managed(spec).map_err(|m| {
+        Box::new(match m {
+            crate::tools::Missing::Skip(why) => Plan::Skip(why),
+            crate::tools::Missing::Fail(why) => Plan::Fail(why),
+        })
     })?;
     let env = loc.exe.parent().and_then(|b| b.parent());
     let Some(site) = env.and_then(crate::tools::site_packages) else {
-        return Err(Plan::Fail(format!(
+        return Err(Box::new(Plan::Fail(format!(
             "the managed pytest at {} has no site-packages (bgrun tools prune --days 0, then retry)",
             loc.exe.display()
-        )));
+        ))));
     };
     let mut inv = base(&loc.exe).env("PYTHONPATH", site);
     inv.source = Some(crate::tools::Source::Managed);
@@ -146,7 +148,7 @@ impl Tool for Pytest {
                     py.display(),
                     py.display()
                 )),
-                Err(plan) => plan,
+                Err(plan) => *plan,
             };
         }
         let Some(exe) = p.find_tool("pytest") else {
