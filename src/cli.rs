@@ -124,7 +124,12 @@ pub enum ToolsCommand {
     /// Move the pins to the newest releases and rewrite the team config (bgrun.json)
     Update,
     /// Print the executable the analyzers would run for TOOL (installs nothing)
-    Which { tool: String },
+    Which {
+        tool: String,
+        /// Look it up N times (for scripts/bench/tools: the cost of one lookup)
+        #[arg(long, hide = true, default_value_t = 1)]
+        repeat: u32,
+    },
     /// Remove unfinished installs and environments unused for --days (not this project's pins)
     Prune {
         /// Age in days since last use
