@@ -18,7 +18,7 @@ pub fn run(ctx: &Ctx, c: ToolsCommand) -> Result<Exit> {
     match c {
         ToolsCommand::Dir => dir(ctx),
         ToolsCommand::List => list(ctx),
-        ToolsCommand::Which { tool } => which(ctx, &tool),
+        ToolsCommand::Which { tool, repeat } => which(ctx, &tool, repeat),
         ToolsCommand::Install { tools } => install(ctx, &tools),
         ToolsCommand::Update => update(ctx),
         ToolsCommand::Prune { days } => prune(ctx, days),
@@ -125,16 +125,17 @@ fn list(ctx: &Ctx) -> Result<Exit> {
 }
 
 /// The executable the analyzers would run, without installing anything.
-fn which(ctx: &Ctx, name: &str) -> Result<Exit> {
+fn which(ctx: &Ctx, name: &str, repeat: u32) -> Result<Exit> {
     let spec = spec_arg(name)?;
     let mut s = settings(ctx);
     s.install = false;
     let dirs: Vec<&Path> = vec![&ctx.repo];
-    match s.locate(
-        spec.name,
-        &dirs,
-        &format!("bgrun tools install {}", spec.name),
-    ) {
+    let hint = format!("bgrun tools install {}", spec.name);
+    let mut found = s.locate(spec.name, &dirs, &hint);
+    for _ in 1..repeat {
+        found = s.locate(spec.name, &dirs, &hint);
+    }
+    match found {
         Ok(l) => {
             if ctx.out.json {
                 super::print_json(&json!({
