@@ -39,7 +39,7 @@ impl Progress for Lines {
         let retry = if r.will_retry { " (will retry)" } else { "" };
         println!(
             "{when}{} {} {} {} in {}{retry} [{queued} queued]",
-            self.out.paint(color(&r.status), &r.status),
+            self.out.paint(color(r.status.as_str()), r.status.as_str()),
             r.id,
             r.task_type,
             r.error
@@ -76,7 +76,7 @@ impl Progress for Bar {
         if r.status != "succeeded" {
             self.bar.println(format!(
                 "{} {} {} {}",
-                self.out.paint(color(&r.status), &r.status),
+                self.out.paint(color(r.status.as_str()), r.status.as_str()),
                 r.id,
                 r.task_type,
                 r.error.as_deref().unwrap_or("")
@@ -89,7 +89,7 @@ pub fn run(ctx: &Ctx, a: DrainArgs) -> Result<Exit> {
     // `--no-install` reaches the analyzer tasks through the config they are started with.
     let mut owned = ctx.clone();
     if a.no_install {
-        owned.config.analysis.install_tools = false;
+        owned.env.config.analysis.install_tools = false;
     }
     let ctx = &owned;
     let max = a

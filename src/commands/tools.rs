@@ -237,11 +237,13 @@ fn install(ctx: &Ctx, names: &[String]) -> Result<Exit> {
 /// The team config `tools update` writes: `--config`/`$BGRUN_CONFIG` when given, else
 /// `<repo>/bgrun.json`.
 fn team_config(ctx: &Ctx) -> PathBuf {
-    if let Some(c) = &ctx.config_arg {
-        return c.clone();
-    }
-    if let Some(p) = std::env::var_os("BGRUN_CONFIG").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+    // A config file outside the chain was given by --config or $BGRUN_CONFIG.
+    if let crate::config::Source::File(p) = &ctx.config_source
+        && !crate::config::CHAIN
+            .iter()
+            .any(|rel| ctx.repo.join(rel) == *p)
+    {
+        return p.clone();
     }
     ctx.repo.join(crate::config::TEAM_CONFIG)
 }

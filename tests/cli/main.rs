@@ -6,6 +6,7 @@ mod core;
 mod cron;
 mod hooks;
 mod notify;
+mod state_compat;
 mod tools;
 mod watch;
 
