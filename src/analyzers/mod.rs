@@ -597,6 +597,29 @@ mod tests {
     }
 
     #[test]
+    fn tools_needed_maps_the_applicable_analyzers_to_managed_tools() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("app.py"), "x = 1\n").unwrap();
+        std::fs::write(d.path().join("test_app.py"), "def test_x():\n    pass\n").unwrap();
+        std::fs::write(d.path().join("requirements.txt"), "click==8.1.7\n").unwrap();
+        std::fs::write(d.path().join("web.js"), "let a = 1;\n").unwrap();
+        let mut got = tools_needed(d.path());
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "bandit",
+                "eslint",
+                "pip-audit",
+                "pylint",
+                "pytest",
+                "radon",
+                "ruff"
+            ]
+        );
+    }
+
+    #[test]
     fn ingest_findings_rejects_bad_input_with_a_path() {
         let e = ingest("findings", br#"[{"severity":"bad"}]"#, Path::new("/r")).unwrap_err();
         assert!(format!("{e}").contains("findings[0].severity"), "{e}");
