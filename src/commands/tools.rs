@@ -78,7 +78,7 @@ fn list(ctx: &Ctx) -> Result<Exit> {
             "ecosystem": spec.ecosystem.as_str(),
             "version": if spec.ecosystem == Ecosystem::Rustup { Value::Null } else { json!(version) },
             "default_version": if spec.default_version.is_empty() { Value::Null } else { json!(spec.default_version) },
-            "source": source.as_str(),
+            "source": if spec.ecosystem == Ecosystem::Rustup { "rustup" } else { source.as_str() },
             "installed": installed,
             "cached": cached,
         }));
