@@ -57,6 +57,13 @@ pub fn install(
             s.name
         )));
     }
+    // cargo install compiles: measured 526 CPU-seconds for cargo-audit 0.22.2, which is
+    // past 600 s of wall time on a loaded 2-core machine. It gets three times the deadline.
+    let timeout = if s.ecosystem == Ecosystem::Cargo {
+        timeout.saturating_mul(3)
+    } else {
+        timeout
+    };
     let deadline = t0 + timeout;
     let locks = cache.root.join(".locks");
     let tmp_root = cache.root.join(".tmp");
