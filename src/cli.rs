@@ -46,6 +46,9 @@ pub struct GlobalArgs {
     /// More verbose console output (repeat for more)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Run a committed config's commands this once although it is not trusted (manual commands)
+    #[arg(long, global = true)]
+    pub trust_once: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,7 +69,7 @@ pub enum Command {
     /// Run one task now in the foreground, bypassing the queue, and print its result
     Run(RunArgs),
     /// Show queued and running tasks, recent results, drainers and failing channels
-    Status,
+    Status(StatusArgs),
     /// Cancel tasks: running ones get SIGTERM (SIGKILL after the grace period), queued ones are removed
     Stop(StopArgs),
     /// Show stored results, newest first
@@ -77,6 +80,9 @@ pub enum Command {
     Cleanup,
     /// Run analyzers in the foreground and write the normalized report
     Analyze(AnalyzeArgs),
+    /// The baseline findings are compared with (`new`, `unchanged`, `fixed`)
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Send one notification through the configured (or named) channels
     Notify(NotifyArgs),
     /// Entry point for installed git hooks: enqueue the hook's tasks and return at once
@@ -107,6 +113,14 @@ pub enum Command {
     /// Repair the state file
     #[command(subcommand)]
     State(StateCommand),
+    /// Approve the repository's committed config as it is now (by its SHA-256, recorded in
+    /// your data dir); --show tells whether it is trusted
+    Trust {
+        #[arg(long)]
+        show: bool,
+    },
+    /// Withdraw the approval of the repository's committed config
+    Untrust,
     /// Managed, pinned tool environments in $XDG_CACHE_HOME/bgrun/tools
     #[command(subcommand)]
     Tools(ToolsCommand),
@@ -143,13 +157,22 @@ pub enum ToolsCommand {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the config; with --json print the resolved config with every default filled in
-    Check,
+    Check {
+        /// Treat warnings (unknown or duplicate keys, a schedule that never fires) as errors: exit 2
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Show what changed in the committed config since you trusted it
+    Diff,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Move the state file aside (kept as queue.jsonl.broken-<time>) and start empty
     Reset,
+    /// Record the state dir as your own (one made by an older bgrun, or moved here):
+    /// refused while git tracks it
+    Adopt,
 }
 
 #[derive(Debug, Args)]
@@ -213,12 +236,22 @@ pub struct StopArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Count only the findings that are new against each report's baseline
+    #[arg(long)]
+    pub new_only: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ResultsArgs {
     /// Show the results of this task only
     pub id: Option<String>,
     /// Show the newest N results (default 20)
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
+    /// Count only the findings that are new against each report's baseline
+    #[arg(long)]
+    pub new_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -250,8 +283,9 @@ pub enum SeverityArg {
 pub struct AnalyzeArgs {
     #[arg(value_enum)]
     pub kind: AnalyzeKind,
-    /// Directory to analyze (default: the repo root)
-    pub path: Option<PathBuf>,
+    /// Files or directories to analyze (default: the repo root)
+    #[arg(value_name = "PATH|FILE")]
+    pub paths: Vec<PathBuf>,
     /// Write the normalized report to FILE
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -264,6 +298,35 @@ pub struct AnalyzeArgs {
     /// Never install a missing managed tool; report it as skipped
     #[arg(long)]
     pub no_install: bool,
+    /// The working tree's changes against HEAD plus the staged ones
+    #[arg(long, conflicts_with = "since")]
+    pub changed: bool,
+    /// What changed since REF (a commit, branch or tag)
+    #[arg(long, value_name = "REF")]
+    pub since: Option<String>,
+    /// Ignore the result cache: run every tool on every file
+    #[arg(long)]
+    pub full: bool,
+    /// Only findings that are new against the baseline
+    #[arg(long)]
+    pub new_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Record the findings of REF (default HEAD) as the baseline
+    Save {
+        /// The commit, branch or tag whose findings are the baseline
+        #[arg(long = "ref", value_name = "REF")]
+        reference: Option<String>,
+        /// Which analyzers (default: all)
+        #[arg(long, value_enum)]
+        kind: Option<AnalyzeKind>,
+    },
+    /// Show the saved baseline
+    Show,
+    /// Forget the saved baseline (the previous full result is used again)
+    Clear,
 }
 
 #[derive(Debug, Args)]

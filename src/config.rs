@@ -549,6 +549,7 @@ pub fn load(explicit: Option<&Path>, repo: &Path) -> Result<Loaded> {
         })?;
         match parse_json(&text, &f.display().to_string()) {
             Ok(mut v) => {
+                warnings.extend(duplicate_warnings(&text, &f.display().to_string()));
                 normalize_hooks(&mut v, &mut warnings);
                 record(&v, "", f, &mut provenance);
                 merge(&mut user, &v);
@@ -731,7 +732,17 @@ fn parse_json(text: &str, file: &str) -> Result<Value, Vec<String>> {
 /// Parse config text: the result, or every error found (`file: path: message`).
 pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String>> {
     let user = parse_json(text, file)?;
-    parse_value(user, file)
+    let (config, mut warnings) = parse_value(user, file)?;
+    warnings.extend(duplicate_warnings(text, file));
+    Ok((config, warnings))
+}
+
+/// Keys given twice in one object of one file (comments allowed).
+fn duplicate_warnings(text: &str, file: &str) -> Vec<String> {
+    crate::config_check::duplicate_keys(&strip_comments(text))
+        .into_iter()
+        .map(|d| format!("{file}: {d}: the key appears more than once; the last value is taken"))
+        .collect()
 }
 
 /// A user's JSON object over the defaults: the result, or every error found.
@@ -784,6 +795,7 @@ fn parse_value(user: Value, file: &str) -> Result<(Config, Vec<String>), Vec<Str
         ));
     }
 
+    let known = merged.clone();
     // Deserialize section by section, once, so that every bad section is reported.
     let Value::Object(obj) = merged else {
         return Err(vec![format!("{file}: the config must be a JSON object")]);
@@ -833,6 +845,8 @@ fn parse_value(user: Value, file: &str) -> Result<(Config, Vec<String>), Vec<Str
         analysis: c.analysis.ok_or_else(|| missing("analysis"))?,
     };
     validate(&config, file, &mut errors, &mut warnings);
+    crate::config_check::check_ranges(&config, file, &mut errors);
+    crate::config_check::suggest_near_keys(&mut warnings, &known, file);
     if errors.is_empty() {
         Ok((config, warnings))
     } else {
@@ -1148,6 +1162,16 @@ impl Config {
             .get(&hook.replace('_', "-"))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The one rule every trigger follows for a task type it was told to queue: a
+    /// configured type whose `enabled` is false is skipped, and this says why (for the
+    /// warning); None otherwise (an unknown type is reported when it is queued).
+    pub fn disabled_type(&self, name: &str) -> Option<String> {
+        self.task_types
+            .get(name)
+            .filter(|t| !t.enabled)
+            .map(|_| format!("task type {name} is disabled (task_types.{name}.enabled)"))
     }
 
     /// Whether a git hook waits for its tasks.

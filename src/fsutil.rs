@@ -4,25 +4,65 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// Make sure `dir` exists with mode 0700 (one `stat` when it already does).
+/// Make sure `dir` exists: created with mode 0700 when absent; one that exists is never
+/// chmodded (a `/tmp` or `$HOME` given as the state dir stays as it is), only warned about
+/// once when others may read it. Failures are state errors (exit 3).
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    if let Ok(meta) = std::fs::metadata(dir) {
-        if meta.is_dir() && meta.permissions().mode() & 0o777 == 0o700 {
-            return Ok(());
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                warn_open_dir(dir, meta.permissions().mode());
+            }
+            Ok(())
         }
-    } else {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+        Ok(meta) if meta.file_type().is_symlink() => Err(crate::error::state(format!(
+            "{} is a symbolic link; bgrun does not follow links in its state directory. \
+             Remove it (or pass --state-dir with a real directory)",
+            dir.display()
+        ))),
+        Ok(_) => Err(crate::error::state(format!(
+            "{} is not a directory; move it aside or pass --state-dir with a directory",
+            dir.display()
+        ))),
+        Err(_) => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    crate::error::state(format!(
+                        "cannot create the state directory {}: {e}; make its parent writable, \
+                         or pass --state-dir with a writable directory",
+                        dir.display()
+                    ))
+                })?;
+            crate::state::owner::created(dir);
+            Ok(())
+        }
     }
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    Ok(())
+}
+
+/// Warn once per process about a state directory that others may read.
+fn warn_open_dir(dir: &Path, mode: u32) {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static WARNED: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    let mut seen = WARNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if seen.insert(dir.to_path_buf()) {
+        eprintln!(
+            "bgrun: warning: {} has mode {:o}: others may read bgrun's state there; \
+             it was left as it is (`chmod 700` it, or use a private --state-dir)",
+            dir.display(),
+            mode & 0o7777
+        );
+    }
 }
 
 /// Write `bytes` to `path` atomically: a temp file in the same dir (0600), fsync when

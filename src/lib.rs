@@ -9,10 +9,30 @@
 //! results) and `fsutil` the small file helpers. Nothing reaches upward: below `commands`
 //! nobody sees `Ctx`, `cli` or `output`.
 
+/// `print!`/`println!` for bgrun: a closed stdout (`bgrun status | head -1`) ends the
+/// process quietly with exit 0, as ripgrep does, instead of a "Broken pipe" panic (exit
+/// 101); any other write error is reported and exits 1. These shadow std's macros in the
+/// whole crate (they are defined before every module), so every command gets the behaviour.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+macro_rules! println {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod analyzers;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod config_check;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
@@ -27,6 +47,7 @@ pub mod store;
 pub mod timefmt;
 pub mod tools;
 pub mod triggers;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +76,8 @@ impl Ctx {
     /// Resolve the global options: repo root, config (discovery of CLI.md), state dir.
     pub fn new(g: &cli::GlobalArgs) -> Result<Ctx> {
         let repo = resolve_repo(g.repo.as_deref())?;
+        // Before the personal config in it is read: is the state dir bgrun's own?
+        state::owner::check(&state_dir_for(g, &repo)?, &repo)?;
         let loaded = config::load(g.config.as_deref(), &repo)?;
         Self::with_config(g, repo, loaded)
     }

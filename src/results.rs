@@ -21,6 +21,32 @@ use crate::timefmt;
 
 pub use crate::model::{Counts as Findings, Sample, TaskResult};
 
+/// The findings of a report marked `"baseline": "new"`, counted by severity (all of them when
+/// the report was not compared with a baseline: then everything is new).
+pub fn new_findings(report: &Value) -> Findings {
+    if report.get("baseline").is_none_or(Value::is_null) {
+        return Findings::from_report(report);
+    }
+    let mut only_new = report.clone();
+    if let Some(Value::Array(items)) = only_new.get_mut("findings") {
+        items.retain(|f| f.get("baseline").and_then(Value::as_str) == Some("new"));
+    }
+    Findings::from_report(&only_new)
+}
+
+/// For `--new-only`: each result's findings become the count of its report's new ones.
+pub fn count_only_new(rs: &mut [TaskResult]) {
+    for r in rs {
+        let report = r.report.clone().or_else(|| {
+            let p = r.report_path.as_ref()?;
+            serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+        });
+        if let Some(rep) = report {
+            r.findings = Some(new_findings(&rep));
+        }
+    }
+}
+
 pub fn results_path(state_dir: &Path) -> PathBuf {
     state_dir.join("results.jsonl")
 }
@@ -30,14 +56,58 @@ fn append_line(path: &Path, value: &impl Serialize) -> Result<()> {
     let mut line = serde_json::to_vec(value)?;
     line.push(b'\n');
     let mut f = std::fs::OpenOptions::new()
+        .custom_flags(libc::O_NOFOLLOW)
         .create(true)
         .append(true)
+        .read(true)
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    f.write_all(&line)
-        .with_context(|| format!("cannot append to {}", path.display()))?;
+    // Whole or not at all: a short write (a full disk) is cut back off, so that no torn
+    // line can get the next one glued onto it. Appends happen under the state lock.
+    let mut before = f.metadata().map(|m| m.len()).ok();
+    if let Some(len) = before
+        && let Some(whole) = whole_prefix(&f, len)
+        && whole < len
+    {
+        // A torn last line from a crash: cut it, or this line would be glued onto it.
+        if f.set_len(whole).is_ok() {
+            before = Some(whole);
+        }
+    }
+    if let Err(e) = f.write_all(&line) {
+        let kept = match before.map(|b| f.set_len(b)) {
+            Some(Ok(())) => "the file was kept as it was before this line",
+            _ => "the file may end in a torn line, which readers skip",
+        };
+        return Err(anyhow::anyhow!(
+            "cannot append to {}: {e}; this line was not written and {kept}",
+            path.display()
+        ));
+    }
     Ok(())
+}
+
+/// The length of `f` up to its last newline (None when that cannot be read). Only the
+/// last 64 KiB are looked at; a longer torn tail is left alone.
+fn whole_prefix(f: &std::fs::File, len: u64) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    if len == 0 {
+        return Some(0);
+    }
+    let mut last = [0u8; 1];
+    f.read_exact_at(&mut last, len - 1).ok()?;
+    if last[0] == b'\n' {
+        return Some(len);
+    }
+    let start = len.saturating_sub(64 * 1024);
+    let mut buf = vec![0u8; (len - start) as usize];
+    f.read_exact_at(&mut buf, start).ok()?;
+    match buf.iter().rposition(|b| *b == b'\n') {
+        Some(i) => Some(start + i as u64 + 1),
+        None if start == 0 => Some(0),
+        None => None,
+    }
 }
 
 /// Store a result (call with the state lock held). The report, if any, is left in its file.
@@ -182,8 +252,11 @@ pub struct Cleaned {
 pub fn cleanup(state_dir: &Path, results_days: u64, metrics_days: u64) -> Result<Cleaned> {
     let now = timefmt::now();
     let mut c = Cleaned::default();
-    let cutoff =
-        std::time::SystemTime::now() - std::time::Duration::from_secs(results_days * 86400);
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(std::time::Duration::from_secs(
+            results_days.saturating_mul(86400),
+        ))
+        .unwrap_or(std::time::UNIX_EPOCH);
     for (sub, count) in [("logs", &mut c.logs), ("reports", &mut c.reports)] {
         let Ok(rd) = std::fs::read_dir(state_dir.join(sub)) else {
             continue;
@@ -201,14 +274,18 @@ pub fn cleanup(state_dir: &Path, results_days: u64, metrics_days: u64) -> Result
     c.results = prune_lines(
         &results_path(state_dir),
         "finished_at",
-        now - (results_days * 86400) as f64,
+        now - results_days.saturating_mul(86400) as f64,
     )?;
     c.metrics_lines = prune_lines(
         &metrics_path(state_dir),
         "at",
-        now - (metrics_days * 86400) as f64,
+        now - metrics_days.saturating_mul(86400) as f64,
     )?;
-    let _ = std::fs::write(state_dir.join("last-cleanup"), timefmt::rfc3339(now));
+    let _ = write_atomic(
+        &state_dir.join("last-cleanup"),
+        timefmt::rfc3339(now).as_bytes(),
+        false,
+    );
     Ok(c)
 }
 

@@ -23,6 +23,7 @@ impl Tool for Bandit {
         };
         Plan::Run(
             Invocation::located(&exe, "bandit", &["-f", "json", "-q"], &p.root)
+                .args(config_args(p))
                 .args(p.files_of("python").into_iter().map(dot)),
         )
     }
@@ -37,6 +38,27 @@ impl Tool for Bandit {
         let v = super::json_of("bandit", &raw.stdout, raw)?;
         parse_json(&v, p)
     }
+}
+
+/// Bandit reads its config only when told: `.bandit` (`--ini`), `bandit.yaml`/`.yml` or a
+/// `pyproject.toml` with `[tool.bandit]` (`-c`). With it, its `exclude_dirs`/`exclude`
+/// apply to the named files too.
+fn config_args(p: &Project) -> Vec<&'static str> {
+    let mut a = Vec::new();
+    if p.has(".bandit") {
+        a.extend(["--ini", ".bandit"]);
+    }
+    if p.has("bandit.yaml") {
+        a.extend(["-c", "bandit.yaml"]);
+    } else if p.has("bandit.yml") {
+        a.extend(["-c", "bandit.yml"]);
+    } else if p.read("pyproject.toml").is_some_and(|t| {
+        t.lines()
+            .any(|l| l.trim_start().starts_with("[tool.bandit"))
+    }) {
+        a.extend(["-c", "pyproject.toml"]);
+    }
+    a
 }
 
 /// `./x.py` so that a file named like an option is not read as one.

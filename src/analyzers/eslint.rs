@@ -46,12 +46,27 @@ impl Tool for Eslint {
             Ok(l) => l,
             Err(plan) => return *plan,
         };
-        Plan::Run(Invocation::located(
-            &exe,
-            "eslint",
-            &["-f", "json", "--no-error-on-unmatched-pattern", "."],
-            &p.root,
-        ))
+        Plan::Run(
+            // The files of the walk, named: the project's ignores still apply to them
+            // (`--no-warn-ignored` keeps an ignored one from becoming a warning).
+            Invocation::located(
+                &exe,
+                "eslint",
+                &[
+                    "-f",
+                    "json",
+                    "--no-error-on-unmatched-pattern",
+                    "--no-warn-ignored",
+                ],
+                &p.root,
+            )
+            .args(
+                p.files_of("javascript")
+                    .into_iter()
+                    .chain(p.files_of("typescript"))
+                    .map(super::bandit::dot),
+            ),
+        )
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
         if !matches!(raw.code, Some(0) | Some(1)) {

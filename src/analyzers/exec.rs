@@ -126,6 +126,11 @@ fn is_executable(p: &Path) -> bool {
 /// A tool's version: from its Python dist-info or npm package.json next to the executable
 /// when it has one (no process), else the first line of `EXE --version`.
 pub fn version(exe: &Path, package: &str) -> Option<String> {
+    version_within(exe, package, Duration::from_secs(20))
+}
+
+/// [`version`], waiting at most `limit` for `EXE --version`.
+pub fn version_within(exe: &Path, package: &str, limit: Duration) -> Option<String> {
     if let Some(v) = python_dist_version(exe, package).or_else(|| npm_version(exe, package)) {
         return Some(v);
     }
@@ -137,7 +142,7 @@ pub fn version(exe: &Path, package: &str) -> Option<String> {
         version_of: None,
         source: None,
     };
-    let raw = run(&inv, Duration::from_secs(20)).ok()?;
+    let raw = run(&inv, limit).ok()?;
     let text = String::from_utf8_lossy(if raw.stdout.is_empty() {
         &raw.stderr
     } else {

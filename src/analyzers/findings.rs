@@ -52,6 +52,31 @@ pub struct Finding {
     /// Where the rule is documented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help_uri: Option<String>,
+    /// Line-independent identity (see `baseline::fingerprint`); empty until computed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
+    /// Against the baseline: `new` or `unchanged` (`absent` in the `fixed` list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineState>,
+}
+
+/// A finding's state against the baseline (SARIF's `baselineState` words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaselineState {
+    New,
+    Unchanged,
+    Absent,
+}
+
+impl BaselineState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaselineState::New => "new",
+            BaselineState::Unchanged => "unchanged",
+            BaselineState::Absent => "absent",
+        }
+    }
 }
 
 impl Finding {
@@ -68,6 +93,8 @@ impl Finding {
             fix: String::new(),
             rule_name: None,
             help_uri: None,
+            fingerprint: String::new(),
+            baseline: None,
         }
     }
 
@@ -87,6 +114,10 @@ impl Finding {
         self.help_uri = uri.filter(|s| !s.is_empty()).map(str::to_string);
         self
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Did a tool run?
@@ -115,6 +146,10 @@ pub struct TestCounts {
     pub passed: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Tests that errored (setup, collection, an exception outside an assertion), counted
+    /// apart from `failed`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
     /// Failing (and erroring) tests with their messages.
     pub failures: Vec<FailedTest>,
 }
@@ -145,6 +180,16 @@ pub struct ToolRun {
     /// Recommendations in words (performance).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recommendations: Vec<String>,
+    /// Files the tool was given this run (file-local tools; the rest came from the cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_run: Option<u64>,
+    /// Files whose result came from the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_cached: Option<u64>,
+    /// Not run because its inputs did not change: `unchanged since <time>` (the result of
+    /// that run stands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused: Option<String>,
 }
 
 impl ToolRun {
@@ -162,6 +207,9 @@ impl ToolRun {
             tests: None,
             metrics: serde_json::Value::Null,
             recommendations: Vec::new(),
+            files_run: None,
+            files_cached: None,
+            reused: None,
         }
     }
 
@@ -181,6 +229,8 @@ pub struct TestTotals {
     pub passed: u64,
     pub failed: u64,
     pub skipped: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
     pub failures: Vec<FailedTest>,
 }
 
@@ -209,6 +259,18 @@ pub struct Report {
     pub tests: Option<TestTotals>,
     #[serde(default)]
     pub timing: Timing,
+    /// The changed set this run was about (absent: everything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<super::changed::ChangeSet>,
+    /// The baseline the findings were compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<super::baseline::BaselineInfo>,
+    /// Findings of the baseline that are gone now (`baseline: "absent"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixed: Vec<Finding>,
+    /// Set when no applicable tool produced a result: why (the run is then not a success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
 }
 
 impl Report {
@@ -235,6 +297,7 @@ impl Report {
                 tt.passed += r.passed;
                 tt.failed += r.failed;
                 tt.skipped += r.skipped;
+                tt.errors += r.errors;
                 tt.failures.extend(r.failures.iter().cloned());
             }
             self.tests = Some(tt);
@@ -245,7 +308,8 @@ impl Report {
     pub fn tests_failed(&self) -> bool {
         self.tools.iter().any(|t| {
             t.kind == "tests"
-                && (t.status == Status::Failed || t.tests.as_ref().is_some_and(|c| c.failed > 0))
+                && (t.status == Status::Failed
+                    || t.tests.as_ref().is_some_and(|c| c.failed + c.errors > 0))
         })
     }
 }

@@ -27,7 +27,11 @@ pub fn parse(xml: &str, runner: &str, p: &Project) -> Result<(TestCounts, Vec<Fi
             c.passed += 1;
             continue;
         };
-        c.failed += 1;
+        if bad.has_tag_name("error") {
+            c.errors += 1;
+        } else {
+            c.failed += 1;
+        }
         let name = tc.attribute("name").unwrap_or("?");
         let class = tc.attribute("classname").unwrap_or("");
         let file = tc.attribute("file");
@@ -118,6 +122,7 @@ pub fn parse_dir(
         total.passed += c.passed;
         total.failed += c.failed;
         total.skipped += c.skipped;
+        total.errors += c.errors;
         total.failures.extend(c.failures);
         findings.extend(f);
     }
@@ -244,6 +249,20 @@ mod tests {
                 Severity::High
             )
         );
+    }
+
+    #[test]
+    fn errors_are_counted_apart_from_failures() {
+        let p = Project::scan(Path::new("/r"), Path::new("/r"));
+        let xml = r#"<testsuites><testsuite>
+            <testcase classname="t" name="ok" file="t.py" line="1"/>
+            <testcase classname="t" name="bad" file="t.py" line="4"><failure message="assert 1 == 2">t.py:5: AssertionError</failure></testcase>
+            <testcase classname="t" name="broken" file="t.py" line="8"><error message="failed on setup with &quot;fixture 'db' not found&quot;">t.py:8</error></testcase>
+        </testsuite></testsuites>"#;
+        let (c, f) = parse(xml, "pytest", &p).unwrap();
+        assert_eq!((c.passed, c.failed, c.errors), (1, 1, 1));
+        assert_eq!(c.failures.len(), 2);
+        assert_eq!(f[1].rule, "test-error");
     }
 
     #[test]

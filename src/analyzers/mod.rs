@@ -11,6 +11,9 @@
 //! analyzer's stdout is turned into the same report by [`ingest`]. This module is an
 //! adapter: it never calls the engine or the commands.
 
+pub mod baseline;
+pub mod cache;
+pub mod changed;
 pub mod exec;
 pub mod findings;
 pub mod project;
@@ -36,7 +39,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::Value;
 
-pub use findings::{Counts, FailedTest, Finding, Report, Severity, Status, TestCounts, ToolRun};
+pub use findings::{
+    BaselineState, Counts, FailedTest, Finding, Report, Severity, Status, TestCounts, ToolRun,
+};
 pub use project::Project;
 
 /// The four analyzer families (`bgrun analyze KIND`).
@@ -337,10 +342,139 @@ pub fn locate(
     })
 }
 
+/// What a run covers beyond its kinds: the files named, the change it is about, the cache.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Repo-relative files or directories the user named (None: everything under root).
+    pub only: Option<Vec<String>>,
+    /// The change this run is about (None: everything; project-wide tools always run).
+    pub changed: Option<changed::ChangeSet>,
+    /// The result cache (None: no cache at all).
+    pub cache: Option<cache::Cache>,
+    /// `--full`: do not read the cache (results are still written to it).
+    pub full: bool,
+}
+
+/// Which inputs a tool's result depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Findings of a file depend on that file alone: run on the files not in the cache.
+    PerFile(&'static [&'static str]),
+    /// The whole set of these languages' files, as one result (aggregate metrics).
+    Whole(&'static [&'static str]),
+    /// Dependency manifests and lockfiles (the audits).
+    Manifests,
+    /// Any source file (builds, test runners).
+    Sources,
+    /// In-process and cheap: always computed.
+    Always,
+}
+
+const PY: &[&str] = &["python"];
+const JS: &[&str] = &["javascript", "typescript"];
+
+fn scope_of(tool: &str) -> Scope {
+    match tool {
+        "bandit" | "ruff" | "pylint" => Scope::PerFile(PY),
+        "eslint" => Scope::PerFile(JS),
+        "radon-cc" | "radon-mi" | "radon-raw" => Scope::Whole(PY),
+        "pip-audit" | "npm-audit" | "cargo-audit" => Scope::Manifests,
+        "sizes" => Scope::Always,
+        _ => Scope::Sources,
+    }
+}
+
+/// The tool's own config files (their content is part of its cache key).
+fn config_files(tool: &str) -> &'static [&'static str] {
+    match tool {
+        "bandit" => &[".bandit", "pyproject.toml", "bandit.yaml", "bandit.yml"],
+        "ruff" => &["pyproject.toml", "ruff.toml", ".ruff.toml"],
+        "pylint" => &[
+            ".pylintrc",
+            "pylintrc",
+            ".pylintrc.toml",
+            "pyproject.toml",
+            "setup.cfg",
+            "tox.ini",
+        ],
+        "radon-cc" | "radon-mi" | "radon-raw" => &["radon.cfg", "setup.cfg"],
+        "eslint" => &[
+            "eslint.config.js",
+            "eslint.config.mjs",
+            "eslint.config.cjs",
+            "eslint.config.ts",
+            "package.json",
+        ],
+        _ => &[],
+    }
+}
+
+/// Is this repo-relative path a dependency manifest or lockfile?
+pub fn is_manifest(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    (name.starts_with("requirements") && name.ends_with(".txt"))
+        || [
+            "pyproject.toml",
+            "setup.py",
+            "setup.cfg",
+            "Pipfile",
+            "Pipfile.lock",
+            "poetry.lock",
+            "uv.lock",
+            "package.json",
+            "package-lock.json",
+            "npm-shrinkwrap.json",
+            "yarn.lock",
+            "pnpm-lock.yaml",
+            "Cargo.toml",
+            "Cargo.lock",
+            "pom.xml",
+            "build.gradle",
+            "build.gradle.kts",
+        ]
+        .contains(&name)
+}
+
+/// Is this path a source file (by extension) or a build manifest?
+pub fn is_source(path: &str) -> bool {
+    project::lang_of(Path::new(path)).is_some() || is_manifest(path)
+}
+
+/// Is `file` (repo-relative) one of the named paths, or under one?
+pub fn selected(only: &[String], file: &str) -> bool {
+    only.iter().any(|o| {
+        o.is_empty()
+            || file == o
+            || file
+                .strip_prefix(o.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+    })
+}
+
 /// Run every applicable tool of `kinds` on `root` (inside `repo`) in parallel.
 pub fn analyze(kinds: &[Kind], root: &Path, repo: &Path, o: &Options) -> Report {
+    analyze_with(kinds, root, repo, o, &Request::default())
+}
+
+/// [`analyze`] for a request: named files, a changed set, the cache.
+pub fn analyze_with(
+    kinds: &[Kind],
+    root: &Path,
+    repo: &Path,
+    o: &Options,
+    req: &Request,
+) -> Report {
     let t0 = Instant::now();
-    let project = Project::scan(root, repo);
+    let mut project = Project::scan(root, repo);
+    if let Some(only) = &req.only {
+        let keep: Vec<bool> = project
+            .files
+            .iter()
+            .map(|f| selected(only, &project.rel(&f.rel.to_string_lossy())))
+            .collect();
+        let mut it = keep.iter();
+        project.files.retain(|_| *it.next().unwrap_or(&false));
+    }
     let tools: Vec<&dyn Tool> = registry()
         .into_iter()
         .filter(|t| kinds.contains(&t.kind()) && t.applies(&project))
@@ -350,7 +484,7 @@ pub fn analyze(kinds: &[Kind], root: &Path, repo: &Path, o: &Options) -> Report 
             .iter()
             .map(|t| {
                 let project = &project;
-                s.spawn(move || run_tool(*t, project, o))
+                s.spawn(move || run_scoped(*t, project, o, req))
             })
             .collect();
         handles
@@ -369,29 +503,289 @@ pub fn analyze(kinds: &[Kind], root: &Path, repo: &Path, o: &Options) -> Report 
             })
             .collect()
     });
-    let mut report = Report {
-        schema_version: 1,
-        kind: match kinds {
-            [k] => k.as_str().to_string(),
-            _ => "all".to_string(),
-        },
-        root: project.root_rel.clone(),
-        generated_at: crate::timefmt::rfc3339(crate::timefmt::now()),
-        findings: Vec::new(),
-        counts: Counts::default(),
-        tools: Vec::new(),
-        tests: None,
-        timing: Default::default(),
-    };
+    let mut report = empty_report(match kinds {
+        [k] => k.as_str(),
+        _ => "all",
+    });
+    report.root = project.root_rel.clone();
     for (run, findings, parse_s) in outcomes {
         report.timing.parse_s += parse_s;
         report.tools.push(run);
         report.findings.extend(findings);
     }
     report.finish();
+    baseline::fingerprint_all(&mut report.findings, repo);
+    if !report.tools.is_empty() && !report.tools.iter().any(|t| t.status == Status::Ran) {
+        let why: Vec<String> = report
+            .tools
+            .iter()
+            .map(|t| format!("{} {}", t.name, t.status_line()))
+            .collect();
+        report.not_run = Some(format!("no tool ran: {}", why.join("; ")));
+    }
+    if let Some(c) = &req.cache {
+        c.trim();
+    }
+    report.changed = req.changed.clone();
     report.timing.wall_s = t0.elapsed().as_secs_f64();
     report.timing.bgrun_cpu_s = self_cpu_s();
     report
+}
+
+/// A tool within a request: skipped when disabled or its inputs are not among the named
+/// files; reused when its inputs did not change; else run (through the cache when it can).
+fn run_scoped(
+    t: &dyn Tool,
+    p: &Project,
+    o: &Options,
+    req: &Request,
+) -> (ToolRun, Vec<Finding>, f64) {
+    let (name, kind) = (t.name(), t.kind().as_str());
+    if o.disabled.iter().any(|d| d == name) {
+        let why = "disabled in config (analysis.disabled_tools)";
+        return (
+            ToolRun::new(name, kind, Status::Skipped, why),
+            Vec::new(),
+            0.0,
+        );
+    }
+    let scope = scope_of(name);
+    let inputs = |path: &str| match scope {
+        Scope::Manifests => is_manifest(path),
+        _ => is_source(path),
+    };
+    if let (Some(only), Scope::Manifests | Scope::Sources) = (&req.only, scope) {
+        let named_inputs = only.iter().any(|o| {
+            inputs(o)
+                || p.files
+                    .iter()
+                    .any(|f| inputs(&p.rel(&f.rel.to_string_lossy())))
+        });
+        if !named_inputs {
+            let why = "its inputs are not among the given paths (name the project to run it)";
+            return (
+                ToolRun::new(name, kind, Status::Skipped, why),
+                Vec::new(),
+                0.0,
+            );
+        }
+    }
+    let project_wide = matches!(scope, Scope::Manifests | Scope::Sources);
+    // In an incremental run (a changed set is known), a project-wide tool whose inputs are
+    // byte for byte those of its last run is not run again: that result stands.
+    let inputs_digest = project_wide.then(|| inputs_digest(p, scope));
+    if let (Some(_), Some(cache), Some(digest), false) =
+        (&req.changed, &req.cache, &inputs_digest, req.full)
+        && let Some(last) = cache
+            .last(name, &p.root_rel)
+            .filter(|l| &l.inputs == digest)
+    {
+        let mut run = last.run;
+        run.reused = Some(format!("unchanged since {}", last.generated_at));
+        run.duration_s = 0.0;
+        return (run, last.findings, 0.0);
+    }
+    let (run, findings, parse_s) = match (scope, &req.cache) {
+        (Scope::PerFile(langs), Some(cache)) => run_per_file(t, p, o, cache, langs, req.full),
+        (Scope::Whole(langs), Some(cache)) => run_whole(t, p, o, cache, langs, req.full),
+        _ => run_tool(t, p, o),
+    };
+    if let (Some(cache), Some(inputs), Status::Ran) = (&req.cache, inputs_digest, run.status) {
+        let last = cache::LastRun {
+            inputs,
+            generated_at: crate::timefmt::rfc3339(crate::timefmt::now()),
+            run: run.clone(),
+            findings: findings.clone(),
+        };
+        cache.put_last(name, &p.root_rel, &last);
+    }
+    (run, findings, parse_s)
+}
+
+/// A digest of what a project-wide tool reads: the manifests at the analyzed directory
+/// (and the repo root), plus every source file for [`Scope::Sources`].
+fn inputs_digest(p: &Project, scope: Scope) -> String {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut dirs = vec![p.root.clone()];
+    if p.root != p.repo {
+        dirs.push(p.repo.clone());
+    }
+    for d in &dirs {
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| is_manifest(n))
+            .collect();
+        names.sort();
+        for n in names {
+            parts.push(n.clone().into_bytes());
+            parts.push(std::fs::read(d.join(&n)).unwrap_or_default());
+        }
+    }
+    if scope == Scope::Sources {
+        for f in &p.files {
+            parts.push(f.rel.as_os_str().as_encoded_bytes().to_vec());
+            parts.push(std::fs::read(p.root.join(&f.rel)).unwrap_or_default());
+        }
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    cache::digest(&refs)
+}
+
+/// The part of a cache key shared by every file of one tool in one run: the tool, its
+/// version, its config files' content, bgrun's options. None when the version is unknown
+/// (then nothing is cached: a stale answer is worse than none).
+fn tool_key(t: &dyn Tool, p: &Project, o: &Options, inv: &Invocation) -> Option<String> {
+    let (exe, pkg) = inv.version_of.as_ref()?;
+    let version = exec::version_within(exe, pkg, o.tool_timeout.min(Duration::from_secs(20)))?;
+    let mut parts: Vec<Vec<u8>> = vec![
+        t.name().as_bytes().to_vec(),
+        version.into_bytes(),
+        exe.as_os_str().as_encoded_bytes().to_vec(),
+        format!("{}/{}", o.complexity_threshold, o.large_file_lines).into_bytes(),
+        p.root_rel.as_bytes().to_vec(),
+    ];
+    let mut dirs = vec![p.root.clone()];
+    if p.root != p.repo {
+        dirs.push(p.repo.clone());
+    }
+    for d in &dirs {
+        for c in config_files(t.name()) {
+            parts.push(c.as_bytes().to_vec());
+            parts.push(std::fs::read(d.join(c)).unwrap_or_default());
+        }
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Some(format!("{}:{}", t.name(), cache::digest(&refs)))
+}
+
+/// A file-local tool: each file's findings from the cache, the tool run on the rest.
+fn run_per_file(
+    t: &dyn Tool,
+    p: &Project,
+    o: &Options,
+    cache: &cache::Cache,
+    langs: &[&str],
+    full: bool,
+) -> (ToolRun, Vec<Finding>, f64) {
+    let (name, kind) = (t.name(), t.kind().as_str());
+    let start = Instant::now();
+    let inv = match t.plan(p, o) {
+        Plan::Run(inv) => inv,
+        _ => return run_tool(t, p, o),
+    };
+    let Some(tk) = tool_key(t, p, o, &inv) else {
+        return run_tool(t, p, o);
+    };
+    let mut found: Vec<Finding> = Vec::new();
+    let mut misses: Vec<(project::SourceFile, String, Option<cache::Key>)> = Vec::new();
+    let mut hits = 0u64;
+    for f in p.files.iter().filter(|f| langs.contains(&f.lang)) {
+        let rel = p.rel(&f.rel.to_string_lossy());
+        let key = std::fs::read(p.root.join(&f.rel))
+            .ok()
+            .map(|b| cache::Key::new(&tk, &rel, &b));
+        match key.as_ref().filter(|_| !full).and_then(|k| cache.get(k)) {
+            Some(fs) => {
+                hits += 1;
+                found.extend(fs);
+            }
+            None => misses.push((f.clone(), rel, key)),
+        }
+    }
+    let mut run = ToolRun::new(name, kind, Status::Ran, "");
+    run.version = inv
+        .version_of
+        .as_ref()
+        .and_then(|(e, pkg)| exec::version(e, pkg));
+    run.files_cached = Some(hits);
+    run.files_run = Some(misses.len() as u64);
+    let mut parse_s = 0.0;
+    if !misses.is_empty() {
+        let mut sub = p.clone();
+        sub.files = misses.iter().map(|(f, _, _)| f.clone()).collect();
+        let (r, fresh, ps) = run_tool(t, &sub, o);
+        parse_s = ps;
+        if r.status != Status::Ran {
+            return (r, Vec::new(), ps);
+        }
+        run.command = r.command;
+        run.metrics = r.metrics;
+        run.recommendations = r.recommendations;
+        let mut by_file: std::collections::HashMap<&str, Vec<Finding>> = misses
+            .iter()
+            .map(|(_, rel, _)| (rel.as_str(), Vec::new()))
+            .collect();
+        let mut extra = Vec::new();
+        for f in fresh {
+            match by_file.get_mut(f.file.as_str()) {
+                Some(v) => v.push(f),
+                None => extra.push(f),
+            }
+        }
+        for (_, rel, key) in &misses {
+            let fs = by_file.remove(rel.as_str()).unwrap_or_default();
+            if let Some(k) = key {
+                cache.put(k, &fs);
+            }
+            found.extend(fs);
+        }
+        found.extend(extra);
+    }
+    run.duration_s = start.elapsed().as_secs_f64();
+    (run, found, parse_s)
+}
+
+/// A tool whose result is one whole (aggregate metrics): cached as one entry keyed by the
+/// content of all its files.
+fn run_whole(
+    t: &dyn Tool,
+    p: &Project,
+    o: &Options,
+    cache: &cache::Cache,
+    langs: &[&str],
+    full: bool,
+) -> (ToolRun, Vec<Finding>, f64) {
+    let start = Instant::now();
+    let inv = match t.plan(p, o) {
+        Plan::Run(inv) => inv,
+        _ => return run_tool(t, p, o),
+    };
+    let Some(tk) = tool_key(t, p, o, &inv) else {
+        return run_tool(t, p, o);
+    };
+    let mut all = Vec::new();
+    for f in p.files.iter().filter(|f| langs.contains(&f.lang)) {
+        let rel = p.rel(&f.rel.to_string_lossy());
+        let Ok(bytes) = std::fs::read(p.root.join(&f.rel)) else {
+            return run_tool(t, p, o);
+        };
+        all.extend_from_slice(rel.as_bytes());
+        all.push(0);
+        all.extend_from_slice(cache::digest(&[&bytes]).as_bytes());
+    }
+    let last_name = format!("whole:{}", cache::digest(&[tk.as_bytes(), &all]));
+    if !full && let Some(last) = cache.last(&last_name, &p.root_rel) {
+        let mut run = last.run;
+        run.files_cached = Some(run.files_run.unwrap_or(0));
+        run.files_run = Some(0);
+        run.duration_s = start.elapsed().as_secs_f64();
+        return (run, last.findings, 0.0);
+    }
+    let (mut run, findings, ps) = run_tool(t, p, o);
+    if run.status == Status::Ran {
+        run.files_run = Some(p.files.iter().filter(|f| langs.contains(&f.lang)).count() as u64);
+        let last = cache::LastRun {
+            inputs: String::new(),
+            generated_at: crate::timefmt::rfc3339(crate::timefmt::now()),
+            run: run.clone(),
+            findings: findings.clone(),
+        };
+        cache.put_last(&last_name, &p.root_rel, &last);
+    }
+    (run, findings, ps)
 }
 
 /// One tool: plan, run (with its version looked up alongside), parse.
@@ -573,6 +967,10 @@ pub fn empty_report(kind: &str) -> Report {
         tools: Vec::new(),
         tests: None,
         timing: Default::default(),
+        changed: None,
+        baseline: None,
+        fixed: Vec::new(),
+        not_run: None,
     }
 }
 

@@ -32,6 +32,8 @@ impl Tool for Ruff {
                     "json",
                     "--no-cache",
                     "--exit-zero",
+                    // Named files are still subject to the project's own `exclude`.
+                    "--force-exclude",
                 ],
                 &p.root,
             )

@@ -164,9 +164,11 @@ pub fn to_sarif(report: &Report, repo: &Path) -> Value {
         .tools
         .iter()
         .map(|t| {
+            // Findings now, then the baseline's that are gone (`baselineState: absent`).
             let findings: Vec<&Finding> = report
                 .findings
                 .iter()
+                .chain(&report.fixed)
                 .filter(|f| f.tool == t.name)
                 .collect();
             run_of(t, &findings, &base_uri, &mut lines)
@@ -230,6 +232,12 @@ fn run_of(t: &ToolRun, findings: &[&Finding], base_uri: &str, lines: &mut Lines)
             });
             if !f.fix.is_empty() {
                 r["properties"]["fix"] = json!(f.fix);
+            }
+            if !f.fingerprint.is_empty() {
+                r["partialFingerprints"]["primaryLocationLineHash"] = json!(f.fingerprint);
+            }
+            if let Some(b) = f.baseline {
+                r["baselineState"] = json!(b.as_str());
             }
             if !f.file.is_empty() {
                 let mut phys = json!({"artifactLocation": {"uri": encode_path(&f.file), "uriBaseId": BASE}});

@@ -168,11 +168,12 @@ impl Tool for Pytest {
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
         // 5: no tests collected; 3 and 4: internal or usage error.
+        // No tests found is not a pass: nothing was checked.
         if raw.code == Some(5) {
-            return Ok(Parsed {
-                tests: Some(TestCounts::default()),
-                ..Parsed::default()
-            });
+            return Err(format!(
+                "pytest collected no tests (exit code 5): {}",
+                raw.tail()
+            ));
         }
         let Some(xml) = raw
             .result_file
@@ -239,6 +240,13 @@ impl Tool for Unittest {
                 raw.tail()
             )
         })?;
+        if counts.passed + counts.failed + counts.errors + counts.skipped == 0 {
+            return Err(format!(
+                "unittest found no tests ({}): {}",
+                raw.exit_text(),
+                raw.tail()
+            ));
+        }
         let findings = counts
             .failures
             .iter()

@@ -1,29 +1,97 @@
-//! `bgrun analyze security|performance|code|tests|all [PATH]`: run the analyzers in the
-//! foreground (every applicable tool in parallel), print a summary grouped by severity,
-//! write the normalized report (`--output`, JSON by default, or SARIF).
+//! `bgrun analyze KIND [PATH|FILE...] [--changed] [--since REF] [--full] [--new-only]`: run
+//! the analyzers in the foreground (every applicable tool in parallel, through the result
+//! cache), compare with the baseline, print a summary grouped by severity, write the
+//! normalized report (`--output`, JSON by default, or SARIF). Also `bgrun baseline`.
 //!
-//! Exit: 0 when the work ran (findings alone do not fail it); 1 when `--fail-on` is met or
-//! a test failed (a failing test run is a failed task); 2 for usage errors.
+//! The changed set: `--changed`, `--since REF`, else the trigger's (`$BGRUN_CONTEXT`, as a
+//! built-in analyzer task gets it), else everything.
+//!
+//! Exit: 0 when the work ran (findings alone do not fail it); 1 when `--fail-on` is met, a
+//! test failed, or no applicable tool produced a result; 2 for usage errors.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::analyzers::{self, Kind, Options, Report, Severity, Status};
-use crate::cli::{AnalyzeArgs, AnalyzeKind, ReportFormat, SeverityArg};
+use crate::analyzers::baseline::{self, Baseline};
+use crate::analyzers::cache::{self, Cache};
+use crate::analyzers::changed::{self, ChangeSet};
+use crate::analyzers::{self, BaselineState, Kind, Options, Report, Request, Severity, Status};
+use crate::cli::{AnalyzeArgs, AnalyzeKind, BaselineCommand, ReportFormat, SeverityArg};
 use crate::output::Output;
 use crate::{Ctx, Exit, error};
 
-pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
-    let kinds: Vec<Kind> = match args.kind {
+fn kinds_of(k: AnalyzeKind) -> Vec<Kind> {
+    match k {
         AnalyzeKind::Security => vec![Kind::Security],
         AnalyzeKind::Performance => vec![Kind::Performance],
         AnalyzeKind::Code => vec![Kind::Code],
         AnalyzeKind::Tests => vec![Kind::Tests],
         AnalyzeKind::All => Kind::ALL.to_vec(),
+    }
+}
+
+fn options(ctx: &Ctx) -> Options {
+    let a = &ctx.config.analysis;
+    Options {
+        complexity_threshold: a.complexity_threshold,
+        large_file_lines: a.large_file_lines,
+        tool_timeout: Duration::from_secs(a.tool_timeout_seconds.max(1)),
+        disabled: a.disabled_tools.clone(),
+        tools: tool_settings(ctx, a.install_tools),
+        python: a.python.as_ref().map(|p| ctx.repo.join(p)),
+    }
+}
+
+fn result_cache(ctx: &Ctx) -> Cache {
+    Cache::new(ctx.state_dir.join("cache"), cache::DEFAULT_MAX_BYTES)
+}
+
+/// `--changed`, `--since REF`, or the trigger's context; None: everything. bgrun's own
+/// state directory is never part of it.
+fn change_set(ctx: &Ctx, args: &AnalyzeArgs) -> Result<Option<ChangeSet>> {
+    let mut cs = raw_change_set(ctx, args)?;
+    if let (Some(cs), Ok(rel)) = (cs.as_mut(), ctx.state_dir.strip_prefix(&ctx.repo)) {
+        cs.drop_under(&rel.to_string_lossy());
+    }
+    Ok(cs)
+}
+
+fn raw_change_set(ctx: &Ctx, args: &AnalyzeArgs) -> Result<Option<ChangeSet>> {
+    if args.changed {
+        return changed::working(&ctx.repo)
+            .map(Some)
+            .map_err(|e| error::usage(format!("--changed: {e} (is this a git repository?)")));
+    }
+    if let Some(r) = &args.since {
+        return changed::since(&ctx.repo, r).map(Some).map_err(|e| {
+            error::usage(format!(
+                "--since {r}: {e} (give a commit, branch or tag: git log --oneline)"
+            ))
+        });
+    }
+    let Some(path) = std::env::var_os("BGRUN_CONTEXT") else {
+        return Ok(None);
     };
-    let root = resolve_root(&ctx.repo, args.path.as_deref())?;
+    let context = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    Ok(match context {
+        Some(c) => changed::from_context(&ctx.repo, &c),
+        None => {
+            ctx.out.warn(format!(
+                "$BGRUN_CONTEXT {}: unreadable; analyzing everything",
+                Path::new(&path).display()
+            ));
+            None
+        }
+    })
+}
+
+pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
+    let kinds = kinds_of(args.kind);
+    let (root, only) = resolve_paths(&ctx.repo, &args.paths)?;
     let a = &ctx.config.analysis;
     let known: Vec<&str> = analyzers::registry().iter().map(|t| t.name()).collect();
     for d in &a.disabled_tools {
@@ -34,15 +102,24 @@ pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
             ));
         }
     }
-    let opts = Options {
-        complexity_threshold: a.complexity_threshold,
-        large_file_lines: a.large_file_lines,
-        tool_timeout: Duration::from_secs(a.tool_timeout_seconds.max(1)),
-        disabled: a.disabled_tools.clone(),
-        tools: tool_settings(ctx, !args.no_install),
-        python: a.python.as_ref().map(|p| ctx.repo.join(p)),
+    let mut opts = options(ctx);
+    if args.no_install {
+        opts.tools.install = false;
+    }
+    let req = Request {
+        only: only.clone(),
+        changed: change_set(ctx, &args)?,
+        cache: Some(result_cache(ctx)),
+        full: args.full,
     };
-    let report = analyzers::analyze(&kinds, &root, &ctx.repo, &opts);
+    let mut report = analyzers::analyze_with(&kinds, &root, &ctx.repo, &opts, &req);
+    apply_baseline(ctx, &mut report, &kinds, only.as_deref(), &opts);
+    if args.new_only {
+        report
+            .findings
+            .retain(|f| f.baseline != Some(BaselineState::Unchanged));
+        report.finish();
+    }
 
     let format = args.format.unwrap_or(if args.output.is_some() {
         ReportFormat::Json
@@ -85,17 +162,36 @@ pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
     }
 
     let mut exit = Exit::Ok;
+    if let Some(why) = &report.not_run {
+        eprintln!("bgrun: {why}");
+        exit = Exit::WorkFailed;
+    }
     if report.tests_failed() {
         let t = report.tests.clone().unwrap_or_default();
+        let errors = if t.errors > 0 {
+            format!(", {} errors", t.errors)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "bgrun: tests failed: {} failed, {} passed, {} skipped",
+            "bgrun: tests failed: {} failed{errors}, {} passed, {} skipped",
             t.failed, t.passed, t.skipped
         );
         exit = Exit::WorkFailed;
     }
     if let Some(min) = args.fail_on {
         let min = severity_of(min);
-        if report.counts.at_or_above(min) {
+        if !report.tools.iter().any(|t| t.status == Status::Ran) {
+            eprintln!(
+                "bgrun: --fail-on {min}: no tool ran, so nothing was checked ({})",
+                if report.tools.is_empty() {
+                    "no applicable tools for this project".to_string()
+                } else {
+                    report.not_run.clone().unwrap_or_default()
+                }
+            );
+            exit = Exit::WorkFailed;
+        } else if report.counts.at_or_above(min) {
             let n: u64 = Severity::ALL_DESC
                 .iter()
                 .filter(|s| **s >= min)
@@ -132,6 +228,176 @@ pub fn tool_settings(ctx: &Ctx, allow_install: bool) -> crate::tools::Settings {
     }
 }
 
+/// Where baselines live.
+fn baseline_dir(ctx: &Ctx) -> PathBuf {
+    ctx.state_dir.join("baseline")
+}
+
+/// The findings of commit `sha` (its tree exported to a scratch directory, analyzed
+/// through the same cache).
+fn findings_at(
+    ctx: &Ctx,
+    sha: &str,
+    kinds: &[Kind],
+    root_rel: &str,
+    opts: &Options,
+) -> Result<Report> {
+    let scratch = ctx.state_dir.join("tmp").join(format!(
+        "tree-{}-{}",
+        std::process::id(),
+        &sha[..sha.len().min(12)]
+    ));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let result = changed::export(&ctx.repo, sha, &scratch).map(|()| {
+        let root = if root_rel.is_empty() {
+            scratch.clone()
+        } else {
+            scratch.join(root_rel)
+        };
+        let req = Request {
+            cache: Some(result_cache(ctx)),
+            ..Request::default()
+        };
+        analyzers::analyze_with(kinds, &root, &scratch, opts, &req)
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    result.map_err(|e| error::state(format!("cannot read the tree of {sha}: {e}")))
+}
+
+/// Which baseline: the saved one; else the merge-base with the upstream branch; else the
+/// previous full result.
+fn select_baseline(ctx: &Ctx, report: &Report, kinds: &[Kind], opts: &Options) -> Option<Baseline> {
+    let dir = baseline_dir(ctx);
+    if let Some(b) = baseline::load(&baseline::path(&dir, "all", "", "saved")) {
+        return Some(b);
+    }
+    if let Some(mb) = changed::upstream_merge_base(&ctx.repo) {
+        let p = baseline::path(&dir, &report.kind, &report.root, "merge-base");
+        if let Some(b) = baseline::load(&p).filter(|b| b.commit.as_deref() == Some(mb.as_str())) {
+            return Some(b);
+        }
+        if let Ok(r) = findings_at(ctx, &mb, kinds, &report.root, opts) {
+            let b = Baseline::of(&r, "merge-base", Some(mb));
+            save(&p, &b);
+            return Some(b);
+        }
+    }
+    baseline::load(&baseline::path(
+        &dir,
+        &report.kind,
+        &report.root,
+        "previous",
+    ))
+}
+
+fn save(path: &Path, b: &Baseline) {
+    if let Some(d) = path.parent() {
+        let _ = crate::state::store::ensure_private_dir(d);
+    }
+    if let Ok(bytes) = serde_json::to_vec(b) {
+        let _ = crate::state::store::write_atomic(path, &bytes, false);
+    }
+}
+
+/// Compare with the baseline; then keep this result as the next run's "previous" (a tool
+/// that did not run now keeps its previous findings there).
+fn apply_baseline(
+    ctx: &Ctx,
+    report: &mut Report,
+    kinds: &[Kind],
+    only: Option<&[String]>,
+    opts: &Options,
+) {
+    let root = report.root.clone();
+    let in_scope = |f: &str| {
+        (root.is_empty() || analyzers::selected(std::slice::from_ref(&root), f))
+            && only.is_none_or(|o| analyzers::selected(o, f))
+    };
+    let base = select_baseline(ctx, report, kinds, opts);
+    if let Some(b) = &base {
+        let renames = b
+            .commit
+            .as_deref()
+            .and_then(|c| changed::since(&ctx.repo, c).ok())
+            .map(|cs| cs.renamed)
+            .unwrap_or_default();
+        let info = baseline::compare(report, b, &renames, &in_scope);
+        report.baseline = Some(info);
+    }
+    if only.is_some() || report.not_run.is_some() {
+        return;
+    }
+    let prev_path = baseline::path(&baseline_dir(ctx), &report.kind, &report.root, "previous");
+    let mut next = Baseline::of(report, "previous", changed::resolve(&ctx.repo, "HEAD"));
+    if let Some(old) = baseline::load(&prev_path) {
+        for t in &old.tools {
+            if !next.tools.contains(t) {
+                next.findings
+                    .extend(old.findings.iter().filter(|f| &f.tool == t).cloned());
+                next.tools.push(t.clone());
+            }
+        }
+    }
+    save(&prev_path, &next);
+}
+
+/// `bgrun baseline save [--ref REF] [--kind KIND] | show | clear`.
+pub fn baseline_cmd(ctx: &Ctx, c: BaselineCommand) -> Result<Exit> {
+    let path = baseline::path(&baseline_dir(ctx), "all", "", "saved");
+    match c {
+        BaselineCommand::Save { reference, kind } => {
+            let r = reference.unwrap_or_else(|| "HEAD".to_string());
+            let sha = changed::resolve(&ctx.repo, &r).ok_or_else(|| {
+                error::usage(format!(
+                    "--ref {r}: names no commit (give a commit, branch or tag: git log --oneline)"
+                ))
+            })?;
+            let kinds = kinds_of(kind.unwrap_or(AnalyzeKind::All));
+            let report = findings_at(ctx, &sha, &kinds, "", &options(ctx))?;
+            let mut b = Baseline::of(&report, "saved", Some(sha.clone()));
+            b.reference = Some(r.clone());
+            save(&path, &b);
+            if ctx.out.json {
+                super::print_json(&b)?;
+            } else if !ctx.out.quiet() {
+                println!(
+                    "baseline saved: {} finding(s) of {r} ({}) from {} tool(s): {}",
+                    b.findings.len(),
+                    &sha[..sha.len().min(12)],
+                    b.tools.len(),
+                    path.display()
+                );
+            }
+        }
+        BaselineCommand::Show => match baseline::load(&path) {
+            Some(b) if ctx.out.json => super::print_json(&b)?,
+            Some(b) => println!(
+                "saved baseline: {} finding(s) of {} ({}), taken {}",
+                b.findings.len(),
+                b.reference.as_deref().unwrap_or("?"),
+                b.commit.as_deref().unwrap_or("?"),
+                b.generated_at
+            ),
+            None => println!(
+                "no saved baseline: findings are compared with the merge-base with the upstream branch, else the previous full result"
+            ),
+        },
+        BaselineCommand::Clear => match std::fs::remove_file(&path) {
+            Ok(()) => println!("saved baseline removed"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!("no saved baseline")
+            }
+            Err(e) => {
+                return Err(error::state(format!(
+                    "cannot remove {}: {e}",
+                    path.display()
+                )));
+            }
+        },
+    }
+    Ok(Exit::Ok)
+}
+
 fn severity_of(s: SeverityArg) -> Severity {
     match s {
         SeverityArg::Info => Severity::Info,
@@ -142,37 +408,77 @@ fn severity_of(s: SeverityArg) -> Severity {
     }
 }
 
-/// PATH (relative to the current directory, like git) must be a directory in the repo.
-fn resolve_root(repo: &Path, path: Option<&Path>) -> Result<PathBuf> {
-    let Some(p) = path else {
-        return Ok(repo.to_path_buf());
-    };
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(p)
-    };
-    let canon = abs.canonicalize().map_err(|e| {
-        error::usage(format!(
-            "PATH {}: {e} (give a directory inside the project)",
-            p.display()
-        ))
-    })?;
-    if !canon.is_dir() {
-        return Err(error::usage(format!(
-            "PATH {}: not a directory (give a directory inside the project)",
-            p.display()
-        )));
-    }
+/// PATH|FILE arguments (relative to the current directory, like git), each inside the
+/// repo. One directory: it becomes the analyzed root (its own tool configs apply). Files
+/// or several paths: the repo is the root and the run is limited to them.
+fn resolve_paths(repo: &Path, paths: &[PathBuf]) -> Result<(PathBuf, Option<Vec<String>>)> {
     let repo_c = repo.canonicalize().unwrap_or_else(|_| repo.to_path_buf());
-    if !canon.starts_with(&repo_c) {
-        return Err(error::usage(format!(
-            "PATH {}: outside the project {} (use -C to pick another project)",
-            p.display(),
-            repo.display()
-        )));
+    let mut rels = Vec::new();
+    let mut dirs = Vec::new();
+    for p in paths {
+        let abs = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir()?.join(p)
+        };
+        let canon = abs.canonicalize().map_err(|e| {
+            error::usage(format!(
+                "PATH {}: {e} (give a file or directory inside the project)",
+                p.display()
+            ))
+        })?;
+        let Ok(rel) = canon.strip_prefix(&repo_c) else {
+            return Err(error::usage(format!(
+                "PATH {}: outside the project {} (use -C to pick another project)",
+                p.display(),
+                repo.display()
+            )));
+        };
+        let rel = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        dirs.push(canon.is_dir());
+        rels.push((canon, rel));
     }
-    Ok(canon)
+    match (rels.as_slice(), dirs.as_slice()) {
+        ([], _) => Ok((repo.to_path_buf(), None)),
+        ([(canon, _)], [true]) => Ok((canon.clone(), None)),
+        _ => Ok((
+            repo.to_path_buf(),
+            Some(rels.into_iter().map(|(_, r)| r).collect()),
+        )),
+    }
+}
+
+fn loc_of(f: &analyzers::Finding) -> String {
+    match (f.line, f.column) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}", f.file),
+        (Some(l), None) => format!("{}:{l}", f.file),
+        _ => f.file.clone(),
+    }
+}
+
+/// After a tool's status: its findings, what came from the cache, or that it was reused.
+fn tool_note(t: &analyzers::ToolRun) -> String {
+    if t.status != Status::Ran {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    if t.counts.total() > 0 {
+        parts.push(format!("{} findings", t.counts.total()));
+    }
+    if let Some(why) = &t.reused {
+        parts.push(why.clone());
+    } else if let (Some(run), Some(cached)) = (t.files_run, t.files_cached) {
+        parts.push(format!("{run} file(s) run, {cached} cached"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
 }
 
 fn paint_sev(out: &Output, s: Severity) -> String {
@@ -183,7 +489,7 @@ fn paint_sev(out: &Output, s: Severity) -> String {
         Severity::Low => "36",
         Severity::Info => "2",
     };
-    out.paint(code, &s.as_str().to_uppercase())
+    out.paint(code, &s.as_str().to_uppercase()).into()
 }
 
 /// The console summary: tools, findings grouped by severity, tests, recommendations.
@@ -222,11 +528,35 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
                 (v, None) => v.clone().unwrap_or_else(|| "-".into()),
             },
             t.duration_s,
-            if t.status == Status::Ran && t.counts.total() > 0 {
-                format!(" ({} findings)", t.counts.total())
-            } else {
-                String::new()
-            }
+            tool_note(t)
+        );
+    }
+    if let Some(cs) = &r.changed {
+        let _ = writeln!(
+            s,
+            "changed ({}): {} file(s), {} deleted, {} renamed",
+            cs.source,
+            cs.changed.len(),
+            cs.deleted.len(),
+            cs.renamed.len()
+        );
+    }
+    if let Some(b) = &r.baseline {
+        let _ = writeln!(
+            s,
+            "against the {} baseline ({}{}): {} new, {} unchanged, {} fixed",
+            b.source,
+            b.reference
+                .as_deref()
+                .map(|x| format!("{x} "))
+                .unwrap_or_default(),
+            b.commit
+                .as_deref()
+                .map(|c| &c[..c.len().min(12)])
+                .unwrap_or(&b.generated_at),
+            b.new,
+            b.unchanged,
+            b.fixed
         );
     }
     let cap = if out.level > 0 { usize::MAX } else { 20 };
@@ -242,7 +572,12 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
                 (Some(l), None) => format!("{}:{l}", f.file),
                 _ => f.file.clone(),
             };
-            let _ = writeln!(s, "  {loc}  {} {}  {}", f.tool, f.rule, f.message);
+            let tag = if f.baseline == Some(BaselineState::New) {
+                format!("{} ", out.paint("1", "NEW"))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(s, "  {tag}{loc}  {} {}  {}", f.tool, f.rule, f.message);
             if !f.fix.is_empty() {
                 let _ = writeln!(s, "      fix: {}", f.fix);
             }
@@ -258,8 +593,15 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
     if let Some(t) = &r.tests {
         let _ = writeln!(
             s,
-            "tests: {} passed, {} failed, {} skipped",
-            t.passed, t.failed, t.skipped
+            "tests: {} passed, {} failed, {}{} skipped",
+            t.passed,
+            t.failed,
+            if t.errors > 0 {
+                format!("{} errors, ", t.errors)
+            } else {
+                String::new()
+            },
+            t.skipped
         );
         for f in &t.failures {
             let _ = writeln!(
@@ -269,6 +611,26 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
                 f.name,
                 f.message
             );
+        }
+    }
+    if !r.fixed.is_empty() {
+        let _ = writeln!(s, "fixed ({}):", r.fixed.len());
+        for f in r.fixed.iter().take(cap) {
+            let _ = writeln!(s, "  {}  {} {}  {}", loc_of(f), f.tool, f.rule, f.message);
+        }
+    }
+    if let Some(b) = &r.baseline {
+        for f in &b.newly_failing {
+            let _ = writeln!(
+                s,
+                "  {} {}: {}",
+                out.paint("31", "NEWLY FAILING"),
+                f.name,
+                f.message
+            );
+        }
+        for n in &b.newly_passing {
+            let _ = writeln!(s, "  {} {n}", out.paint("32", "NEWLY PASSING"));
         }
     }
     let recs: Vec<&String> = r.tools.iter().flat_map(|t| &t.recommendations).collect();

@@ -6,17 +6,42 @@ use anyhow::Result;
 use crate::cli::GlobalArgs;
 use crate::{Exit, config, error, resolve_repo};
 
-pub fn run(g: &GlobalArgs) -> Result<Exit> {
+pub fn run(g: &GlobalArgs, strict: bool) -> Result<Exit> {
     let repo = resolve_repo(g.repo.as_deref())?;
-    let loaded = config::load(g.config.as_deref(), &repo)?;
-    if let Err(errs) = crate::triggers::cron::schedules(&loaded.config) {
+    let mut loaded = config::load(g.config.as_deref(), &repo)?;
+    match crate::triggers::cron::schedules(&loaded.config) {
+        Err(errs) => {
+            return Err(error::usage(format!(
+                "invalid config {}:\n  {}",
+                loaded.source,
+                errs.iter()
+                    .map(|e| format!("{}: {e}", loaded.source))
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            )));
+        }
+        Ok(scheds) => {
+            let now = crate::timefmt::now() as i64;
+            for s in scheds {
+                if matches!(s.when, crate::triggers::cron::When::Cron { .. })
+                    && s.next_after(now).is_none()
+                {
+                    loaded.warnings.push(format!(
+                        "{}: {} ({:?}): the schedule {:?} never fires",
+                        loaded.source,
+                        s.key,
+                        s.task_type,
+                        s.describe()
+                    ));
+                }
+            }
+        }
+    }
+    if strict && !loaded.warnings.is_empty() {
         return Err(error::usage(format!(
-            "invalid config {}:\n  {}",
+            "config {} has warnings (--strict):\n  {}",
             loaded.source,
-            errs.iter()
-                .map(|e| format!("{}: {e}", loaded.source))
-                .collect::<Vec<_>>()
-                .join("\n  ")
+            loaded.warnings.join("\n  ")
         )));
     }
     if g.json {

@@ -86,6 +86,10 @@ impl Progress for Bar {
 }
 
 pub fn run(ctx: &Ctx, a: DrainArgs) -> Result<Exit> {
+    if a.background {
+        // Started detached by another bgrun: leave its session and terminal.
+        crate::runner::detach::new_session();
+    }
     // `--no-install` reaches the analyzer tasks through the config they are started with.
     let mut owned = ctx.clone();
     if a.no_install {

@@ -18,6 +18,7 @@ mod status;
 mod stop;
 mod tick;
 mod tools;
+mod trust;
 mod watch;
 
 use anyhow::Result;
@@ -38,8 +39,13 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
     match &command {
         Command::Completions { shell } => return completions::run(*shell),
         Command::Init { force } => return init::run(g, *force),
-        Command::Config(_) => return config_cmd::run(g),
+        Command::Config(crate::cli::ConfigCommand::Check { strict }) => {
+            return config_cmd::run(g, *strict);
+        }
         Command::State(c) => return state::run(g, c),
+        Command::Trust { show } => return trust::run_trust(g, *show),
+        Command::Untrust => return trust::run_untrust(g),
+        Command::Config(crate::cli::ConfigCommand::Diff) => return trust::run_diff(g),
         _ => {}
     }
     let ctx = Ctx::new(g)?;
@@ -55,16 +61,30 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         }
         crate::state::procs::alive(&ctx.state_dir, None);
     }
+    // A committed config's commands run only once trusted (issue 14).
+    let trigger = match &command {
+        Command::Enqueue(a) if a.task_type != "custom" => Some(None),
+        Command::Run(a) if a.task_type != "custom" => Some(None),
+        Command::Tick => Some(Some("tick")),
+        Command::Watch(_) | Command::Start(_) => Some(Some("watch")),
+        _ => None,
+    };
+    if let Some(t) = trigger
+        && !trust::gate(&ctx, g, t)?
+    {
+        return Ok(Exit::Ok);
+    }
     match command {
         Command::Enqueue(a) => enqueue::run(&ctx, a),
         Command::Drain(a) => drain::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
-        Command::Status => status::run(&ctx),
+        Command::Status(a) => status::run_with(&ctx, a.new_only),
         Command::Stop(a) => stop::run(&ctx, a),
         Command::Results(a) => results::run(&ctx, a),
         Command::Metrics => metrics::run(&ctx),
         Command::Cleanup => metrics::cleanup(&ctx),
         Command::Analyze(a) => analyze::run(&ctx, a),
+        Command::Baseline(c) => analyze::baseline_cmd(&ctx, c),
         Command::Notify(a) => notify::run(&ctx, a),
         Command::Hooks(c) => hooks::run(&ctx, c),
         Command::InstallHooks => hooks::run(&ctx, HooksCommand::Install),
@@ -78,6 +98,8 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         | Command::Hook(_)
         | Command::Init { .. }
         | Command::Config(_)
+        | Command::Trust { .. }
+        | Command::Untrust
         | Command::State(_) => {
             unreachable!("handled above")
         }

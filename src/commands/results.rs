@@ -8,7 +8,10 @@ use crate::timefmt::human_duration;
 use crate::{Ctx, Exit};
 
 pub fn run(ctx: &Ctx, a: ResultsArgs) -> Result<Exit> {
-    let rs = results::list(&ctx.state_dir, a.id.as_deref(), a.last.unwrap_or(20))?;
+    let mut rs = results::list(&ctx.state_dir, a.id.as_deref(), a.last.unwrap_or(20))?;
+    if a.new_only {
+        results::count_only_new(&mut rs);
+    }
     if ctx.out.json {
         super::print_json(&rs)?;
         return Ok(Exit::Ok);

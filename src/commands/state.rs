@@ -1,4 +1,5 @@
-//! `bgrun state reset`: move a broken state file aside (never deleting it).
+//! `bgrun state reset`: move a broken state file aside (never deleting it); `bgrun state
+//! adopt`: record a state dir as the user's own (see `state::owner`).
 
 use anyhow::Result;
 
@@ -9,6 +10,25 @@ pub fn run(g: &GlobalArgs, cmd: &StateCommand) -> Result<Exit> {
     let repo = resolve_repo(g.repo.as_deref())?;
     let state_dir = crate::state_dir_for(g, &repo)?;
     match cmd {
+        StateCommand::Adopt => {
+            if let Some(t) = crate::state::owner::git_tracked(&state_dir, &repo) {
+                return Err(crate::error::state(format!(
+                    "the state dir {} is tracked by git ({t}); untrack it first",
+                    state_dir.display()
+                )));
+            }
+            let meta = std::fs::symlink_metadata(&state_dir).map_err(|e| {
+                crate::error::state(format!("cannot read {}: {e}", state_dir.display()))
+            })?;
+            if !meta.is_dir() {
+                return Err(crate::error::state(format!(
+                    "{} is not a directory (a symlink is never adopted)",
+                    state_dir.display()
+                )));
+            }
+            crate::state::owner::record(&state_dir)?;
+            println!("adopted {} as this user's state dir", state_dir.display());
+        }
         StateCommand::Reset => {
             // The lock bound comes from the config when it loads; a broken config must not
             // stop a reset, so fall back to the default.
@@ -17,7 +37,8 @@ pub fn run(g: &GlobalArgs, cmd: &StateCommand) -> Result<Exit> {
                 .unwrap_or(10.0);
             match crate::state::store::reset(
                 &state_dir,
-                std::time::Duration::from_secs_f64(timeout),
+                std::time::Duration::try_from_secs_f64(timeout.max(0.0))
+                    .unwrap_or(std::time::Duration::from_secs(3600)),
             )? {
                 Some(p) => println!(
                     "moved the state file aside to {}; the queue starts empty",

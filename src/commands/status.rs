@@ -10,12 +10,16 @@ use crate::state::procs;
 use crate::timefmt::{human_duration, rfc3339};
 use crate::{Ctx, Exit};
 
-pub fn run(ctx: &Ctx) -> Result<Exit> {
+/// `status [--new-only]`: with it, recent results count only their new findings.
+pub fn run_with(ctx: &Ctx, new_only: bool) -> Result<Exit> {
     let state = engine::recover_now(ctx)?;
     let ordered = queue::ordered(state.queued.values(), &state.history);
     let mut running: Vec<_> = state.running.values().collect();
     running.sort_by_key(|r| r.task.seq);
-    let recent = results::list(&ctx.state_dir, None, 10)?;
+    let mut recent = results::list(&ctx.state_dir, None, 10)?;
+    if new_only {
+        results::count_only_new(&mut recent);
+    }
     let drainers = procs::alive(&ctx.state_dir, Some("drainer"));
     let watchers = procs::alive(&ctx.state_dir, Some("watch"));
     let failing = crate::notify::failing_channels(&ctx.state_dir);

@@ -81,7 +81,8 @@ fn due(book: &mut Book, scheds: &[Schedule], now: i64, boot: Option<i64>) -> Vec
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let scheds = super::cron::schedules(ctx)?;
     store::ensure_private_dir(&ctx.state_dir)?;
-    let timeout = Duration::from_secs_f64(ctx.config.execution.lock_timeout_seconds.max(0.0));
+    let timeout = Duration::try_from_secs_f64(ctx.config.execution.lock_timeout_seconds.max(0.0))
+        .unwrap_or(Duration::from_secs(3600));
     let _guard = lock::acquire(&ctx.state_dir.join("schedule.lock"), timeout)?;
     let path = ctx.state_dir.join(FILE);
     let mut book: Book = match std::fs::read(&path) {
@@ -102,16 +103,8 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let mut fired = Vec::new();
     for (i, at) in &due {
         let s = &scheds[*i];
-        if ctx
-            .config
-            .task_types
-            .get(&s.task_type)
-            .is_some_and(|t| !t.enabled)
-        {
-            ctx.out.warn(format!(
-                "{}: task type {} is disabled; not queued",
-                s.key, s.task_type
-            ));
+        if let Some(why) = ctx.config.disabled_type(&s.task_type) {
+            ctx.out.warn(format!("{}: {why}; not queued", s.key));
             continue;
         }
         let trigger = if s.key.starts_with("schedule:") {

@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::outbox::Outbox;
 use super::outcome::base_result;
 use super::recover::recover;
 use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
-use super::{Env, cleanup, commit, install_stop_handlers, log_event, open_store, stop_requested};
+use super::{
+    Env, cleanup, commit_then, install_stop_handlers, log_event, open_store, stop_requested,
+};
 use crate::model::Status;
 use crate::queue;
 use crate::results::{self, TaskResult};
@@ -49,6 +52,7 @@ pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result
     crate::fsutil::ensure_private_dir(&env.state_dir)?;
     let reg = procs::register(&env.state_dir, "drainer")?;
     install_stop_handlers();
+    crate::runner::escape::become_subreaper();
     let mut store = open_store(env);
     let worker = Worker {
         token: reg.info.token.clone(),
@@ -72,6 +76,7 @@ pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result
         unsynced: false,
         last_sync: 0.0,
         summary: DrainSummary::default(),
+        outbox: Outbox::start(env),
     };
     loop {
         let at = now();
@@ -89,6 +94,11 @@ pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result
         d.sleep(store.view());
     }
     d.sync_if_due(&mut *store, f64::INFINITY)?;
+    let Drainer {
+        outbox, summary, ..
+    } = d;
+    // The queue is done: now wait for the last announcements.
+    outbox.close();
     if let Err(e) = store.worker_stopped(&worker) {
         eprintln!("bgrun: warning: {e:#}");
     }
@@ -98,7 +108,7 @@ pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result
     {
         eprintln!("bgrun: warning: cleanup failed: {e:#}");
     }
-    Ok(d.summary)
+    Ok(summary)
 }
 
 struct Drainer<'a> {
@@ -119,6 +129,8 @@ struct Drainer<'a> {
     unsynced: bool,
     last_sync: f64,
     summary: DrainSummary,
+    /// Announcements leave through here, so no channel stalls the loop.
+    outbox: Outbox,
 }
 
 impl Drainer<'_> {
@@ -200,7 +212,8 @@ impl Drainer<'_> {
         for (_, r) in done {
             txn.save_result(r, queued_now, running_now);
         }
-        let saved = commit(env, txn, Durability::Soon)?;
+        let outbox = &self.outbox;
+        let saved = commit_then(txn, Durability::Soon, |r| outbox.send(env, r))?;
         self.unsynced |= durable;
         for (task, attempt) in &started {
             progress.started(task, *attempt);
@@ -303,8 +316,10 @@ impl Drainer<'_> {
         }
     }
 
-    /// Claim and start what fits, here and across drainers. A task that cannot start ends
-    /// at once as failed (it joins `done`).
+    /// Claim what fits, here and across drainers, make the claims durable, then start them
+    /// (issue 14: a child never exists before its claim is on disk; a drainer killed in
+    /// between leaves a claim without a pid, which recovery resolves by the child's
+    /// `BGRUN_CLAIM` mark). A task that cannot start ends at once as failed (it joins `done`).
     fn claim(
         &mut self,
         txn: &mut dyn Txn,
@@ -313,7 +328,10 @@ impl Drainer<'_> {
         at: f64,
     ) -> Result<Vec<(Task, u32)>> {
         let mut started = Vec::new();
-        while self.slots.len() < self.max_local && txn.state()?.running.len() < self.global_max {
+        let mut claimed = Vec::new();
+        while self.slots.len() + claimed.len() < self.max_local
+            && txn.state()?.running.len() < self.global_max
+        {
             let state = txn.state()?;
             let Some(task) = queue::next_ready(state.queued.values(), &state.history, at).cloned()
             else {
@@ -322,7 +340,14 @@ impl Drainer<'_> {
             let Some(lease) = txn.claim(&task.id, &self.me, at)? else {
                 break;
             };
-            match start_slot(self.env, task) {
+            claimed.push((task, lease));
+        }
+        if claimed.is_empty() {
+            return Ok(started);
+        }
+        txn.flush()?;
+        for (task, lease) in claimed {
+            match start_slot(self.env, task, &self.me) {
                 Ok(slot) => {
                     txn.spawned(&lease, slot.child.pid, slot.child.start, slot.log.clone())?;
                     started.push((slot.task.clone(), slot.attempt));

@@ -8,6 +8,7 @@
 
 mod drain;
 mod env;
+mod outbox;
 mod outcome;
 mod recover;
 mod run;
@@ -93,7 +94,8 @@ pub fn analyzer_of(task_type: &str) -> Option<&'static str> {
 }
 
 pub(super) fn lock_timeout(c: &Config) -> Duration {
-    Duration::from_secs_f64(c.execution.lock_timeout_seconds.max(0.0))
+    Duration::try_from_secs_f64(c.execution.lock_timeout_seconds.max(0.0))
+        .unwrap_or(Duration::from_secs(3600))
 }
 
 /// The store of this project's queue and results.
@@ -109,9 +111,18 @@ pub(super) fn commit(
     txn: Box<dyn Txn + '_>,
     durability: Durability,
 ) -> Result<Vec<TaskResult>> {
+    commit_then(txn, durability, |r| announce(env, r))
+}
+
+/// [`commit`] with the announcing step given (the drainer hands results to its outbox).
+pub(super) fn commit_then(
+    txn: Box<dyn Txn + '_>,
+    durability: Durability,
+    mut announce: impl FnMut(&TaskResult),
+) -> Result<Vec<TaskResult>> {
     let saved = txn.commit(durability)?;
     for r in &saved {
-        announce(env, r);
+        announce(r);
     }
     Ok(saved)
 }
@@ -148,6 +159,7 @@ pub fn log_to(state_dir: &std::path::Path, msg: &str) {
     let _ = crate::state::store::ensure_private_dir(state_dir);
     let path = state_dir.join("bgrun.log");
     if let Ok(mut f) = std::fs::OpenOptions::new()
+        .custom_flags(libc::O_NOFOLLOW)
         .create(true)
         .append(true)
         .mode(0o600)

@@ -33,14 +33,19 @@ pub(super) fn recover(env: &Env, txn: &mut dyn Txn, mine: Option<&str>) -> Resul
     let mut results = Vec::new();
     for r in txn.expired_claims(mine)? {
         let id = r.task.id.clone();
-        if let (Some(pid), Some(start)) = (r.pid, r.pid_start)
-            && !process::kill_leftover_group(pid, start, grace)
-        {
+        let gone = match (r.pid, r.pid_start) {
+            (Some(pid), Some(start)) => process::kill_leftover_group(pid, start, grace),
+            // Claimed, but its pid never reached the store (the drainer died between the
+            // durable claim and the spawn record): find the child by its environment.
+            _ => process::kill_claimed(
+                &process::claim_mark(&r.drainer, &id, r.task.attempt + 1),
+                grace,
+            ),
+        };
+        if !gone {
             log_event(
                 env,
-                &format!(
-                    "task {id}: its old process group {pid} is still alive; not recovered yet"
-                ),
+                &format!("task {id}: its old processes are still alive; not recovered yet"),
             );
             continue;
         }

@@ -20,8 +20,10 @@ pub fn run_now(env: &Env, new: &NewTask) -> Result<TaskResult> {
     task.id = format!("run-{}", (at * 1000.0) as u64 % 100_000_000);
     crate::state::store::ensure_private_dir(&env.state_dir)?;
     install_stop_handlers();
+    crate::runner::escape::become_subreaper();
     let grace = env.config.execution.kill_grace_seconds as f64;
-    let mut slot = start_slot(env, task).map_err(|failed| error::work(failed.1))?;
+    let me = format!("run-{}", std::process::id());
+    let mut slot = start_slot(env, task, &me).map_err(|failed| error::work(failed.1))?;
     let mut sampler = Sampler::new();
     let mut last_sample = now();
     loop {

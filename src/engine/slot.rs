@@ -47,7 +47,7 @@ pub(super) fn spec_for(env: &Env, task: &Task, attempt: u32) -> Result<(Spec, Op
         let dir = env.state_dir.join("reports");
         crate::state::store::ensure_private_dir(&dir)?;
         let p = dir.join(format!("{}-{attempt}.context.json", task.id));
-        std::fs::write(&p, serde_json::to_vec(&task.context)?)?;
+        crate::state::store::write_atomic(&p, &serde_json::to_vec(&task.context)?, false)?;
         vars.push(("BGRUN_CONTEXT".into(), p.into()));
     }
     let (argv, cwd, capture) = match &task.action {
@@ -87,21 +87,30 @@ pub(super) fn spec_for(env: &Env, task: &Task, attempt: u32) -> Result<(Spec, Op
             cwd,
             env: vars,
             log,
-            log_cap: env.config.execution.log_max_kb * 1024,
+            log_cap: env.config.execution.log_max_kb.saturating_mul(1024),
             nice,
             ioprio,
             capture_stdout: capture,
+            env_remove: crate::runner::scrub::secret_vars(&env.config),
         },
         report,
     ))
 }
 
-pub(super) fn start_slot(env: &Env, task: Task) -> Result<Slot, Box<(Task, String)>> {
+pub(super) fn start_slot(
+    env: &Env,
+    task: Task,
+    drainer: &str,
+) -> Result<Slot, Box<(Task, String)>> {
     let attempt = task.attempt + 1;
-    let (spec, report) = match spec_for(env, &task, attempt) {
+    let (mut spec, report) = match spec_for(env, &task, attempt) {
         Ok(s) => s,
         Err(e) => return Err(Box::new((task, format!("{e:#}")))),
     };
+    spec.env.push((
+        process::CLAIM_VAR.into(),
+        process::claim_mark(drainer, &task.id, attempt).into(),
+    ));
     match process::spawn(&spec) {
         Ok(child) => {
             let started = now();
@@ -128,8 +137,8 @@ pub(super) fn start_slot(env: &Env, task: Task) -> Result<Slot, Box<(Task, Strin
 
 /// Terminate a slot's group: TERM now (with CONT, in case it is paused), KILL after grace.
 pub(super) fn terminate(slot: &mut Slot, grace: f64, at: f64) {
-    process::signal_group(slot.child.pid, libc::SIGTERM);
-    process::signal_group(slot.child.pid, libc::SIGCONT);
+    slot.child.signal_all(libc::SIGTERM);
+    slot.child.signal_all(libc::SIGCONT);
     slot.throttle.paused_until = None;
     if slot.kill_at.is_none() {
         slot.kill_at = Some(at + grace);
@@ -147,14 +156,14 @@ pub(super) fn police(slots: &mut [Slot], env: &Env, at: f64) -> f64 {
         }
         if let Some(k) = s.kill_at {
             if at >= k {
-                process::signal_group(s.child.pid, libc::SIGKILL);
+                s.child.signal_all(libc::SIGKILL);
             } else {
                 next = next.min(k);
             }
         }
         if let Some(p) = s.throttle.paused_until {
             if at >= p {
-                process::signal_group(s.child.pid, libc::SIGCONT);
+                s.child.signal_all(libc::SIGCONT);
                 s.throttle.paused_until = None;
             } else {
                 next = next.min(p);
@@ -171,7 +180,16 @@ pub(super) fn police(slots: &mut [Slot], env: &Env, at: f64) -> f64 {
 pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, env: &Env, at: f64) {
     let ids: Vec<u32> = slots.iter().map(|s| s.child.pid).collect();
     let usage = sampler.sample(&ids);
-    let max_mem = env.config.resource_limits.max_memory_mb * 1024 * 1024;
+    let tree = crate::runner::escape::Tree::read();
+    let me = std::process::id();
+    for s in slots.iter_mut() {
+        s.child.track_escapees(&tree, me);
+    }
+    let max_mem = env
+        .config
+        .resource_limits
+        .max_memory_mb
+        .saturating_mul(1024 * 1024);
     let max_cpu = env.config.resource_limits.max_cpu_percent;
     for s in slots.iter_mut() {
         let Some(u) = usage.get(&s.child.pid) else {
@@ -181,15 +199,15 @@ pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, env: &Env, at: f
         s.cpu_ms = s.cpu_ms.max(u.cpu_ms);
         if u.rss_bytes > max_mem && !s.killed_memory {
             s.killed_memory = true;
-            process::signal_group(s.child.pid, libc::SIGKILL);
-            process::signal_group(s.child.pid, libc::SIGCONT);
+            s.child.signal_all(libc::SIGKILL);
+            s.child.signal_all(libc::SIGCONT);
             continue;
         }
         if max_cpu < 100.0
             && s.kill_at.is_none()
             && let Some(pause) = s.throttle.observe(at, u.cpu_ms, sampler.cpus, max_cpu)
         {
-            process::signal_group(s.child.pid, libc::SIGSTOP);
+            s.child.signal_all(libc::SIGSTOP);
             s.throttle.paused_until = Some(at + pause);
             s.throttle.paused_total_s += pause;
         }
@@ -205,7 +223,8 @@ pub(super) fn finish_slot(env: &Env, mut slot: Slot, at: f64) -> (Task, TaskResu
     r.queue_s = (slot.started - slot.task.enqueued_at).max(0.0);
     r.exit_code = ended.code;
     r.signal = ended.signal;
-    r.peak_rss_mb = (slot.peak_rss.max(ended.maxrss_kb * 1024)) as f64 / (1024.0 * 1024.0);
+    r.peak_rss_mb =
+        (slot.peak_rss.max(ended.maxrss_kb.saturating_mul(1024))) as f64 / (1024.0 * 1024.0);
     r.cpu_s = ended.cpu_s.max(slot.cpu_ms as f64 / 1000.0);
     r.log = Some(slot.log.clone());
     let mut status = if slot.cancelled {
@@ -229,6 +248,20 @@ pub(super) fn finish_slot(env: &Env, mut slot: Slot, at: f64) -> (Task, TaskResu
         (Some(path), _) => std::fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok()),
+        (
+            None,
+            Action::Command {
+                report: Some(fmt), ..
+            },
+        ) if matches!(status, Status::Succeeded | Status::Failed) && ended.stdout_dropped > 0 => {
+            r.error = Some(format!(
+                "its {fmt} report on stdout is over execution.log_max_kb ({} KiB); \
+                 {} more bytes were dropped and the report was not read",
+                env.config.execution.log_max_kb, ended.stdout_dropped
+            ));
+            status = Status::Failed;
+            None
+        }
         (
             None,
             Action::Command {

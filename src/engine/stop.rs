@@ -91,7 +91,8 @@ pub fn stop(env: &Env, ids: &[String], all: bool) -> Result<Stopped> {
         }
     }
     // Give the groups their grace, then make sure.
-    let grace = Instant::now() + Duration::from_secs(env.config.execution.kill_grace_seconds);
+    let grace =
+        Instant::now() + Duration::from_secs(env.config.execution.kill_grace_seconds.min(86_400));
     while Instant::now() < grace && groups.iter().any(|(p, _)| process::group_alive(*p)) {
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -55,6 +55,7 @@ pub fn record(state_dir: &Path, event: &str, attempts: &[&Delivery]) -> Result<(
     store::ensure_private_dir(state_dir).map_err(|e| format!("{e:#}"))?;
     let p = path(state_dir);
     let mut f = std::fs::OpenOptions::new()
+        .custom_flags(libc::O_NOFOLLOW)
         .create(true)
         .append(true)
         .mode(0o600)

@@ -252,6 +252,131 @@ pub fn issues_found(r: &TaskResult, f: &Findings) -> Notification {
     n
 }
 
+/// `tool rule file:line` of a finding in a report.
+fn finding_ref(v: &Value) -> String {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+    let loc = match v.get("line").and_then(Value::as_u64) {
+        Some(l) => format!("{}:{l}", s("file")),
+        None => s("file").to_string(),
+    };
+    format!("{} {} {loc}", s("tool"), s("rule"))
+        .trim()
+        .to_string()
+}
+
+/// An analyzer run compared with its baseline: `issues_found` about what is new
+/// (`2 new: bandit B602 app/runner.py:10, ...; 1 fixed`). None when nothing notable is new.
+pub fn new_issues(r: &TaskResult) -> Option<Notification> {
+    let rep = r.report.as_ref()?;
+    rep.get("baseline")?;
+    let new: Vec<&Value> = rep
+        .get("findings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|f| f.get("baseline").and_then(Value::as_str) == Some("new"))
+        .filter(|f| f.get("severity").and_then(Value::as_str) != Some("info"))
+        .collect();
+    if new.is_empty() {
+        return None;
+    }
+    let fixed = rep
+        .get("fixed")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let mut f = Findings::default();
+    for v in &new {
+        match v.get("severity").and_then(Value::as_str) {
+            Some("critical") => f.critical += 1,
+            Some("high") => f.high += 1,
+            Some("medium") => f.medium += 1,
+            Some("low") => f.low += 1,
+            _ => f.info += 1,
+        }
+    }
+    let mut named: Vec<String> = new
+        .iter()
+        .take(TOP_FINDINGS)
+        .map(|v| finding_ref(v))
+        .collect();
+    if new.len() > TOP_FINDINGS {
+        named.push("…".to_string());
+    }
+    let mut n = Notification::new(
+        "issues_found",
+        issues_severity(&f),
+        format!("{}: {} new issue(s)", label(r), new.len()),
+        format!(
+            "{} new: {}{}",
+            new.len(),
+            named.join(", "),
+            if fixed > 0 {
+                format!("; {fixed} fixed")
+            } else {
+                String::new()
+            }
+        ),
+    );
+    n.metadata = task_meta(r);
+    n.metadata["counts"] = json!(f);
+    n.metadata["new"] = json!(new.len());
+    n.metadata["fixed"] = json!(fixed);
+    n.metadata["top_findings"] =
+        Value::Array(new.into_iter().take(TOP_FINDINGS).cloned().collect());
+    Some(n)
+}
+
+/// The newly failing tests (with their causes) and newly passing ones of a test run
+/// compared with its baseline; without a baseline, every failing test.
+pub fn test_changes(r: &TaskResult) -> (Vec<String>, Vec<String>) {
+    let Some(rep) = r.report.as_ref() else {
+        return (Vec::new(), Vec::new());
+    };
+    let cause = |v: &Value| {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+        let at = match (s("file"), v.get("line").and_then(Value::as_u64)) {
+            ("", _) => String::new(),
+            (f, Some(l)) => format!(" ({f}:{l})"),
+            (f, None) => format!(" ({f})"),
+        };
+        let msg = s("message").lines().next().unwrap_or("").to_string();
+        format!("{}: {msg}{at}", s("name"))
+    };
+    let failing: Vec<String> = match rep.pointer("/baseline/newly_failing") {
+        Some(Value::Array(a)) => a.iter().map(cause).collect(),
+        _ if rep.get("baseline").is_some() => Vec::new(),
+        _ => rep
+            .pointer("/tests/failures")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(cause).collect())
+            .unwrap_or_default(),
+    };
+    let passing: Vec<String> = rep
+        .pointer("/baseline/newly_passing")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    (failing, passing)
+}
+
+/// A test run that now passes tests that failed before.
+pub fn tests_pass_again(r: &TaskResult, passing: &[String]) -> Notification {
+    let mut n = Notification::new(
+        "task_completed",
+        Severity::Info,
+        format!("{}: {} test(s) pass again", label(r), passing.len()),
+        format!("newly passing: {}", passing.join(", ")),
+    );
+    n.metadata = task_meta(r);
+    n.metadata["newly_passing"] = json!(passing);
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

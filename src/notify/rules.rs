@@ -8,7 +8,10 @@
 //! - succeeded with findings and `notification_on_issues` -> issues_found (one event,
 //!   replacing task_completed); `code_analysis` only on high issue counts (any critical or
 //!   high finding, or `CODE_ANALYSIS_MANY` findings in all); info findings alone never notify.
-//! - `test_runner` notifies on failures only.
+//! - A report compared with a baseline: issues_found fires on new findings (not info),
+//!   naming them and the fixed count; unchanged findings alone never notify.
+//! - `test_runner` notifies on failures (the newly failing tests with their causes) and
+//!   when tests that failed at the baseline pass again.
 //! - otherwise succeeded with `notification_on_complete` -> task_completed.
 
 use crate::config::Config;
@@ -38,7 +41,21 @@ pub fn events_for(config: &Config, r: &TaskResult) -> Vec<Notification> {
         "succeeded" => None,
         _ => return Vec::new(),
     };
-    if let Some(n) = failure {
+    let (newly_failing, newly_passing) = events::test_changes(r);
+    if let Some(mut n) = failure {
+        if let Some(why) = r
+            .report
+            .as_ref()
+            .and_then(|rep| rep.get("not_run"))
+            .and_then(serde_json::Value::as_str)
+        {
+            n.message.push_str(&format!("\n{why}"));
+        }
+        if !newly_failing.is_empty() {
+            n.message
+                .push_str(&format!("\nfailing: {}", newly_failing.join("\n  ")));
+            n.metadata["newly_failing"] = serde_json::json!(newly_failing);
+        }
         return if on_issues || on_complete {
             vec![n]
         } else {
@@ -46,7 +63,25 @@ pub fn events_for(config: &Config, r: &TaskResult) -> Vec<Notification> {
         };
     }
     if r.task_type == "test_runner" {
-        return Vec::new();
+        return if !newly_passing.is_empty() && (on_issues || on_complete) {
+            vec![events::tests_pass_again(r, &newly_passing)]
+        } else {
+            Vec::new()
+        };
+    }
+    // Compared with a baseline: what is new decides, and is what the event names.
+    if r.report
+        .as_ref()
+        .is_some_and(|rep| rep.get("baseline").is_some())
+    {
+        if on_issues && let Some(n) = events::new_issues(r) {
+            return vec![n];
+        }
+        return if on_complete {
+            vec![events::task_completed(r)]
+        } else {
+            Vec::new()
+        };
     }
     let findings = r
         .findings
@@ -177,5 +212,46 @@ mod tests {
         });
         let n = events_for(&config(), &r);
         assert_eq!(n[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn baseline_reports_notify_on_new_findings_only() {
+        let mut r = result("security_scan", "succeeded");
+        r.report = Some(json!({
+            "baseline": {"source": "previous"},
+            "findings": [
+                {"tool": "bandit", "rule": "B602", "severity": "high", "file": "app/runner.py", "line": 10, "baseline": "new"},
+                {"tool": "bandit", "rule": "B101", "severity": "low", "file": "app/a.py", "line": 3, "baseline": "unchanged"},
+            ],
+            "fixed": [{"tool": "bandit", "rule": "B301", "severity": "medium", "file": "s.py"}],
+        }));
+        let n = events_for(&config(), &r);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].event, "issues_found");
+        assert_eq!(n[0].message, "1 new: bandit B602 app/runner.py:10; 1 fixed");
+        // Only unchanged findings: silent.
+        r.report.as_mut().unwrap()["findings"][0]["baseline"] = json!("unchanged");
+        assert!(!events(&r).contains(&"issues_found".to_string()));
+    }
+
+    #[test]
+    fn test_runs_name_newly_failing_and_passing_tests() {
+        let mut r = result("test_runner", "failed");
+        r.report = Some(json!({
+            "baseline": {"source": "previous", "newly_failing": [
+                {"name": "tests/test_a.py::test_x", "message": "assert 1 == 2\nmore", "file": "tests/test_a.py", "line": 4}
+            ]},
+        }));
+        let n = events_for(&config(), &r);
+        assert!(
+            n[0].message
+                .contains("tests/test_a.py::test_x: assert 1 == 2 (tests/test_a.py:4)"),
+            "{}",
+            n[0].message
+        );
+        let mut ok = result("test_runner", "succeeded");
+        ok.report = Some(json!({"baseline": {"source": "previous", "newly_passing": ["t::y"]}}));
+        let n = events_for(&config(), &ok);
+        assert_eq!(n[0].title, "test_runner: 1 test(s) pass again");
     }
 }

@@ -71,7 +71,13 @@ impl Channel for Webhook {
             .post(&self.url)
             .header("content-type", "application/json")
             .send(&body[..])
-            .map_err(|e| format!("POST {}: {e}", redact(&self.url)))?;
+            .map_err(|e| {
+                format!(
+                    "POST {}: {}",
+                    redact(&self.url),
+                    scrub(&e.to_string(), &self.url)
+                )
+            })?;
         let status = resp.status();
         if status.is_success() {
             Ok(())
@@ -83,22 +89,51 @@ impl Channel for Webhook {
             Err(format!(
                 "POST {}: HTTP {status} {}",
                 redact(&self.url),
-                text.trim()
+                scrub(text.trim(), &self.url)
             ))
         }
     }
 }
 
-/// The URL without its path: webhook paths are secrets (Slack's are).
+/// The URL as it may be shown: scheme, host and port only. Userinfo (`user:pass@`), path
+/// (Slack's is the secret) and query (`?token=`) are never shown.
 fn redact(url: &str) -> String {
     match url.find("://") {
         Some(i) => {
             let rest = &url[i + 3..];
-            let host = rest.split('/').next().unwrap_or(rest);
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let authority = &rest[..end];
+            let host = authority.rsplit('@').next().unwrap_or(authority);
             format!("{}{host}/…", &url[..i + 3])
         }
         None => "(the configured url)".into(),
     }
+}
+
+/// An error text with every secret part of `url` replaced: the whole URL, its userinfo,
+/// path and query.
+fn scrub(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, &redact(url));
+    if let Some(i) = url.find("://") {
+        let rest = &url[i + 3..];
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        let mut secrets: Vec<&str> = vec![&rest[end..]];
+        if let Some(at) = authority.rfind('@') {
+            secrets.push(&authority[..at]);
+            secrets.extend(authority[..at].split(':'));
+        }
+        if let Some(q) = rest.find('?') {
+            secrets.push(&rest[q..]);
+            secrets.extend(rest[q + 1..].split(['&', '=', '#']));
+        }
+        secrets.extend(rest[end..].split(['/', '?', '&', '=', '#']));
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for s in secrets.into_iter().filter(|s| s.len() >= 4) {
+            out = out.replace(s, "…");
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -122,5 +157,12 @@ mod tests {
             redact("https://hooks.example.com/T0/B0/XXX"),
             "https://hooks.example.com/…"
         );
+        let url = "http://user:hunter2@example.com:8080?token=hunter3";
+        assert_eq!(redact(url), "http://example.com:8080/…");
+        let e = scrub(
+            &format!("cannot reach {url}: token hunter3 user:hunter2"),
+            url,
+        );
+        assert!(!e.contains("hunter"), "{e}");
     }
 }

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::escape::{self, Tree};
+
 /// How to start a task's process.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -27,8 +29,11 @@ pub struct Spec {
     pub nice: i32,
     /// ioprio class (1 realtime, 2 best-effort, 3 idle) and level.
     pub ioprio: Option<(u32, u32)>,
-    /// Keep stdout apart from the log and return it (a custom analyzer's report).
+    /// Keep stdout apart from the log and return it (a custom analyzer's report), up to
+    /// `log_cap` bytes like the log.
     pub capture_stdout: bool,
+    /// Variables of bgrun's own environment that the task must not see (secrets).
+    pub env_remove: Vec<OsString>,
 }
 
 /// A running child.
@@ -40,7 +45,11 @@ pub struct Child {
     pub start: u64,
     pidfd: Option<OwnedFd>,
     pump: Option<JoinHandle<()>>,
-    stdout: Option<JoinHandle<Vec<u8>>>,
+    stdout: Option<JoinHandle<(Vec<u8>, u64)>>,
+    /// Its `BGRUN_CLAIM` mark, which finds its escapees re-parented to the drainer.
+    mark: Option<String>,
+    /// Descendants that left its process group: (pid, start time).
+    pub escaped: Vec<(u32, u64)>,
 }
 
 /// How a child ended, from `wait4`.
@@ -51,6 +60,8 @@ pub struct Ended {
     /// Largest resident set of the child or a waited-for descendant, in KiB.
     pub maxrss_kb: u64,
     pub cpu_s: f64,
+    /// Bytes of captured stdout dropped past the cap (the report was not read whole).
+    pub stdout_dropped: u64,
 }
 
 /// Start a task. The child becomes the leader of a new session and process group.
@@ -63,6 +74,9 @@ pub fn spawn(spec: &Spec) -> Result<Child> {
     let (out_r, out_w) = pipe()?;
     let mut cmd = Command::new(resolve_program(program, &spec.env));
     cmd.args(args).current_dir(&spec.cwd).stdin(Stdio::null());
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     let stdout_pipe = if spec.capture_stdout {
         let (r, w) = pipe()?;
@@ -92,19 +106,23 @@ pub fn spawn(spec: &Spec) -> Result<Child> {
     let stdout = stdout_pipe.and_then(|r| {
         std::thread::Builder::new()
             .name(format!("out-{pid}"))
-            .spawn(move || {
-                let mut buf = Vec::new();
-                let _ = File::from(r).take(256 << 20).read_to_end(&mut buf);
-                buf
-            })
+            .spawn(move || read_capped(r, cap))
             .ok()
     });
+    let mark = spec
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == CLAIM_VAR)
+        .and_then(|(_, v)| v.to_str().map(str::to_string));
     Ok(Child {
         pid,
         start,
         pidfd,
         pump,
         stdout,
+        mark,
+        escaped: Vec::new(),
     })
 }
 
@@ -128,7 +146,10 @@ impl Child {
     /// (no grandchild survives, and no reused pid is hit), reap it with its rusage, wait for
     /// the log pump, and return the captured stdout.
     pub fn reap(&mut self) -> (Ended, Vec<u8>) {
-        signal_group(self.pid, libc::SIGKILL);
+        let tree = Tree::read();
+        self.track_escapees(&tree, std::process::id());
+        self.signal_all(libc::SIGKILL);
+        self.signal_all(libc::SIGCONT);
         let mut status = 0;
         // SAFETY: an all-zero rusage is a valid value to be overwritten.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -144,21 +165,125 @@ impl Child {
             (None, None)
         };
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        let ended = Ended {
+        let mut ended = Ended {
             code,
             signal,
             maxrss_kb: ru.ru_maxrss.max(0) as u64,
             cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
+            stdout_dropped: 0,
         };
-        if let Some(p) = self.pump.take() {
+        self.reap_escapees(Duration::from_millis(200));
+        // The pipes close once every holder is gone; one that is still held (by a process
+        // that escaped even the subreaper) is not waited for past a bound.
+        let bound = std::time::Instant::now() + Duration::from_secs(2);
+        let ready = |h: &Option<JoinHandle<(Vec<u8>, u64)>>, p: &Option<JoinHandle<()>>| {
+            h.as_ref().is_none_or(|h| h.is_finished()) && p.as_ref().is_none_or(|p| p.is_finished())
+        };
+        while !ready(&self.stdout, &self.pump) && std::time::Instant::now() < bound {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if let Some(p) = self.pump.take().filter(|p| p.is_finished()) {
             let _ = p.join();
         }
-        let out = self
+        let (out, dropped) = self
             .stdout
             .take()
+            .filter(|h| h.is_finished())
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
+        ended.stdout_dropped = dropped;
         (ended, out)
+    }
+
+    /// Signal its process group and every known escapee (whose identity still holds).
+    pub fn signal_all(&self, sig: i32) {
+        signal_group(self.pid, sig);
+        for (pid, start) in &self.escaped {
+            if proc_start_time(*pid) == Some(*start) {
+                // SAFETY: plain kill of a process we identified by pid and start time.
+                unsafe {
+                    libc::kill(*pid as i32, sig);
+                }
+            }
+        }
+    }
+
+    /// Record the descendants that left its group: those under its leader (or under an
+    /// escapee already known) outside the group, and orphans re-parented to `me` (the
+    /// subreaper) that carry its mark. Escapees that died as our children are reaped.
+    pub fn track_escapees(&mut self, tree: &Tree, me: u32) {
+        let mut roots: Vec<u32> = vec![self.pid];
+        roots.extend(self.escaped.iter().map(|(p, _)| *p));
+        if let Some(mark) = &self.mark {
+            for c in tree.children_of(me) {
+                if *c != self.pid
+                    && !roots.contains(c)
+                    && tree.rows.get(c).is_some_and(|r| !r.zombie)
+                    && escape::environ_has(*c, CLAIM_VAR, mark)
+                {
+                    roots.push(*c);
+                }
+            }
+        }
+        for root in roots {
+            for pid in tree.subtree(root) {
+                let Some(row) = tree.rows.get(&pid) else {
+                    continue;
+                };
+                if row.pgid == self.pid
+                    || row.zombie
+                    || self
+                        .escaped
+                        .iter()
+                        .any(|(p, s)| *p == pid && *s == row.start)
+                {
+                    continue;
+                }
+                self.escaped.push((pid, row.start));
+            }
+        }
+        // Forget the dead; reap those that were re-parented to us.
+        self.escaped
+            .retain(|(pid, start)| match tree.rows.get(pid) {
+                Some(r) if r.start == *start && !r.zombie => true,
+                Some(r) if r.start == *start && r.ppid == me => {
+                    reap_pid(*pid);
+                    false
+                }
+                _ => false,
+            });
+    }
+
+    /// Reap the escapees that are our children (killed just before), waiting up to `bound`.
+    fn reap_escapees(&mut self, bound: Duration) {
+        let me = std::process::id();
+        let end = std::time::Instant::now() + bound;
+        loop {
+            let tree = Tree::read();
+            self.escaped.retain(|(pid, start)| {
+                match tree.rows.get(pid).filter(|r| r.start == *start) {
+                    Some(r) if r.zombie && r.ppid == me => {
+                        reap_pid(*pid);
+                        false
+                    }
+                    Some(r) => !r.zombie,
+                    None => false,
+                }
+            });
+            if self.escaped.is_empty() || std::time::Instant::now() >= end {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Reap one exited child without blocking.
+fn reap_pid(pid: u32) {
+    let mut status = 0;
+    // SAFETY: waitpid with WNOHANG on a pid that is our child (or ECHILD).
+    unsafe {
+        libc::waitpid(pid as i32, &mut status, libc::WNOHANG);
     }
 }
 
@@ -350,7 +475,7 @@ pub fn kill_leftover_group(pgid: u32, leader_start: u64, grace: Duration) -> boo
     }
     signal_group(pgid, libc::SIGCONT);
     signal_group(pgid, libc::SIGTERM);
-    let deadline = std::time::Instant::now() + grace;
+    let deadline = std::time::Instant::now() + grace.min(Duration::from_secs(86_400));
     while std::time::Instant::now() < deadline {
         if !group_alive(pgid) {
             return true;
@@ -365,6 +490,69 @@ pub fn kill_leftover_group(pgid: u32, leader_start: u64, grace: Duration) -> boo
         std::thread::sleep(Duration::from_millis(10));
     }
     !group_alive(pgid)
+}
+
+/// The environment entry that marks every process of one claimed attempt, so that a claim
+/// whose pid never reached the journal (its drainer died between the spawn and the append)
+/// can still be found: `BGRUN_CLAIM=<drainer token>/<task id>/<attempt>`.
+pub const CLAIM_VAR: &str = "BGRUN_CLAIM";
+
+pub fn claim_mark(drainer: &str, id: &str, attempt: u32) -> String {
+    format!("{drainer}/{id}/{attempt}")
+}
+
+/// Live processes whose environment carries `BGRUN_CLAIM=<mark>` (read from
+/// `/proc/PID/environ`; processes that cannot be read are skipped).
+pub fn processes_with_claim(mark: &str) -> Vec<u32> {
+    let needle = format!("{CLAIM_VAR}={mark}\0").into_bytes();
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
+            && memchr::memmem::find(&env, &needle).is_some_and(|i| i == 0 || env[i - 1] == 0)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Kill every process of a claimed attempt found by its environment: TERM, then KILL after
+/// `grace`. Returns whether none is left.
+pub fn kill_claimed(mark: &str, grace: Duration) -> bool {
+    let signal_all = |sig| {
+        for pid in processes_with_claim(mark) {
+            // SAFETY: plain kill; a vanished pid gives ESRCH.
+            unsafe {
+                libc::kill(pid as i32, sig);
+            }
+        }
+    };
+    if processes_with_claim(mark).is_empty() {
+        return true;
+    }
+    signal_all(libc::SIGCONT);
+    signal_all(libc::SIGTERM);
+    let deadline = std::time::Instant::now() + grace.min(Duration::from_secs(86_400));
+    while std::time::Instant::now() < deadline {
+        if processes_with_claim(mark).is_empty() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_all(libc::SIGKILL);
+    for _ in 0..100 {
+        if processes_with_claim(mark).is_empty() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
 }
 
 /// A process's start time in clock ticks since boot, from `/proc/PID/stat`.
@@ -416,6 +604,7 @@ fn pump_capped(r: OwnedFd, path: PathBuf, cap: u64) {
         };
         if log.is_none() {
             log = std::fs::OpenOptions::new()
+                .custom_flags(libc::O_NOFOLLOW)
                 .create(true)
                 .append(true)
                 .mode(0o600)
@@ -438,6 +627,28 @@ fn pump_capped(r: OwnedFd, path: PathBuf, cap: u64) {
             cap / 1024
         );
     }
+}
+
+/// Read a pipe to its end, keeping at most `cap` bytes; returns them and how many more
+/// were drained and dropped (the child never blocks on a full pipe).
+fn read_capped(r: OwnedFd, cap: u64) -> (Vec<u8>, u64) {
+    let mut src = File::from(r);
+    let mut kept = Vec::new();
+    let mut dropped = 0u64;
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let room = usize::try_from(cap.saturating_sub(kept.len() as u64)).unwrap_or(usize::MAX);
+        let take = room.min(n);
+        kept.extend_from_slice(&buf[..take]);
+        dropped = dropped.saturating_add((n - take) as u64);
+    }
+    (kept, dropped)
 }
 
 /// Path of a task's log.

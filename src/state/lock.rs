@@ -26,6 +26,7 @@ impl StateLock {
 /// Take the lock, waiting at most `timeout`; past it, a state error (exit 3).
 pub fn acquire(path: &Path, timeout: Duration) -> Result<StateLock> {
     let file = OpenOptions::new()
+        .custom_flags(libc::O_NOFOLLOW)
         .create(true)
         .truncate(false)
         .read(true)

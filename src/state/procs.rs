@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,16 +51,22 @@ pub fn register(state_dir: &Path, kind: &str) -> Result<Registration> {
         .write(true)
         .mode(0o600)
         .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+        .map_err(|e| crate::error::state(format!("cannot create {}: {e}", path.display())))?;
     file.lock()
-        .with_context(|| format!("cannot lock {}", path.display()))?;
+        .map_err(|e| crate::error::state(format!("cannot lock {}: {e}", path.display())))?;
     let info = ProcInfo {
         kind: kind.to_string(),
         pid,
         token,
         started_at,
     };
-    file.write_all(&serde_json::to_vec(&info)?)?;
+    if let Err(e) = file.write_all(&serde_json::to_vec(&info)?) {
+        let _ = std::fs::remove_file(&path);
+        return Err(crate::error::state(format!(
+            "cannot write {}: {e} (free some space in the state directory)",
+            path.display()
+        )));
+    }
     Ok(Registration {
         info,
         path,
@@ -81,7 +87,12 @@ pub fn alive(state_dir: &Path, kind: Option<&str>) -> Vec<ProcInfo> {
             continue;
         }
         let path = entry.path();
-        let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+        let Ok(file) = OpenOptions::new()
+            .custom_flags(libc::O_NOFOLLOW)
+            .read(true)
+            .write(true)
+            .open(&path)
+        else {
             continue;
         };
         match file.try_lock() {

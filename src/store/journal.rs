@@ -389,7 +389,7 @@ pub fn compaction_ops(state: &State) -> Vec<Op> {
 }
 
 /// Read `{"op":"xxx","id":"...","key":"..."` from the start of a line.
-fn prefix(line: &[u8]) -> Option<(&[u8], &str, &str)> {
+pub fn prefix(line: &[u8]) -> Option<(&[u8], &str, &str)> {
     let rest = line.strip_prefix(br#"{"op":""#)?;
     let op = rest.get(..3)?;
     let rest = rest.get(3..)?.strip_prefix(br#"","id":""#)?;

@@ -12,14 +12,14 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::journal::{
-    Bad, Op, Running, SCHEMA_VERSION, Scan, State, compaction_ops, encode, header,
+    Bad, Op, Running, SCHEMA_VERSION, Scan, State, compaction_ops, encode, header, prefix,
 };
 use super::{Durability, End, Lease, Release, Removal, Store, Txn};
 use crate::error;
@@ -90,6 +90,7 @@ impl JournalFile {
             write_atomic(&path, &bytes, true)?;
         }
         let file = OpenOptions::new()
+            .custom_flags(libc::O_NOFOLLOW)
             .read(true)
             .append(true)
             .open(&path)
@@ -136,7 +137,11 @@ impl JournalFile {
         let file = if h.journal.metadata().map(|m| m.ino()).ok() == Some(on_disk.ino()) {
             h.journal
         } else {
-            OpenOptions::new().read(true).append(true).open(&path)?
+            OpenOptions::new()
+                .custom_flags(libc::O_NOFOLLOW)
+                .read(true)
+                .append(true)
+                .open(&path)?
         };
         let len = on_disk.len();
         Ok(JournalFile {
@@ -181,6 +186,9 @@ impl JournalFile {
     /// The fast path for enqueue: keys, counts and open claims from line prefixes only,
     /// reading the journal in chunks through one reused buffer.
     pub fn scan(&mut self) -> Result<Scan> {
+        if !crate::state::stamp::matches(&self.dir, &self.file) {
+            return self.scan_full();
+        }
         const CHUNK: usize = 256 * 1024;
         self.file.seek(SeekFrom::Start(0))?;
         let mut scan = Scan::default();
@@ -227,6 +235,49 @@ impl JournalFile {
             return Err(corrupt(&self.path, "empty, no header"));
         }
         scan.next_seq += enq_lines;
+        Ok(scan)
+    }
+
+    /// The scan of a journal that bgrun did not leave as it is: every line parsed by the
+    /// rule of [`JournalFile::load`], so that enqueue accepts exactly what drain and status
+    /// accept (issue 14; see `state::stamp`).
+    fn scan_full(&mut self) -> Result<Scan> {
+        let state = self.load()?;
+        let mut scan = Scan {
+            next_seq: state.next_seq,
+            queued: state.queued.len(),
+            lines: state.lines,
+            ..Scan::default()
+        };
+        let mut queued: Vec<&crate::state::task::Task> = state.queued.values().collect();
+        queued.sort_by_key(|t| t.seq);
+        for t in queued {
+            scan.add_key(&t.dedup_key(), t.id.parse().unwrap_or(0));
+        }
+        for (id, r) in &state.running {
+            let claim = Op::Claim {
+                id: id.clone(),
+                key: r.task.dedup_key(),
+                drainer: r.drainer.clone(),
+                at: r.claimed_at,
+            };
+            let n = id
+                .parse()
+                .unwrap_or(u64::MAX - scan.open_claims.len() as u64);
+            scan.open_claims.insert(n, serde_json::to_vec(&claim)?);
+        }
+        // Record the stamp only when every line is in bgrun's own form, which the fast
+        // scan reads; a journal in another form is read in full until compacted.
+        let buf = self.read_from(0)?;
+        let whole = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let canonical = buf[..whole]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .skip(1)
+            .all(|l| prefix(l).is_some_and(|(_, id, _)| id.parse::<u64>().is_ok()));
+        if canonical {
+            crate::state::stamp::record(&self.dir, &self.file);
+        }
         Ok(scan)
     }
 
@@ -308,17 +359,29 @@ impl JournalFile {
             self.len = self.valid_len;
         }
         let bytes = encode(ops)?;
-        self.file.write_all(&bytes).map_err(|e| {
-            error::state(format!(
-                "cannot append to the state file {}: {e}",
+        let stamped = crate::state::stamp::matches(&self.dir, &self.file);
+        if let Err(e) = self.file.write_all(&bytes) {
+            // Whole lines or nothing: cut a short write (a full disk) back off.
+            let _ = self.file.set_len(self.valid_len);
+            return Err(error::state(format!(
+                "cannot append to the state file {}: {e}; nothing of this change was kept \
+                 (free some space, then run the command again)",
                 self.path.display()
-            ))
-        })?;
+            )));
+        }
         if durable {
-            self.file.sync_data()?;
+            self.file.sync_data().map_err(|e| {
+                error::state(format!(
+                    "cannot fsync the state file {}: {e}",
+                    self.path.display()
+                ))
+            })?;
         }
         self.len += bytes.len() as u64;
         self.valid_len = self.len;
+        if stamped {
+            crate::state::stamp::record(&self.dir, &self.file);
+        }
         Ok(())
     }
 
@@ -329,11 +392,13 @@ impl JournalFile {
         let bytes = encode(&ops)?;
         write_atomic(&self.path, &bytes, true)?;
         self.file = OpenOptions::new()
+            .custom_flags(libc::O_NOFOLLOW)
             .read(true)
             .append(true)
             .open(&self.path)?;
         self.len = bytes.len() as u64;
         self.valid_len = self.len;
+        crate::state::stamp::record(&self.dir, &self.file);
         Ok(ops.len())
     }
 }
@@ -710,12 +775,34 @@ impl Txn for JsonlTxn<'_> {
         self.results.push((result, queue_len, concurrent));
     }
 
+    fn flush(&mut self) -> Result<()> {
+        let ops = std::mem::take(&mut self.ops);
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| error::state("the state transaction is already over"))?;
+        if let Err(e) = file.append(&ops, true) {
+            self.store.cache = Cache::default();
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn commit(mut self: Box<Self>, durability: Durability) -> Result<Vec<TaskResult>> {
         let ops = std::mem::take(&mut self.ops);
         let mut file = self
             .file
             .take()
             .ok_or_else(|| error::state("the state transaction is already over"))?;
+        // Results first, then the journal lines that end their tasks: a drainer killed
+        // between the two leaves a result whose task is still running in the journal (it
+        // is recovered and run again as the next attempt), never an ended task without
+        // its result (issue 14: 0 lost under kill -9).
+        let mut saved = Vec::with_capacity(self.results.len());
+        for (r, queue_len, concurrent) in std::mem::take(&mut self.results) {
+            persist(&self.store.dir, &r, queue_len, concurrent);
+            saved.push(r);
+        }
         if let Err(e) = file.append(&ops, durability == Durability::Now) {
             self.store.cache = Cache::default();
             return Err(e);
@@ -733,12 +820,6 @@ impl Txn for JsonlTxn<'_> {
         {
             let st = file.load()?;
             file.compact(&st)?;
-        }
-        // Results are appended under the lock, so that the retention rewrite cannot lose them.
-        let mut saved = Vec::with_capacity(self.results.len());
-        for (r, queue_len, concurrent) in std::mem::take(&mut self.results) {
-            persist(&self.store.dir, &r, queue_len, concurrent);
-            saved.push(r);
         }
         self.store.handles = Some(file.unlock());
         Ok(saved)

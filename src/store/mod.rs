@@ -206,6 +206,12 @@ pub trait Txn {
     /// the metrics sample. Written with the transaction.
     fn save_result(&mut self, result: TaskResult, queue_len: usize, concurrent: usize);
 
+    /// Make this transaction's writes so far visible and durable now; the transaction stays
+    /// open. The drainer calls it between claiming and starting tasks: a task's process
+    /// never exists before its claim is on disk (issue 14). A store whose writes are only
+    /// visible at commit must make the claims durable here in a way that fences a second
+    /// claim (a SQL store: commit the claim rows and begin again).
+    fn flush(&mut self) -> Result<()>;
     /// Make this transaction's writes visible (and durable per `durability`), release the
     /// store, and hand back the results saved in it, for announcing.
     fn commit(self: Box<Self>, durability: Durability) -> Result<Vec<TaskResult>>;

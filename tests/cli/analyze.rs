@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::*;
 
-fn tool_dirs() -> Vec<PathBuf> {
+pub(crate) fn tool_dirs() -> Vec<PathBuf> {
     let root = std::env::var_os("BGRUN_TEST_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
@@ -23,7 +23,7 @@ fn tool_dirs() -> Vec<PathBuf> {
 }
 
 /// PATH for bgrun: the test tool dirs, then the caller's PATH.
-fn test_path() -> OsString {
+pub(crate) fn test_path() -> OsString {
     let mut dirs = tool_dirs();
     if let Some(p) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&p));
@@ -36,7 +36,7 @@ fn on_path(name: &str) -> bool {
 }
 
 /// Are these tools installed? Missing: fail under scripts/test, else skip loudly.
-fn have(tools: &[&str]) -> bool {
+pub(crate) fn have(tools: &[&str]) -> bool {
     let missing: Vec<&&str> = tools.iter().filter(|t| !on_path(t)).collect();
     if missing.is_empty() {
         return true;
@@ -129,7 +129,7 @@ fn row(rule: &str, file: &str, line: u64, sev: &str) -> (String, String, u64, St
     (rule.into(), file.into(), line, sev.into())
 }
 
-fn tool<'a>(r: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn tool<'a>(r: &'a Value, name: &str) -> &'a Value {
     r["tools"]
         .as_array()
         .expect("tools")
@@ -286,7 +286,13 @@ fn code_runs_eslint_with_a_flat_config_and_skips_without_one() {
     );
     let e = fixture("js-noconfig");
     let (out, r) = analyze(&e, &["code"]);
-    assert_code(&out, 0);
+    // Its only tool skipped: nothing ran, which is not a success (issue 12).
+    assert_code(&out, 1);
+    assert!(text(&out.stderr).contains("no tool ran: eslint skipped: no ESLint config"));
+    assert!(
+        r["not_run"].as_str().unwrap().starts_with("no tool ran"),
+        "{r}"
+    );
     let es = tool(&r, "eslint");
     assert_eq!(es["status"], "skipped");
     assert!(
@@ -397,7 +403,9 @@ fn a_missing_tool_is_skipped_with_how_to_install_it() {
         .arg(&report)
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    // Every applicable tool skipped or failed: the run says so and exits 1 (issue 12).
+    assert_code(&out, 1);
+    assert!(text(&out.stderr).contains("bgrun: no tool ran: bandit skipped: bandit not installed"));
     let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(tool(&r, "bandit")["status"], "skipped");
     assert_eq!(
@@ -428,6 +436,8 @@ fn garbage_crash_and_hang_are_per_tool_failures_and_the_rest_still_reports() {
             "tools": {"radon": {"source": "project"}, "bandit": {"source": "project"},
                       "pylint": {"source": "project"}, "ruff": {"source": "project"}}}}"#,
     );
+    // The project's own tools run only in a trusted repository (issue 14).
+    assert_code(&e.run(&["trust"]), 0);
     let t = std::time::Instant::now();
     let (out, r) = analyze(&e, &["all"]);
     assert!(

@@ -95,6 +95,19 @@ fn twenty_concurrent_enqueuers_800_tasks_each_run_exactly_once() {
 #[test]
 fn kill_9_of_a_drainer_loses_nothing_and_the_orphan_is_recovered() {
     let e = Env::new();
+    // Only this test's processes: other test runs on the machine may leave a sleep 424242.
+    let root = e.root().to_path_buf();
+    let procs_with = |token: &str| -> Vec<u32> {
+        procs_with(token)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|env| {
+                    let want = format!("BGRUN_REPO={}", root.display());
+                    env.split(|b| *b == 0).any(|kv| kv == want.as_bytes())
+                })
+            })
+            .collect()
+    };
     e.config(r#"{"execution": {"max_concurrent_tasks": 1, "kill_grace_seconds": 1}}"#);
     // The first run marks itself and hangs; the re-run after recovery finishes.
     let slow = "if [ -f marker ]; then echo second; exit 0; fi; touch marker; exec sleep 424242";
@@ -285,7 +298,8 @@ fn corrupt_state_gives_exit_3_and_stays_byte_identical() {
     }
     // A future schema version is refused the same way.
     let e2 = Env::new();
-    std::fs::create_dir_all(e2.state()).unwrap();
+    // (bgrun makes the state dir: one made by hand with state in it is refused, issue 14.)
+    assert_code(&e2.run(&["status"]), 0);
     let future = "{\"op\":\"hdr\",\"id\":\"\",\"key\":\"\",\"schema_version\":99,\"next_seq\":1,\"created_at\":0}\n";
     std::fs::write(e2.state().join("state.jsonl"), future).unwrap();
     let out = e2.run(&["status"]);

@@ -2,9 +2,13 @@
 //! One module per area; `Env` is the shared builder.
 
 mod analyze;
+mod changed;
 mod core;
+mod crash;
 mod cron;
+mod harden;
 mod hooks;
+mod house;
 mod notify;
 mod state_compat;
 mod tools;

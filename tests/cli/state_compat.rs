@@ -10,6 +10,12 @@ fn with_v1_state() -> Env {
     for f in ["state.jsonl", "results.jsonl", "metrics.jsonl"] {
         std::fs::copy(src.join(f), e.state().join(f)).expect("copy fixture");
     }
+    // A state dir with a queue that this machine's bgrun did not record is refused until
+    // adopted (issue 14): what a user upgrading from a bgrun without the record runs once.
+    let out = e.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "refused before adoption");
+    assert!(text(&out.stderr).contains("bgrun state adopt"));
+    assert_eq!(e.run(&["state", "adopt"]).status.code(), Some(0));
     e
 }
 
