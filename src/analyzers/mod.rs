@@ -700,6 +700,7 @@ fn run_per_file(
         .version_of
         .as_ref()
         .and_then(|(e, pkg)| exec::version(e, pkg));
+    run.source = inv.source.map(|s| s.as_str().to_string());
     run.files_cached = Some(hits);
     run.files_run = Some(misses.len() as u64);
     let mut parse_s = 0.0;

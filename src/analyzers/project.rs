@@ -163,6 +163,10 @@ impl Project {
     /// The analyzed dir, then the repo root when it differs: where the project's own
     /// environments (`.venv`, `node_modules`) are looked for.
     pub fn dirs(&self) -> Vec<&Path> {
+        // A repository's own tools and interpreter run only once the user trusted it.
+        if !crate::trust::repo_trusted(&self.repo) {
+            return Vec::new();
+        }
         if self.root == self.repo {
             vec![&self.root]
         } else {
