@@ -343,8 +343,22 @@ fn pytest_runs_in_the_projects_interpreter_or_says_how_to_make_one() {
         "tests/test_dep.py",
         "import depmod\n\n\ndef test_dep():\n    assert depmod.VALUE == 6\n",
     );
-    // The project's own interpreter runs only in a trusted repository (issue 14).
-    assert_code(&e.run(&["trust"]), 0);
+    // The project's own interpreter runs only in a trusted repository (issue 14); the
+    // approval is kept in a throwaway data dir.
+    let data = tempfile::tempdir().unwrap();
+    let managed = |e: &Env, cache: &Path| {
+        let mut c = managed(e, cache);
+        c.env("BGRUN_DATA_DIR", data.path());
+        c
+    };
+    assert_code(
+        &e.cmd()
+            .env("BGRUN_DATA_DIR", data.path())
+            .arg("trust")
+            .output()
+            .unwrap(),
+        0,
+    );
     let out = managed(&e, &shared_cache())
         .args(["analyze", "tests", "--output", ".r.json"])
         .output()
