@@ -125,6 +125,37 @@ pub enum Command {
     Log(LogArgs),
     /// Write a self-contained HTML report of results, findings and metrics
     Report(ReportArgs),
+    /// Managed, pinned tool environments in $XDG_CACHE_HOME/bgrun/tools
+    #[command(subcommand)]
+    Tools(ToolsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// Every tool bgrun knows: this project's version and source, and what is installed
+    List,
+    /// Install tools (default: the managed tools this project's analyzers use)
+    Install {
+        /// Tool names (bandit, pip-audit, radon, pylint, ruff, pytest, eslint, cargo-audit)
+        tools: Vec<String>,
+    },
+    /// Move the pins to the newest releases and rewrite the team config (bgrun.json)
+    Update,
+    /// Print the executable the analyzers would run for TOOL (installs nothing)
+    Which {
+        tool: String,
+        /// Look it up N times (for scripts/bench/tools: the cost of one lookup)
+        #[arg(long, hide = true, default_value_t = 1)]
+        repeat: u32,
+    },
+    /// Remove unfinished installs and environments unused for --days (not this project's pins)
+    Prune {
+        /// Age in days since last use
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+    },
+    /// Print the cache directory (for CI caching)
+    Dir,
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +227,9 @@ pub struct DrainArgs {
     /// Run as the detached background drainer (quiet, exits when the queue is empty)
     #[arg(long, hide = true)]
     pub background: bool,
+    /// Analyzer tasks never install a missing managed tool (passed on to them)
+    #[arg(long)]
+    pub no_install: bool,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +328,9 @@ pub struct AnalyzeArgs {
     /// Exit 1 when a finding at or above this severity is found
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<SeverityArg>,
+    /// Never install a missing managed tool; report it as skipped
+    #[arg(long)]
+    pub no_install: bool,
     /// The working tree's changes against HEAD plus the staged ones
     #[arg(long, conflicts_with = "since")]
     pub changed: bool,

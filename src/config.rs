@@ -19,6 +19,88 @@ use crate::error;
 /// The embedded default config, also what `bgrun init` writes.
 pub const DEFAULT_CONFIG: &str = include_str!("default-config.json");
 
+/// The team's config, committed: `<repo>/bgrun.json` (what `bgrun init` writes).
+pub const TEAM_CONFIG: &str = "bgrun.json";
+
+/// Set `analysis.tools.NAME.version` for each pin in the config file at `path` (created
+/// when missing), keeping every other key. A file with comments is kept as `FILE.bak`
+/// first: the rewritten JSON cannot carry them.
+pub fn write_pins(path: &Path, pins: &[(&str, &str)]) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(error::usage(format!("cannot read {}: {e}", path.display())));
+        }
+    };
+    let mut v: Value = match &text {
+        None => serde_json::json!({}),
+        Some(t) => serde_json::from_str(&strip_comments(t)).map_err(|e| {
+            error::usage(format!(
+                "{}:{}:{}: not valid JSON: {} (fix it, then run `bgrun tools update` again)",
+                path.display(),
+                e.line(),
+                e.column(),
+                strip_pos(&e)
+            ))
+        })?,
+    };
+    let Some(obj) = v.as_object_mut() else {
+        return Err(error::usage(format!(
+            "{}: the config must be a JSON object",
+            path.display()
+        )));
+    };
+    let analysis = obj
+        .entry("analysis")
+        .or_insert_with(|| serde_json::json!({}));
+    if !analysis.is_object() {
+        *analysis = serde_json::json!({});
+    }
+    let tools = analysis
+        .as_object_mut()
+        .map(|a| a.entry("tools").or_insert_with(|| serde_json::json!({})));
+    let Some(tools) = tools else {
+        return Ok(());
+    };
+    if !tools.is_object() {
+        *tools = serde_json::json!({});
+    }
+    for (name, version) in pins {
+        if let Some(t) = tools.as_object_mut() {
+            let entry = t
+                .entry(name.to_string())
+                .or_insert_with(|| serde_json::json!({}));
+            if !entry.is_object() {
+                *entry = serde_json::json!({});
+            }
+            if let Some(e) = entry.as_object_mut() {
+                e.insert("version".into(), Value::String(version.to_string()));
+            }
+        }
+    }
+    if let Some(t) = &text
+        && strip_comments(t).trim_start_matches('\u{feff}') != t.trim_start_matches('\u{feff}')
+    {
+        let mut bak = path.as_os_str().to_owned();
+        bak.push(".bak");
+        std::fs::write(&bak, t).map_err(|e| {
+            error::usage(format!(
+                "cannot keep a copy at {}: {e}",
+                PathBuf::from(&bak).display()
+            ))
+        })?;
+    }
+    let mut bytes = serde_json::to_vec_pretty(&v)?;
+    bytes.push(b'\n');
+    crate::state::store::write_atomic(path, &bytes, true)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+    }
+    Ok(())
+}
+
 /// The four built-in task types (analyzers).
 pub const BUILTIN_TYPES: [&str; 4] = [
     "security_scan",
@@ -347,6 +429,83 @@ pub struct Analysis {
     /// cargo-test, maven, gradle); they are reported as skipped.
     #[serde(default)]
     pub disabled_tools: Vec<String>,
+    /// Per tool: the pinned version and where it comes from (issue 13).
+    #[serde(default)]
+    pub tools: BTreeMap<String, ToolPin>,
+    /// Install a missing managed tool on first use (`--no-install` turns it off per run).
+    #[serde(default = "yes")]
+    pub install_tools: bool,
+    /// Deadline of one tool install (venv + pip, npm, cargo install).
+    #[serde(default = "install_timeout")]
+    pub install_timeout_seconds: u64,
+    /// The project's Python interpreter for its tests (relative to the repo); default: its
+    /// `.venv` or `venv`.
+    #[serde(default)]
+    pub python: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn install_timeout() -> u64 {
+    600
+}
+
+/// `analysis.tools.NAME`: `{"version": "X.Y.Z", "source": "managed|project|system"}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ToolPin {
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl Analysis {
+    /// The pins as the tools module takes them (validated by [`parse`]).
+    pub fn tool_pins(&self) -> BTreeMap<String, crate::tools::Pin> {
+        self.tools
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    crate::tools::Pin {
+                        version: v.version.clone(),
+                        source: v.source.as_deref().and_then(crate::tools::Source::parse),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// `analysis.tools`: known tool names, real versions, one of the three sources.
+fn validate_tools(a: &Analysis, file: &str, errors: &mut Vec<String>) {
+    for (name, pin) in &a.tools {
+        let Some(spec) = crate::tools::spec(name) else {
+            let known: Vec<&str> = crate::tools::TABLE.iter().map(|s| s.name).collect();
+            errors.push(format!(
+                "{file}: analysis.tools.{name}: not a tool bgrun knows (known: {})",
+                known.join(", ")
+            ));
+            continue;
+        };
+        if let Some(v) = &pin.version
+            && !crate::tools::valid_version(v)
+        {
+            errors.push(format!(
+                "{file}: analysis.tools.{name}.version: {v:?} is not a version (like {:?})",
+                spec.default_version
+            ));
+        }
+        if let Some(s) = &pin.source
+            && crate::tools::Source::parse(s).is_none()
+        {
+            errors.push(format!(
+                "{file}: analysis.tools.{name}.source: expected managed, project or system, found {s:?}"
+            ));
+        }
+    }
 }
 
 /// A task priority: `critical` 1000, `high` 100, `medium` 10, `low` 1, or an integer.
@@ -423,60 +582,245 @@ impl fmt::Display for Source {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
+    /// The file of highest precedence (or the embedded defaults).
     pub source: Source,
     pub warnings: Vec<String>,
+    /// Every file merged, lowest precedence first (issue 13).
+    pub files: Vec<PathBuf>,
+    /// Which file set each value (`analysis.tools.ruff.version` -> file); a value not
+    /// listed is the embedded default.
+    pub provenance: BTreeMap<String, PathBuf>,
 }
 
-/// Find the config file in the order of CLI.md: `--config`, `$BGRUN_CONFIG`,
-/// `<repo>/.bgrun/config.json`, `<repo>/.claude/config/background-tasks.json`.
-pub fn discover(explicit: Option<&Path>, repo: &Path) -> Source {
+/// The predecessor's config, the team's (committed) and the personal one, in merge order.
+pub const CHAIN: [&str; 3] = [
+    ".claude/config/background-tasks.json",
+    TEAM_CONFIG,
+    ".bgrun/config.json",
+];
+
+/// The config files to merge, lowest precedence first: `--config` or `$BGRUN_CONFIG` alone
+/// when given (it replaces the file part of the chain), else those of [`CHAIN`] that exist.
+pub fn layers(explicit: Option<&Path>, repo: &Path) -> Vec<PathBuf> {
     if let Some(p) = explicit {
-        return Source::File(p.to_path_buf());
+        return vec![p.to_path_buf()];
     }
     if let Some(p) = std::env::var_os("BGRUN_CONFIG").filter(|p| !p.is_empty()) {
-        return Source::File(PathBuf::from(p));
+        return vec![PathBuf::from(p)];
     }
-    for rel in [".bgrun/config.json", ".claude/config/background-tasks.json"] {
-        let p = repo.join(rel);
-        if p.is_file() {
-            return Source::File(p);
-        }
-    }
-    Source::Embedded
+    CHAIN
+        .iter()
+        .map(|rel| repo.join(rel))
+        .filter(|p| p.is_file())
+        .collect()
 }
 
-/// Discover, read and validate the config. Every error found is reported at once (exit 2).
+/// The config file of highest precedence (see [`layers`]).
+pub fn discover(explicit: Option<&Path>, repo: &Path) -> Source {
+    match layers(explicit, repo).pop() {
+        Some(p) => Source::File(p),
+        None => Source::Embedded,
+    }
+}
+
+/// The files' JSON merged (no defaults, no validation); None when one cannot be read or
+/// parsed. For callers that must decide before a full load (`bgrun hook`).
+pub fn user_json(explicit: Option<&Path>, repo: &Path) -> Option<Value> {
+    let mut user = Value::Object(Default::default());
+    for f in layers(explicit, repo) {
+        let text = std::fs::read_to_string(&f).ok()?;
+        let mut v = parse_json(&text, "").ok()?;
+        normalize_hooks(&mut v, &mut Vec::new());
+        merge(&mut user, &v);
+    }
+    Some(user)
+}
+
+/// Discover, read, merge and validate the config. Every error found is reported at once
+/// (exit 2), each naming the file that set the bad value.
 pub fn load(explicit: Option<&Path>, repo: &Path) -> Result<Loaded> {
-    let source = discover(explicit, repo);
-    let text = match &source {
-        // The defaults are merged in by `parse`: nothing to add over them.
-        Source::Embedded => "{}".to_string(),
-        Source::File(p) => std::fs::read_to_string(p).map_err(|e| {
+    let files = layers(explicit, repo);
+    let source = match files.last() {
+        Some(p) => Source::File(p.clone()),
+        None => Source::Embedded,
+    };
+    let mut user = Value::Object(Default::default());
+    let mut provenance = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| {
             error::usage(format!(
                 "cannot read config {}: {e} (check --config / $BGRUN_CONFIG, or run `bgrun init`)",
-                p.display()
+                f.display()
             ))
-        })?,
+        })?;
+        match parse_json(&text, &f.display().to_string()) {
+            Ok(mut v) => {
+                warnings.extend(duplicate_warnings(&text, &f.display().to_string()));
+                normalize_hooks(&mut v, &mut warnings);
+                record(&v, "", f, &mut provenance);
+                merge(&mut user, &v);
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    let label = files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let label = if label.is_empty() {
+        source.to_string()
+    } else {
+        label
     };
-    let (config, warnings) = parse(&text, &source.to_string()).map_err(|errors| {
+    let result = if errors.is_empty() {
+        parse_value(user, PLACEHOLDER)
+    } else {
+        Err(errors)
+    };
+    let attribute = |msgs: Vec<String>| -> Vec<String> {
+        msgs.into_iter()
+            .map(|m| attribute(&m, &provenance, &source))
+            .collect()
+    };
+    let (config, more) = result.map_err(|errors| {
         error::usage(format!(
-            "invalid config {}:\n  {}\n(fix these keys, or run `bgrun config check` after editing)",
-            source,
-            errors.join("\n  ")
+            "invalid config {label}:\n  {}\n(fix these keys, or run `bgrun config check` after editing)",
+            attribute(errors).join("\n  ")
         ))
     })?;
+    warnings.extend(attribute(more));
     Ok(Loaded {
         config,
         source,
         warnings,
+        files,
+        provenance,
     })
 }
 
-/// Parse config text: the result, or every error found (`file: path: message`).
-pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String>> {
-    // A UTF-8 byte order mark (some Windows editors write one) is not part of the JSON.
+/// Stands for the file in messages until [`attribute`] names the one that set the key.
+const PLACEHOLDER: &str = "\u{1}config";
+
+/// `PLACEHOLDER: a.b[0].c: msg` -> `FILE: a.b[0].c: msg`, FILE being the file that set
+/// the longest prefix of the key (else the file of highest precedence).
+fn attribute(msg: &str, provenance: &BTreeMap<String, PathBuf>, top: &Source) -> String {
+    let Some(rest) = msg.strip_prefix(PLACEHOLDER) else {
+        return msg.to_string();
+    };
+    let key = rest
+        .strip_prefix(": ")
+        .and_then(|r| r.split(": ").next())
+        .unwrap_or("");
+    let mut key: String = key.split('[').next().unwrap_or("").to_string();
+    let file = loop {
+        if let Some(f) = provenance.get(&key) {
+            break f.display().to_string();
+        }
+        match key.rfind('.') {
+            Some(i) => key.truncate(i),
+            None => break top.to_string(),
+        }
+    };
+    format!("{file}{rest}")
+}
+
+/// Note `file` as the source of every leaf of `v` (objects are walked; anything else,
+/// arrays included, is a leaf, as [`merge`] replaces it whole).
+fn record(v: &Value, prefix: &str, file: &Path, out: &mut BTreeMap<String, PathBuf>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                record(child, &key, file, out);
+            }
+        }
+        _ if !prefix.is_empty() => {
+            // A file setting a whole object replaces what an earlier file set under it.
+            let under = format!("{prefix}.");
+            out.retain(|k, _| !k.starts_with(&under));
+            out.insert(prefix.to_string(), file.to_path_buf());
+        }
+        _ => {}
+    }
+}
+
+/// JSON with `//` and `/* */` comments and a UTF-8 BOM accepted: the comments become
+/// spaces (newlines kept) so that error lines and columns stay those of the file.
+pub fn strip_comments(text: &str) -> String {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let user: Value = serde_json::from_str(text).map_err(|e| {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        out.push(n);
+                    }
+                }
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                out.push_str("  ");
+                chars.next();
+                while let Some(&n) = chars.peek() {
+                    if n == '\n' {
+                        break;
+                    }
+                    blank(&mut out, n);
+                    chars.next();
+                }
+            }
+            ('/', Some('*')) => {
+                out.push_str("  ");
+                chars.next();
+                let mut prev = '\0';
+                for n in chars.by_ref() {
+                    if prev == '*' && n == '/' {
+                        out.push(' ');
+                        break;
+                    }
+                    blank(&mut out, n);
+                    prev = n;
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A comment's character as blank space of the same width in bytes (newlines kept), so
+/// that serde_json's byte columns stay those of the file.
+fn blank(out: &mut String, c: char) {
+    if c == '\n' || c == '\r' {
+        out.push(c);
+    } else {
+        out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+    }
+}
+
+/// One file's text as a JSON object (comments and BOM accepted), or its error with line
+/// and column.
+fn parse_json(text: &str, file: &str) -> Result<Value, Vec<String>> {
+    let user: Value = serde_json::from_str(&strip_comments(text)).map_err(|e| {
         vec![format!(
             "{file}:{}:{}: not valid JSON: {}",
             e.line(),
@@ -484,6 +828,33 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
             strip_pos(&e)
         )]
     })?;
+    if !user.is_object() {
+        return Err(vec![format!(
+            "{file}: the config must be a JSON object, found {}",
+            kind(&user)
+        )]);
+    }
+    Ok(user)
+}
+
+/// Parse config text: the result, or every error found (`file: path: message`).
+pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String>> {
+    let user = parse_json(text, file)?;
+    let (config, mut warnings) = parse_value(user, file)?;
+    warnings.extend(duplicate_warnings(text, file));
+    Ok((config, warnings))
+}
+
+/// Keys given twice in one object of one file (comments allowed).
+fn duplicate_warnings(text: &str, file: &str) -> Vec<String> {
+    crate::config_check::duplicate_keys(&strip_comments(text))
+        .into_iter()
+        .map(|d| format!("{file}: {d}: the key appears more than once; the last value is taken"))
+        .collect()
+}
+
+/// A user's JSON object over the defaults: the result, or every error found.
+fn parse_value(user: Value, file: &str) -> Result<(Config, Vec<String>), Vec<String>> {
     if !user.is_object() {
         return Err(vec![format!(
             "{file}: the config must be a JSON object, found {}",
@@ -532,11 +903,6 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
         ));
     }
 
-    for d in crate::config_check::duplicate_keys(text) {
-        warnings.push(format!(
-            "{file}: {d}: the key appears more than once; the last value is taken"
-        ));
-    }
     let known = merged.clone();
     // Deserialize section by section, once, so that every bad section is reported.
     let Value::Object(obj) = merged else {
@@ -644,6 +1010,7 @@ fn check_section<T: DeserializeOwned>(
 
 /// Semantic checks that serde cannot make.
 fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec<String>) {
+    validate_tools(&c.analysis, file, errors);
     let sev = ["info", "warning", "error", "critical"];
     if c.execution.max_concurrent_tasks == 0 {
         errors.push(format!(
@@ -1008,6 +1375,69 @@ mod tests {
         assert!(c.hook_is_blocking("pre-commit"));
         assert_eq!(c.hook_tasks("pre-commit"), vec!["docs_lint"]);
         assert_eq!(Priority::parse("critical"), Some(Priority(1000)));
+    }
+
+    #[test]
+    fn comments_and_bom_are_blanked_keeping_positions() {
+        let text = "\u{feff}{ // é note\n  \"a\": \"// not a comment\", /* x\n y */ \"b\": 1 }";
+        let out = strip_comments(text);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["a"], "// not a comment");
+        assert_eq!(v["b"], 1);
+        // Same lines, same byte length per line (the BOM aside).
+        let orig = text.trim_start_matches('\u{feff}');
+        assert_eq!(out.len(), orig.len());
+        assert_eq!(out.lines().count(), orig.lines().count());
+        let errs = parse("/* c */ {\"execution\": {,}}", "c.json").unwrap_err();
+        assert!(errs[0].starts_with("c.json:1:24:"), "{errs:?}");
+        let (c, _) = parse("\u{feff}{\"results\": {\"retention_days\": 3}}", "c.json").unwrap();
+        assert_eq!(c.results.retention_days, 3);
+    }
+
+    #[test]
+    fn errors_name_the_file_that_set_the_key() {
+        let mut prov = BTreeMap::new();
+        prov.insert(
+            "execution.max_retries".to_string(),
+            PathBuf::from("/r/bgrun.json"),
+        );
+        prov.insert(
+            "triggers.scheduled.tasks".to_string(),
+            PathBuf::from("/r/p.json"),
+        );
+        let top = Source::File(PathBuf::from("/r/.bgrun/config.json"));
+        let m = format!("{PLACEHOLDER}: execution.max_retries: invalid type");
+        assert_eq!(
+            attribute(&m, &prov, &top),
+            "/r/bgrun.json: execution.max_retries: invalid type"
+        );
+        let m = format!("{PLACEHOLDER}: triggers.scheduled.tasks[0].task_type: unknown");
+        assert!(attribute(&m, &prov, &top).starts_with("/r/p.json: triggers"));
+        let m = format!("{PLACEHOLDER}: metrics.retention_days: bad");
+        assert!(attribute(&m, &prov, &top).starts_with("/r/.bgrun/config.json: metrics"));
+        // A later file replacing a whole object takes over its keys.
+        let mut prov = BTreeMap::new();
+        record(
+            &serde_json::json!({"a": {"b": 1, "c": 2}}),
+            "",
+            Path::new("one"),
+            &mut prov,
+        );
+        record(
+            &serde_json::json!({"a": {"b": 3}}),
+            "",
+            Path::new("two"),
+            &mut prov,
+        );
+        assert_eq!(prov["a.b"], PathBuf::from("two"));
+        assert_eq!(prov["a.c"], PathBuf::from("one"));
+        record(
+            &serde_json::json!({"a": []}),
+            "",
+            Path::new("three"),
+            &mut prov,
+        );
+        assert_eq!(prov.len(), 1, "{prov:?}");
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub mod state;
 pub mod store;
 pub mod tasklog;
 pub mod timefmt;
+pub mod tools;
 pub mod triggers;
 pub mod trust;
 

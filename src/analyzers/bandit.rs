@@ -16,15 +16,15 @@ impl Tool for Bandit {
     fn applies(&self, p: &Project) -> bool {
         p.has_lang("python")
     }
-    fn plan(&self, p: &Project, _o: &Options) -> Plan {
-        let Some(exe) = p.find_tool("bandit") else {
-            return super::not_installed("bandit", "pip install bandit");
+    fn plan(&self, p: &Project, o: &Options) -> Plan {
+        let exe = match super::locate(p, o, "bandit", "pip install bandit") {
+            Ok(l) => l,
+            Err(plan) => return *plan,
         };
         Plan::Run(
-            Invocation::new(&exe, &["-f", "json", "-q"], &p.root)
+            Invocation::located(&exe, "bandit", &["-f", "json", "-q"], &p.root)
                 .args(config_args(p))
-                .args(p.files_of("python").into_iter().map(dot))
-                .version(&exe, "bandit"),
+                .args(p.files_of("python").into_iter().map(dot)),
         )
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {

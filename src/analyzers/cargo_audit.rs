@@ -16,7 +16,19 @@ impl Tool for CargoAudit {
     fn applies(&self, p: &Project) -> bool {
         p.has("Cargo.lock")
     }
-    fn plan(&self, p: &Project, _o: &Options) -> Plan {
+    fn plan(&self, p: &Project, o: &Options) -> Plan {
+        if o.tools.source_of("cargo-audit") != crate::tools::Source::System {
+            return match super::locate(p, o, "cargo-audit", "cargo install cargo-audit --locked") {
+                Ok(exe) => Plan::Run(Invocation::located(
+                    &exe,
+                    "cargo-audit",
+                    &["audit", "--json"],
+                    &p.root,
+                )),
+                Err(plan) => *plan,
+            };
+        }
+        // System: PATH, then ~/.cargo/bin (where `cargo install` puts it).
         let found = p.find_tool("cargo-audit").or_else(|| {
             let home = std::env::var_os("CARGO_HOME")
                 .map(std::path::PathBuf::from)

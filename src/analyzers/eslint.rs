@@ -34,7 +34,7 @@ impl Tool for Eslint {
     fn applies(&self, p: &Project) -> bool {
         p.has_lang("javascript") || p.has_lang("typescript")
     }
-    fn plan(&self, p: &Project, _o: &Options) -> Plan {
+    fn plan(&self, p: &Project, o: &Options) -> Plan {
         if !FLAT.iter().any(|f| p.has(f)) {
             let legacy = LEGACY.iter().find(|f| p.has(f));
             return Plan::Skip(match legacy {
@@ -42,14 +42,16 @@ impl Tool for Eslint {
                 None => "no ESLint config (eslint.config.js) in the project: add one to lint JavaScript (https://eslint.org/docs/latest/use/configure/configuration-files)".to_string(),
             });
         }
-        let Some(exe) = p.find_tool("eslint") else {
-            return super::not_installed("eslint", "npm install --save-dev eslint");
+        let exe = match super::locate(p, o, "eslint", "npm install --save-dev eslint") {
+            Ok(l) => l,
+            Err(plan) => return *plan,
         };
         Plan::Run(
             // The files of the walk, named: the project's ignores still apply to them
             // (`--no-warn-ignored` keeps an ignored one from becoming a warning).
-            Invocation::new(
+            Invocation::located(
                 &exe,
+                "eslint",
                 &[
                     "-f",
                     "json",
@@ -63,8 +65,7 @@ impl Tool for Eslint {
                     .into_iter()
                     .chain(p.files_of("typescript"))
                     .map(super::bandit::dot),
-            )
-            .version(&exe, "eslint"),
+            ),
         )
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {

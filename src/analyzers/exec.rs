@@ -140,6 +140,7 @@ pub fn version_within(exe: &Path, package: &str, limit: Duration) -> Option<Stri
         env: Vec::new(),
         result_file: None,
         version_of: None,
+        source: None,
     };
     let raw = run(&inv, limit).ok()?;
     let text = String::from_utf8_lossy(if raw.stdout.is_empty() {
@@ -204,6 +205,7 @@ mod tests {
             env: Vec::new(),
             result_file: None,
             version_of: None,
+            source: None,
         }
     }
 

@@ -164,6 +164,9 @@ pub struct ToolRun {
     /// Why it was skipped or failed (empty when it ran).
     pub why: String,
     pub version: Option<String>,
+    /// Where the tool came from: managed, project or system (issue 13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub duration_s: f64,
     pub counts: Counts,
     /// The command line, for the curious (argv joined with spaces; not for a shell).
@@ -197,6 +200,7 @@ impl ToolRun {
             status,
             why: why.into(),
             version: None,
+            source: None,
             duration_s: 0.0,
             counts: Counts::default(),
             command: None,

@@ -78,6 +78,10 @@ pub struct Options {
     pub large_file_lines: u64,
     pub tool_timeout: Duration,
     pub disabled: Vec<String>,
+    /// Where each tool comes from and whether a managed one may be installed (issue 13).
+    pub tools: crate::tools::Settings,
+    /// The project's interpreter for its tests (`analysis.python`), absolute.
+    pub python: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -87,6 +91,8 @@ impl Default for Options {
             large_file_lines: 1000,
             tool_timeout: Duration::from_secs(300),
             disabled: Vec::new(),
+            tools: crate::tools::Settings::default(),
+            python: None,
         }
     }
 }
@@ -101,6 +107,8 @@ pub struct Invocation {
     pub result_file: Option<PathBuf>,
     /// Where to look up the version: the tool's executable and its package name.
     pub version_of: Option<(PathBuf, &'static str)>,
+    /// Where the tool came from (managed, project, system), for the summary.
+    pub source: Option<crate::tools::Source>,
 }
 
 impl Invocation {
@@ -113,7 +121,20 @@ impl Invocation {
             env: Vec::new(),
             result_file: None,
             version_of: None,
+            source: None,
         }
+    }
+
+    /// A tool found by [`locate`]: its executable, version lookup and source.
+    pub fn located(
+        loc: &crate::tools::Located,
+        package: &'static str,
+        args: &[&str],
+        cwd: &Path,
+    ) -> Invocation {
+        let mut inv = Invocation::new(&loc.exe, args, cwd).version(&loc.exe, package);
+        inv.source = Some(loc.source);
+        inv
     }
 
     pub fn arg(mut self, a: impl Into<OsString>) -> Invocation {
@@ -218,6 +239,8 @@ pub enum Plan {
     Builtin,
     /// Not run, and why (`bandit not installed (pip install bandit)`).
     Skip(String),
+    /// Could not be made ready (a managed install failed), and why.
+    Fail(String),
 }
 
 /// One analysis tool.
@@ -260,6 +283,30 @@ pub fn registry() -> Vec<&'static dyn Tool> {
     ]
 }
 
+/// The managed tools (by their `crate::tools` name) the analyzers would use on `repo`.
+pub fn tools_needed(repo: &Path) -> Vec<&'static str> {
+    let project = Project::scan(repo, repo);
+    let mut out: Vec<&'static str> = Vec::new();
+    for t in registry() {
+        if !t.applies(&project) {
+            continue;
+        }
+        let name = t.name();
+        let name = if name.starts_with("radon-") {
+            "radon"
+        } else {
+            name
+        };
+        if let Some(s) = crate::tools::spec(name)
+            && s.ecosystem != crate::tools::Ecosystem::Rustup
+            && !out.contains(&s.name)
+        {
+            out.push(s.name);
+        }
+    }
+    out
+}
+
 /// `skipped` text for a missing tool.
 /// A parser test's view of a finding: rule, file, severity, line, column.
 #[cfg(test)]
@@ -282,6 +329,22 @@ pub(crate) fn rows(f: &[Finding]) -> Vec<Row<'_>> {
 
 pub fn not_installed(tool: &str, how: &str) -> Plan {
     Plan::Skip(format!("{tool} not installed ({how})"))
+}
+
+/// Find tool `name` from its configured source (managed by default, installed on first
+/// use), or the plan that says why it cannot run. `hint`: how to install it by hand.
+pub fn locate(
+    p: &Project,
+    o: &Options,
+    name: &str,
+    hint: &str,
+) -> Result<crate::tools::Located, Box<Plan>> {
+    o.tools.locate(name, &p.dirs(), hint).map_err(|m| {
+        Box::new(match m {
+            crate::tools::Missing::Skip(why) => Plan::Skip(why),
+            crate::tools::Missing::Fail(why) => Plan::Fail(why),
+        })
+    })
 }
 
 /// What a run covers beyond its kinds: the files named, the change it is about, the cache.
@@ -672,6 +735,7 @@ fn run_per_file(
         .version_of
         .as_ref()
         .and_then(|(e, pkg)| exec::version(e, pkg));
+    run.source = inv.source.map(|s| s.as_str().to_string());
     run.files_cached = Some(hits);
     run.files_run = Some(misses.len() as u64);
     let mut parse_s = 0.0;
@@ -781,6 +845,11 @@ fn run_tool(t: &dyn Tool, p: &Project, o: &Options) -> (ToolRun, Vec<Finding>, f
                 0.0,
             );
         }
+        Plan::Fail(why) => {
+            let mut r = ToolRun::new(name, kind, Status::Failed, why);
+            r.duration_s = start.elapsed().as_secs_f64();
+            return (r, Vec::new(), 0.0);
+        }
         Plan::Builtin => {
             let parsed = t.builtin(p, o);
             let mut r = ToolRun::new(name, kind, Status::Ran, "");
@@ -801,6 +870,7 @@ fn run_tool(t: &dyn Tool, p: &Project, o: &Options) -> (ToolRun, Vec<Finding>, f
             let mut r = ToolRun::new(name, kind, Status::Ran, "");
             r.command = Some(inv.display());
             r.version = version;
+            r.source = inv.source.map(|s| s.as_str().to_string());
             match raw {
                 Err(why) => {
                     r.status = Status::Failed;
@@ -958,6 +1028,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v["findings"][0]["tool"], "custom");
+    }
+
+    #[test]
+    fn tools_needed_maps_the_applicable_analyzers_to_managed_tools() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("app.py"), "x = 1\n").unwrap();
+        std::fs::write(d.path().join("test_app.py"), "def test_x():\n    pass\n").unwrap();
+        std::fs::write(d.path().join("requirements.txt"), "click==8.1.7\n").unwrap();
+        std::fs::write(d.path().join("web.js"), "let a = 1;\n").unwrap();
+        let mut got = tools_needed(d.path());
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "bandit",
+                "eslint",
+                "pip-audit",
+                "pylint",
+                "pytest",
+                "radon",
+                "ruff"
+            ]
+        );
     }
 
     #[test]

@@ -20,12 +20,17 @@ impl Tool for PipAudit {
     fn applies(&self, p: &Project) -> bool {
         p.has(REQ) || p.has("pyproject.toml")
     }
-    fn plan(&self, p: &Project, _o: &Options) -> Plan {
-        let Some(exe) = p.find_tool("pip-audit") else {
-            return super::not_installed("pip-audit", "pip install pip-audit");
+    fn plan(&self, p: &Project, o: &Options) -> Plan {
+        let exe = match super::locate(p, o, "pip-audit", "pip install pip-audit") {
+            Ok(l) => l,
+            Err(plan) => return *plan,
         };
-        let base = Invocation::new(&exe, &["-f", "json", "--progress-spinner", "off"], &p.root)
-            .version(&exe, "pip-audit");
+        let base = Invocation::located(
+            &exe,
+            "pip-audit",
+            &["-f", "json", "--progress-spinner", "off"],
+            &p.root,
+        );
         if let Some(text) = p.read(REQ) {
             let inv = base.args(["-r", REQ]);
             // Fully pinned: audit exactly those versions without resolving through pip.

@@ -160,6 +160,20 @@ impl Project {
             .any(|m| self.has(m))
     }
 
+    /// The analyzed dir, then the repo root when it differs: where the project's own
+    /// environments (`.venv`, `node_modules`) are looked for.
+    pub fn dirs(&self) -> Vec<&Path> {
+        // A repository's own tools and interpreter run only once the user trusted it.
+        if !crate::trust::repo_trusted(&self.repo) {
+            return Vec::new();
+        }
+        if self.root == self.repo {
+            vec![&self.root]
+        } else {
+            vec![&self.root, &self.repo]
+        }
+    }
+
     /// Find a tool: the project's virtualenv or node_modules first, then `$PATH`.
     pub fn find_tool(&self, name: &str) -> Option<PathBuf> {
         // A repository's own tools run only once the user trusted it (issue 14).

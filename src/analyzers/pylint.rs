@@ -17,18 +17,19 @@ impl Tool for Pylint {
     fn applies(&self, p: &Project) -> bool {
         p.has_lang("python")
     }
-    fn plan(&self, p: &Project, _o: &Options) -> Plan {
-        let Some(exe) = p.find_tool("pylint") else {
-            return super::not_installed("pylint", "pip install pylint");
+    fn plan(&self, p: &Project, o: &Options) -> Plan {
+        let exe = match super::locate(p, o, "pylint", "pip install pylint") {
+            Ok(l) => l,
+            Err(plan) => return *plan,
         };
         Plan::Run(
-            Invocation::new(
+            Invocation::located(
                 &exe,
+                "pylint",
                 &["--output-format=json", "--persistent=n", "--score=n"],
                 &p.root,
             )
-            .args(p.files_of("python").into_iter().map(dot))
-            .version(&exe, "pylint"),
+            .args(p.files_of("python").into_iter().map(dot)),
         )
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {

@@ -29,9 +29,10 @@ impl Tool for Radon {
     fn applies(&self, p: &Project) -> bool {
         p.has_lang("python")
     }
-    fn plan(&self, p: &Project, _o: &Options) -> Plan {
-        let Some(exe) = p.find_tool("radon") else {
-            return super::not_installed("radon", "pip install radon");
+    fn plan(&self, p: &Project, o: &Options) -> Plan {
+        let exe = match super::locate(p, o, "radon", "pip install radon") {
+            Ok(l) => l,
+            Err(plan) => return *plan,
         };
         let sub = match self.0 {
             Mode::Cc => "cc",
@@ -39,9 +40,8 @@ impl Tool for Radon {
             Mode::Raw => "raw",
         };
         Plan::Run(
-            Invocation::new(&exe, &[sub, "-j"], &p.root)
-                .args(p.files_of("python").into_iter().map(dot))
-                .version(&exe, "radon"),
+            Invocation::located(&exe, "radon", &[sub, "-j"], &p.root)
+                .args(p.files_of("python").into_iter().map(dot)),
         )
     }
     fn parse(&self, raw: &Raw, p: &Project, o: &Options) -> Result<Parsed, String> {

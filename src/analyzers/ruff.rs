@@ -17,13 +17,15 @@ impl Tool for Ruff {
     fn applies(&self, p: &Project) -> bool {
         p.has_lang("python")
     }
-    fn plan(&self, p: &Project, _o: &Options) -> Plan {
-        let Some(exe) = p.find_tool("ruff") else {
-            return super::not_installed("ruff", "pip install ruff");
+    fn plan(&self, p: &Project, o: &Options) -> Plan {
+        let exe = match super::locate(p, o, "ruff", "pip install ruff") {
+            Ok(l) => l,
+            Err(plan) => return *plan,
         };
         Plan::Run(
-            Invocation::new(
+            Invocation::located(
                 &exe,
+                "ruff",
                 &[
                     "check",
                     "--output-format",
@@ -35,8 +37,7 @@ impl Tool for Ruff {
                 ],
                 &p.root,
             )
-            .args(p.files_of("python").into_iter().map(dot))
-            .version(&exe, "ruff"),
+            .args(p.files_of("python").into_iter().map(dot)),
         )
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {

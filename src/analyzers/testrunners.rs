@@ -40,6 +40,80 @@ fn failure_finding(runner: &str, t: &FailedTest) -> Finding {
     .fix("fix the code or the test so that it passes")
 }
 
+/// Why the Python tests do not run without a project environment, and how to make one.
+const NO_ENV: &str = "no project environment: the tests run in the project's own interpreter \
+so that the project and its dependencies import; make one: python3 -m venv .venv && \
+.venv/bin/pip install -r requirements.txt (or -e .), or set analysis.python";
+
+/// The project's interpreter for its tests (`analysis.python`, else its `.venv`/`venv`),
+/// or the plan that says why there is none. `None`: the source is `system` (PATH, as
+/// before issue 13).
+fn project_python(p: &Project, o: &Options) -> Option<Result<PathBuf, Plan>> {
+    if o.tools.source_of("pytest") == crate::tools::Source::System {
+        return None;
+    }
+    let Some(py) = crate::tools::project_python(o.python.as_deref(), &p.dirs()) else {
+        return Some(Err(Plan::Skip(NO_ENV.into())));
+    };
+    if !crate::tools::is_executable(&py) {
+        return Some(Err(Plan::Fail(format!(
+            "analysis.python {}: not an executable interpreter (give the project's python, \
+             e.g. .venv/bin/python)",
+            py.display()
+        ))));
+    }
+    Some(Ok(py))
+}
+
+/// How pytest runs in the project's interpreter `py`: its own pytest (source project),
+/// else the managed one put on PYTHONPATH (source managed), else None.
+fn pytest_in(py: &std::path::Path, o: &Options) -> Result<Option<Invocation>, Box<Plan>> {
+    let base = |exe: &std::path::Path| {
+        Invocation::new(
+            py,
+            &[
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "junit_family=xunit1",
+            ],
+            std::path::Path::new("."),
+        )
+        .version(exe, "pytest")
+    };
+    let own = py.with_file_name("pytest");
+    if crate::tools::is_executable(&own) {
+        let mut inv = base(&own);
+        inv.source = Some(crate::tools::Source::Project);
+        return Ok(Some(inv));
+    }
+    if o.tools.source_of("pytest") != crate::tools::Source::Managed {
+        return Ok(None);
+    }
+    let Some(spec) = crate::tools::spec("pytest") else {
+        return Ok(None);
+    };
+    let loc = o.tools.managed(spec).map_err(|m| {
+        Box::new(match m {
+            crate::tools::Missing::Skip(why) => Plan::Skip(why),
+            crate::tools::Missing::Fail(why) => Plan::Fail(why),
+        })
+    })?;
+    let env = loc.exe.parent().and_then(|b| b.parent());
+    let Some(site) = env.and_then(crate::tools::site_packages) else {
+        return Err(Box::new(Plan::Fail(format!(
+            "the managed pytest at {} has no site-packages (bgrun tools prune --days 0, then retry)",
+            loc.exe.display()
+        ))));
+    };
+    let mut inv = base(&loc.exe).env("PYTHONPATH", site);
+    inv.source = Some(crate::tools::Source::Managed);
+    Ok(Some(inv))
+}
+
 pub struct Pytest;
 
 impl Tool for Pytest {
@@ -52,15 +126,36 @@ impl Tool for Pytest {
     fn applies(&self, p: &Project) -> bool {
         python_tests(p)
     }
-    fn plan(&self, p: &Project, _o: &Options) -> Plan {
+    fn plan(&self, p: &Project, o: &Options) -> Plan {
+        let xml = scratch("junit.xml");
+        let mut junit = std::ffi::OsString::from("--junitxml=");
+        junit.push(&xml);
+        if let Some(py) = project_python(p, o) {
+            let py = match py {
+                Ok(py) => py,
+                Err(plan) => return plan,
+            };
+            return match pytest_in(&py, o) {
+                Ok(Some(mut inv)) => {
+                    inv.cwd = p.root.clone();
+                    let mut inv = inv.arg(junit);
+                    inv.result_file = Some(xml);
+                    Plan::Run(inv)
+                }
+                Ok(None) => Plan::Skip(format!(
+                    "pytest not in the project's environment ({}; {} -m pip install pytest); \
+                     unittest runs the tests instead",
+                    py.display(),
+                    py.display()
+                )),
+                Err(plan) => *plan,
+            };
+        }
         let Some(exe) = p.find_tool("pytest") else {
             return Plan::Skip(
                 "pytest not installed (pip install pytest); unittest runs the tests instead".into(),
             );
         };
-        let xml = scratch("junit.xml");
-        let mut junit = std::ffi::OsString::from("--junitxml=");
-        junit.push(&xml);
         let mut inv = Invocation::new(
             &exe,
             &["-q", "-p", "no:cacheprovider", "-o", "junit_family=xunit1"],
@@ -112,7 +207,22 @@ impl Tool for Unittest {
     fn applies(&self, p: &Project) -> bool {
         python_tests(p) && p.find_tool("pytest").is_none()
     }
-    fn plan(&self, p: &Project, _o: &Options) -> Plan {
+    fn plan(&self, p: &Project, o: &Options) -> Plan {
+        if let Some(py) = project_python(p, o) {
+            let py = match py {
+                Ok(py) => py,
+                Err(plan) => return plan,
+            };
+            let pytest_runs = crate::tools::is_executable(&py.with_file_name("pytest"))
+                || o.tools.source_of("pytest") == crate::tools::Source::Managed;
+            if pytest_runs {
+                return Plan::Skip("pytest runs these tests (unittest ones included)".into());
+            }
+            let mut inv = Invocation::new(&py, &["-m", "unittest", "discover", "-v"], &p.root)
+                .version(&py, "python");
+            inv.source = Some(crate::tools::Source::Project);
+            return Plan::Run(inv);
+        }
         let Some(py) = p.find_tool("python").or_else(|| p.find_tool("python3")) else {
             return super::not_installed("python", "install Python 3");
         };

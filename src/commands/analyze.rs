@@ -39,6 +39,8 @@ fn options(ctx: &Ctx) -> Options {
         large_file_lines: a.large_file_lines,
         tool_timeout: Duration::from_secs(a.tool_timeout_seconds.max(1)),
         disabled: a.disabled_tools.clone(),
+        tools: tool_settings(ctx, a.install_tools),
+        python: a.python.as_ref().map(|p| ctx.repo.join(p)),
     }
 }
 
@@ -100,7 +102,10 @@ pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
             ));
         }
     }
-    let opts = options(ctx);
+    let mut opts = options(ctx);
+    if args.no_install {
+        opts.tools.install = false;
+    }
     let req = Request {
         only: only.clone(),
         changed: change_set(ctx, &args)?,
@@ -207,6 +212,30 @@ pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
         }
     }
     Ok(exit)
+}
+
+/// Where the analyzers take their tools from: the config's pins, `$BGRUN_TOOL_SOURCE` for
+/// the rest (default managed), installing on first use unless `--no-install` or
+/// `analysis.install_tools: false`; each install is announced on stderr.
+pub fn tool_settings(ctx: &Ctx, allow_install: bool) -> crate::tools::Settings {
+    let a = &ctx.config.analysis;
+    let out = ctx.out;
+    let progress: Option<crate::tools::Progress> = if out.quiet() {
+        None
+    } else {
+        Some(std::sync::Arc::new(move |line: &str| {
+            eprintln!("bgrun: {line}");
+        }))
+    };
+    crate::tools::Settings {
+        pins: a.tool_pins(),
+        default_source: crate::tools::default_source_from_env()
+            .unwrap_or(crate::tools::Source::Managed),
+        install: allow_install && a.install_tools,
+        install_timeout: Duration::from_secs(a.install_timeout_seconds.max(1)),
+        cache: crate::tools::Cache::from_env(),
+        progress,
+    }
 }
 
 /// Where baselines live.
@@ -503,7 +532,11 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
             s,
             "  {:<12} {:<14} {:>6.1}s  {status}{}",
             t.name,
-            t.version.as_deref().unwrap_or("-"),
+            match (&t.version, &t.source) {
+                (Some(v), Some(src)) => format!("{v} ({src})"),
+                (None, Some(src)) => format!("- ({src})"),
+                (v, None) => v.clone().unwrap_or_else(|| "-".into()),
+            },
             t.duration_s,
             tool_note(t)
         );

@@ -48,6 +48,8 @@ pub fn run(g: &GlobalArgs, strict: bool) -> Result<Exit> {
         let v = serde_json::json!({
             "ok": true,
             "source": loaded.source.to_string(),
+            "files": loaded.files,
+            "provenance": loaded.provenance,
             "warnings": loaded.warnings,
             "config": loaded.config,
         });
@@ -57,9 +59,19 @@ pub fn run(g: &GlobalArgs, strict: bool) -> Result<Exit> {
             eprintln!("bgrun: warning: {w}");
         }
         if g.quiet == 0 {
+            let files = if loaded.files.len() > 1 {
+                loaded
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            } else {
+                loaded.source.to_string()
+            };
             println!(
                 "config OK: {} ({} task types, {} warnings)",
-                loaded.source,
+                files,
                 loaded.config.task_types.len(),
                 loaded.warnings.len()
             );

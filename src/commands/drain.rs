@@ -90,6 +90,12 @@ pub fn run(ctx: &Ctx, a: DrainArgs) -> Result<Exit> {
         // Started detached by another bgrun: leave its session and terminal.
         crate::runner::detach::new_session();
     }
+    // `--no-install` reaches the analyzer tasks through the config they are started with.
+    let mut owned = ctx.clone();
+    if a.no_install {
+        owned.env.config.analysis.install_tools = false;
+    }
+    let ctx = &owned;
     let max = a
         .max_concurrent
         .unwrap_or(ctx.config.execution.max_concurrent_tasks);

@@ -197,8 +197,9 @@ fn blocking_hint(g: &GlobalArgs, name: &str) -> Option<bool> {
     let repo = crate::resolve_repo(g.repo.as_deref()).ok()?;
     match crate::config::discover(g.config.as_deref(), &repo) {
         crate::config::Source::Embedded => Some(false),
-        crate::config::Source::File(p) => {
-            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+        crate::config::Source::File(_) => {
+            // Every file of the chain, merged (comments accepted), as the full load does.
+            let v = crate::config::user_json(g.config.as_deref(), &repo)?;
             match v.pointer("/triggers/git_hooks/blocking") {
                 None => Some(false),
                 Some(serde_json::Value::Array(list)) => Some(

@@ -1,4 +1,5 @@
-//! `bgrun init`: write the default config and keep `.bgrun/` out of git.
+//! `bgrun init`: write the default config as the team's `<repo>/bgrun.json` (committed,
+//! shared; personal overrides go in `.bgrun/config.json`) and keep `.bgrun/` out of git.
 
 use anyhow::{Context, Result};
 
@@ -10,20 +11,28 @@ use crate::{Exit, error, resolve_repo};
 pub fn run(g: &GlobalArgs, force: bool) -> Result<Exit> {
     let repo = resolve_repo(g.repo.as_deref())?;
     let dir = repo.join(".bgrun");
-    let path = dir.join("config.json");
+    let path = repo.join(crate::config::TEAM_CONFIG);
     if path.exists() && !force {
         return Err(error::usage(format!(
-            "{} already exists; use `bgrun init --force` to replace it (the old one is kept as config.json.bak)",
+            "{} already exists; use `bgrun init --force` to replace it (the old one is kept as bgrun.json.bak)",
             path.display()
         )));
     }
     ensure_private_dir(&dir)?;
     if path.exists() {
-        std::fs::copy(&path, dir.join("config.json.bak"))
+        std::fs::copy(&path, repo.join("bgrun.json.bak"))
             .context("cannot back up the old config")?;
     }
     write_atomic(&path, DEFAULT_CONFIG.as_bytes(), true)?;
-    println!("wrote {}", path.display());
+    // A file for the repository: readable like any other committed file.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644));
+    }
+    println!(
+        "wrote {} (the team's config: commit it; personal overrides go in .bgrun/config.json)",
+        path.display()
+    );
     if let Some(exclude) = git_exclude(&repo) {
         let text = std::fs::read_to_string(&exclude).unwrap_or_default();
         if !text

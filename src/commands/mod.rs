@@ -20,6 +20,7 @@ mod state;
 mod status;
 mod stop;
 mod tick;
+mod tools;
 mod trust;
 mod watch;
 
@@ -97,6 +98,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Tick => tick::run(&ctx),
         Command::Log(a) => log::run(&ctx, a),
         Command::Report(a) => report::run(&ctx, a),
+        Command::Tools(c) => tools::run(&ctx, c),
         Command::Completions { .. }
         | Command::Hook(_)
         | Command::Init { .. }

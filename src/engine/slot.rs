@@ -72,7 +72,11 @@ pub(super) fn spec_for(env: &Env, task: &Task, attempt: u32) -> Result<(Spec, Op
             let dir = env.state_dir.join("reports");
             crate::state::store::ensure_private_dir(&dir)?;
             let out = dir.join(format!("{}-{attempt}.json", task.id));
-            let argv = env.launcher.analyze_argv(analyzer, &out)?;
+            let mut argv = env.launcher.analyze_argv(analyzer, &out)?;
+            // `drain --no-install` (or analysis.install_tools: false) reaches the child.
+            if !env.config.analysis.install_tools {
+                argv.push("--no-install".into());
+            }
             report = Some(out);
             (argv, env.repo.clone(), false)
         }

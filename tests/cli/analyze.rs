@@ -431,7 +431,11 @@ fn garbage_crash_and_hang_are_per_tool_failures_and_the_rest_still_reports() {
     script("bandit", "echo 'this is not json at all'; exit 0");
     script("pylint", "sleep 60");
     script("ruff", "echo '[]'");
-    e.config(r#"{"analysis": {"tool_timeout_seconds": 2, "disabled_tools": ["pip-audit"]}}"#);
+    e.config(
+        r#"{"analysis": {"tool_timeout_seconds": 2, "disabled_tools": ["pip-audit"],
+            "tools": {"radon": {"source": "project"}, "bandit": {"source": "project"},
+                      "pylint": {"source": "project"}, "ruff": {"source": "project"}}}}"#,
+    );
     // The project's own tools run only in a trusted repository (issue 14).
     assert_code(&e.run(&["trust"]), 0);
     let t = std::time::Instant::now();

@@ -756,7 +756,8 @@ fn completions_and_man_page_are_generated() {
 fn init_writes_config_and_refuses_to_overwrite() {
     let e = Env::new();
     assert_code(&e.run(&["init"]), 0);
-    assert!(e.state().join("config.json").exists());
+    // The team's config, committed (issue 13); .bgrun/ stays private.
+    assert!(e.root().join("bgrun.json").exists());
     let excl = std::fs::read_to_string(e.root().join(".git/info/exclude")).unwrap();
     assert!(excl.contains("/.bgrun/"));
     let out = e.run(&["init"]);
@@ -764,7 +765,7 @@ fn init_writes_config_and_refuses_to_overwrite() {
     assert!(text(&out.stderr).contains("--force"));
     assert_code(&e.run(&["config", "check"]), 0);
     assert_code(&e.run(&["init", "--force"]), 0);
-    assert!(e.state().join("config.json.bak").exists());
+    assert!(e.root().join("bgrun.json.bak").exists());
 }
 
 #[test]

@@ -1023,7 +1023,12 @@ fn analyze_in_an_untrusted_repo_never_runs_its_planted_tools() {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
     }
-    e.config(r#"{"analysis": {"disabled_tools": ["pip-audit", "pytest", "unittest"]}}"#);
+    e.config(
+        r#"{"analysis": {"disabled_tools": ["pip-audit", "pytest", "unittest"],
+            "tools": {"ruff": {"source": "project"}, "pylint": {"source": "project"},
+                      "radon": {"source": "project"}, "bandit": {"source": "project"},
+                      "eslint": {"source": "project"}}}}"#,
+    );
     let analyze = || {
         e.cmd()
             .env("BGRUN_DATA_DIR", data.path())

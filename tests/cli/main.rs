@@ -12,6 +12,7 @@ mod house;
 mod notify;
 mod see;
 mod state_compat;
+mod tools;
 mod watch;
 
 use std::ffi::OsStr;
@@ -85,7 +86,10 @@ impl Env {
         c.current_dir(self.root());
         c.env_remove("BGRUN_CONFIG")
             .env_remove("BGRUN_STATE_DIR")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            // Analyzer tests use the tools on PATH (BGRUN_TEST_TOOLS); tests/cli/tools.rs
+            // tests the managed installs themselves (issue 13).
+            .env("BGRUN_TOOL_SOURCE", "system");
         c
     }
 

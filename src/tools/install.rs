@@ -1,0 +1,558 @@
+//! Building one tool environment: under `<cache>/.locks/<tool>-<version>.lock` (an
+//! exclusive `flock`, released by the kernel even on `kill -9`), in
+//! `<cache>/.tmp/<tool>-<version>-<pid>`, renamed to `<cache>/<tool>-<version>` once the
+//! marker is written. Each step is an argv with a deadline, in its own process group, and
+//! dies with bgrun (PR_SET_PDEATHSIG) so an interrupted install leaves no writer behind.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{Cache, Ecosystem, MARKER, Spec, valid_version};
+
+/// A complete environment.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub exe: PathBuf,
+    /// Installed by this call (false: it was there, or another process installed it).
+    pub fresh: bool,
+    pub seconds: f64,
+}
+
+/// Why an install failed, in words (the cause; the caller adds how to retry).
+#[derive(Debug, Clone)]
+pub struct InstallError(pub String);
+
+impl std::fmt::Display for InstallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(s: impl Into<String>) -> InstallError {
+    InstallError(s.into())
+}
+
+/// Install `s` at `version` into `cache` unless it is complete there already.
+pub fn install(
+    cache: &Cache,
+    s: &Spec,
+    version: &str,
+    timeout: Duration,
+) -> Result<Installed, InstallError> {
+    let t0 = Instant::now();
+    if s.ecosystem == Ecosystem::Rustup {
+        return Err(err(format!(
+            "{} comes with rustup (rustup component add {})",
+            s.name, s.name
+        )));
+    }
+    if !valid_version(version) {
+        return Err(err(format!(
+            "{version:?} is not a version (analysis.tools.{}.version)",
+            s.name
+        )));
+    }
+    // cargo install compiles: measured 526 CPU-seconds for cargo-audit 0.22.2, which is
+    // past 600 s of wall time on a loaded 2-core machine. It gets three times the deadline.
+    let timeout = if s.ecosystem == Ecosystem::Cargo {
+        timeout.saturating_mul(3)
+    } else {
+        timeout
+    };
+    let deadline = t0 + timeout;
+    let locks = cache.root.join(".locks");
+    let tmp_root = cache.root.join(".tmp");
+    for d in [&cache.root, &locks, &tmp_root] {
+        std::fs::create_dir_all(d)
+            .map_err(|e| err(format!("cannot create {}: {e}", d.display())))?;
+    }
+    let id = format!("{}-{version}", s.name);
+    let _lock = lock(&locks.join(format!("{id}.lock")), deadline)?;
+    let dest = cache.env_dir(s, version);
+    if let Some(exe) = cache.installed(s, version) {
+        return Ok(Installed {
+            exe,
+            fresh: false,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+    }
+    // We hold the lock: whatever is left of this environment is debris of an interrupted
+    // or failed install.
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).map_err(|e| {
+            err(format!(
+                "cannot remove the incomplete {}: {e}",
+                dest.display()
+            ))
+        })?;
+    }
+    clear_debris(&tmp_root, &id);
+    let tmp = tmp_root.join(format!("{id}-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| err(format!("cannot create {}: {e}", tmp.display())))?;
+    let built = build(s, version, &tmp, &dest, deadline);
+    let result = built.and_then(|packages| {
+        let marker = serde_json::json!({
+            "tool": s.name,
+            "package": s.package,
+            "version": version,
+            "ecosystem": s.ecosystem,
+            "installed_at": crate::timefmt::rfc3339(crate::timefmt::now()),
+            "packages": packages,
+        });
+        let bytes = serde_json::to_vec_pretty(&marker).map_err(|e| err(e.to_string()))?;
+        std::fs::write(tmp.join(MARKER), bytes)
+            .map_err(|e| err(format!("cannot write the marker: {e}")))?;
+        std::fs::rename(&tmp, &dest).map_err(|e| {
+            err(format!(
+                "cannot move {} to {}: {e}",
+                tmp.display(),
+                dest.display()
+            ))
+        })
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let exe = Cache::exe_in(s, &dest);
+    if !super::is_executable(&exe) {
+        return Err(err(format!("the install ended without {}", exe.display())));
+    }
+    Ok(Installed {
+        exe,
+        fresh: true,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Remove `<tmp_root>/<id>-*` left by interrupted installs (the caller holds the lock).
+fn clear_debris(tmp_root: &Path, id: &str) {
+    let Ok(rd) = std::fs::read_dir(tmp_root) else {
+        return;
+    };
+    let prefix = format!("{id}-");
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.strip_prefix(&prefix)
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Wait for the environment's lock until `deadline`.
+fn lock(path: &Path, deadline: Instant) -> Result<File, InstallError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| err(format!("cannot open the lock {}: {e}", path.display())))?;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => {
+                return Err(err(format!("cannot lock {}: {e}", path.display())));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(err(format!(
+                "another bgrun has been installing it past the timeout (lock {})",
+                path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Build the environment in `tmp` (to live at `dest`); returns the installed packages.
+fn build(
+    s: &Spec,
+    version: &str,
+    tmp: &Path,
+    dest: &Path,
+    deadline: Instant,
+) -> Result<Vec<String>, InstallError> {
+    match s.ecosystem {
+        Ecosystem::Python => {
+            let python = super::find_on_path("python3")
+                .ok_or_else(|| err("python3 is not on PATH (install Python 3 with venv)"))?;
+            // Without pip in the venv (ensurepip costs more than the tool itself); the base
+            // interpreter's pip installs into it (`pip --python`). With no pip there, the
+            // venv gets its own.
+            step(
+                &[
+                    python.as_os_str(),
+                    "-m".as_ref(),
+                    "venv".as_ref(),
+                    "--without-pip".as_ref(),
+                    tmp.as_os_str(),
+                ],
+                tmp,
+                deadline,
+                "python3 -m venv",
+            )?;
+            let py = tmp.join("bin/python");
+            let req = format!("{}=={version}", s.package);
+            // pip-audit calls pip in its own environment.
+            let mut reqs = vec![req.as_str()];
+            if s.name == "pip-audit" {
+                reqs.push("pip");
+            }
+            let pip_args = |verb: &'static str| -> Vec<std::ffi::OsString> {
+                let mut v: Vec<std::ffi::OsString> =
+                    vec![verb.into(), "--disable-pip-version-check".into()];
+                if verb == "install" {
+                    v.extend(
+                        ["--no-input", "--quiet", "--retries", "2", "--timeout", "20"]
+                            .map(std::ffi::OsString::from),
+                    );
+                    v.extend(reqs.iter().map(std::ffi::OsString::from));
+                }
+                v
+            };
+            let base_pip = |verb: &'static str| {
+                let mut argv: Vec<std::ffi::OsString> = vec![
+                    python.clone().into(),
+                    "-m".into(),
+                    "pip".into(),
+                    "--python".into(),
+                    py.clone().into(),
+                ];
+                argv.extend(pip_args(verb));
+                argv
+            };
+            let run = |argv: Vec<std::ffi::OsString>, what: &str| {
+                let refs: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
+                step(&refs, tmp, deadline, what)
+            };
+            let own_pip = match run(base_pip("install"), "pip install") {
+                Ok(_) => false,
+                Err(e)
+                    if e.0.contains("No module named pip")
+                        || e.0.contains("no such option: --python") =>
+                {
+                    run(
+                        vec![
+                            py.clone().into(),
+                            "-m".into(),
+                            "ensurepip".into(),
+                            "--default-pip".into(),
+                        ],
+                        "ensurepip",
+                    )?;
+                    let mut argv: Vec<std::ffi::OsString> =
+                        vec![py.clone().into(), "-m".into(), "pip".into()];
+                    argv.extend(pip_args("install"));
+                    run(argv, "pip install")?;
+                    true
+                }
+                Err(e) => return Err(e),
+            };
+            let frozen = if own_pip {
+                let mut argv: Vec<std::ffi::OsString> =
+                    vec![py.clone().into(), "-m".into(), "pip".into()];
+                argv.extend(pip_args("freeze"));
+                run(argv, "pip freeze")?
+            } else {
+                run(base_pip("freeze"), "pip freeze")?
+            };
+            relocate_scripts(&tmp.join("bin"), tmp, dest)?;
+            Ok(String::from_utf8_lossy(&frozen)
+                .lines()
+                .map(str::to_string)
+                .collect())
+        }
+        Ecosystem::Node => {
+            let npm = super::find_on_path("npm")
+                .ok_or_else(|| err("npm is not on PATH (install Node.js and npm)"))?;
+            std::fs::write(
+                tmp.join("package.json"),
+                format!(
+                    "{{\"name\": \"bgrun-tool-{}\", \"private\": true}}\n",
+                    s.name
+                ),
+            )
+            .map_err(|e| err(format!("cannot write package.json: {e}")))?;
+            let pkg = format!("{}@{version}", s.package);
+            step(
+                &[
+                    npm.as_os_str(),
+                    "install".as_ref(),
+                    "--prefix".as_ref(),
+                    tmp.as_os_str(),
+                    "--save-exact".as_ref(),
+                    "--no-audit".as_ref(),
+                    "--no-fund".as_ref(),
+                    "--loglevel=error".as_ref(),
+                    "--fetch-retries=1".as_ref(),
+                    "--fetch-timeout=30000".as_ref(),
+                    pkg.as_ref(),
+                ],
+                tmp,
+                deadline,
+                "npm install",
+            )?;
+            Ok(vec![pkg])
+        }
+        Ecosystem::Cargo => {
+            let cargo = super::find_on_path("cargo")
+                .ok_or_else(|| err("cargo is not on PATH (install Rust with rustup)"))?;
+            step(
+                &[
+                    cargo.as_os_str(),
+                    "install".as_ref(),
+                    "--locked".as_ref(),
+                    "--quiet".as_ref(),
+                    "--root".as_ref(),
+                    tmp.as_os_str(),
+                    "--version".as_ref(),
+                    version.as_ref(),
+                    s.package.as_ref(),
+                ],
+                tmp,
+                deadline,
+                "cargo install",
+            )?;
+            Ok(vec![format!("{} {version}", s.package)])
+        }
+        Ecosystem::Rustup => Err(err("rustup components are not installed by bgrun")),
+    }
+}
+
+/// pip writes the venv's absolute path into each script's shebang: point them at `dest`.
+fn relocate_scripts(bin: &Path, tmp: &Path, dest: &Path) -> Result<(), InstallError> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = tmp.as_os_str().as_bytes();
+    let to = dest.as_os_str().as_bytes();
+    let rd =
+        std::fs::read_dir(bin).map_err(|e| err(format!("cannot read {}: {e}", bin.display())))?;
+    for e in rd.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        if !ft.is_file() {
+            continue;
+        }
+        let p = e.path();
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.len() > 1 << 20 {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        if !bytes.starts_with(b"#!") || memchr::memmem::find(&bytes, from).is_none() {
+            continue;
+        }
+        let mut out = Vec::with_capacity(bytes.len() + to.len());
+        let mut rest: &[u8] = &bytes;
+        while let Some(i) = memchr::memmem::find(rest, from) {
+            out.extend_from_slice(&rest[..i]);
+            out.extend_from_slice(to);
+            rest = &rest[i + from.len()..];
+        }
+        out.extend_from_slice(rest);
+        std::fs::write(&p, out).map_err(|e| err(format!("cannot rewrite {}: {e}", p.display())))?;
+        std::fs::set_permissions(&p, meta.permissions())
+            .map_err(|e| err(format!("cannot chmod {}: {e}", p.display())))?;
+    }
+    Ok(())
+}
+
+/// Run one step with the deadline; `Ok` is its stdout. `what` names it in errors.
+pub(super) fn step(
+    argv: &[&std::ffi::OsStr],
+    cwd: &Path,
+    deadline: Instant,
+    what: &str,
+) -> Result<Vec<u8>, InstallError> {
+    let (program, args) = argv.split_first().ok_or_else(|| err("empty command"))?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(err(format!("timed out before {what}")));
+    }
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("PIP_NO_INPUT", "1")
+        .env_remove("PYTHONPATH")
+        .env_remove("VIRTUAL_ENV")
+        .process_group(0);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| err(format!("cannot start {what}: {e}")))?;
+    let pgid = child.id() as i32;
+    let out = child.stdout.take().map(drain);
+    let errs = child.stderr.take().map(drain);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(left) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(err(format!("cannot wait for {what}: {e}"))),
+        Err(_) => {
+            kill_group(pgid);
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+            return Err(err(format!(
+                "{what} timed out and was killed (analysis.install_timeout_seconds)"
+            )));
+        }
+    };
+    let stdout = collect(out, pgid);
+    let stderr = collect(errs, pgid);
+    if status.success() {
+        return Ok(stdout);
+    }
+    let text = if stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+        stderr
+    } else {
+        stdout
+    };
+    Err(err(format!("{what} failed: {}", tail(&text))))
+}
+
+/// The last telling lines of a failed step's output, short.
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("[notice]"))
+        .collect();
+    // pip prints its verdict on `ERROR:` lines; prefer them.
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| {
+            l.starts_with("ERROR:") || l.starts_with("error:") || l.starts_with("npm error")
+        })
+        .collect();
+    let pick = if errors.is_empty() { &lines } else { &errors };
+    let start = pick.len().saturating_sub(2);
+    let mut s = pick[start..].join(" | ");
+    if s.len() > 500 {
+        let cut = (0..=500)
+            .rev()
+            .find(|i| s.is_char_boundary(*i))
+            .unwrap_or(0);
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    if s.is_empty() {
+        s = "no output".into();
+    }
+    s
+}
+
+fn drain<R: Read + Send + 'static>(mut r: R) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx
+}
+
+fn collect(rx: Option<mpsc::Receiver<Vec<u8>>>, pgid: i32) -> Vec<u8> {
+    let Some(rx) = rx else { return Vec::new() };
+    match rx.recv_timeout(Duration::from_secs(2)) {
+        Ok(b) => b,
+        Err(_) => {
+            kill_group(pgid);
+            rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
+        }
+    }
+}
+
+fn kill_group(pgid: i32) {
+    if pgid > 1 {
+        // SAFETY: kill with a negative pid signals that process group; no memory involved.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_are_pointed_at_the_final_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let tmp = d.path().join(".tmp/ruff-1-42");
+        let bin = tmp.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let script = format!("#!{}/bin/python\nimport x\n", tmp.display());
+        std::fs::write(bin.join("ruff"), &script).unwrap();
+        std::fs::write(bin.join("data"), "no shebang").unwrap();
+        let dest = d.path().join("ruff-1");
+        relocate_scripts(&bin, &tmp, &dest).unwrap();
+        let got = std::fs::read_to_string(bin.join("ruff")).unwrap();
+        assert_eq!(got, format!("#!{}/bin/python\nimport x\n", dest.display()));
+    }
+
+    #[test]
+    fn a_failing_step_says_what_and_why() {
+        let d = tempfile::tempdir().unwrap();
+        let e = step(
+            &[
+                "sh".as_ref(),
+                "-c".as_ref(),
+                "echo noise; echo 'ERROR: no such version' >&2; exit 1".as_ref(),
+            ],
+            d.path(),
+            Instant::now() + Duration::from_secs(10),
+            "pip install",
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "pip install failed: ERROR: no such version");
+        let t = Instant::now();
+        let e = step(
+            &["sh".as_ref(), "-c".as_ref(), "sleep 30".as_ref()],
+            d.path(),
+            Instant::now() + Duration::from_millis(300),
+            "npm install",
+        )
+        .unwrap_err();
+        assert!(e.0.contains("timed out"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn debris_of_this_tool_only_is_cleared() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["ruff-1-12", "ruff-1-13", "ruff-1.1-12", "ruff-10-1"] {
+            std::fs::create_dir_all(d.path().join(n)).unwrap();
+        }
+        clear_debris(d.path(), "ruff-1");
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["ruff-1.1-12", "ruff-10-1"]);
+    }
+}
