@@ -444,10 +444,6 @@ pub struct Analysis {
     pub python: Option<String>,
 }
 
-fn yes() -> bool {
-    true
-}
-
 fn install_timeout() -> u64 {
     600
 }
