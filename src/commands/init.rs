@@ -33,6 +33,14 @@ pub fn run(g: &GlobalArgs, force: bool) -> Result<Exit> {
         "wrote {} (the team's config: commit it; personal overrides go in .bgrun/config.json)",
         path.display()
     );
+    // What the user wrote here with `bgrun init` is trusted from the start (issue 14):
+    // later edits, yours or a pull's, are reviewed with `bgrun config diff` + `bgrun trust`.
+    if let Err(e) = crate::trust::trust(&path) {
+        eprintln!(
+            "bgrun: warning: could not record {} as trusted: {e:#}",
+            path.display()
+        );
+    }
     if let Some(exclude) = git_exclude(&repo) {
         let text = std::fs::read_to_string(&exclude).unwrap_or_default();
         if !text

@@ -1089,3 +1089,44 @@ fn a_committed_personal_config_is_not_trusted_with_the_state_dir_elsewhere() {
         text(&out.stderr)
     );
 }
+
+/// A config written by `bgrun init` on this machine is trusted from the start; an edit of it
+/// (a pull, or your own) needs `bgrun trust` again before its commands run.
+#[test]
+fn a_config_written_by_init_is_trusted_until_it_changes() {
+    let e = Env::new();
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        e.cmd()
+            .env("BGRUN_DATA_DIR", data.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_code(&run(&["init"]), 0);
+    e.git(&["add", "bgrun.json"]);
+    e.git(&["commit", "-qm", "bgrun config"]);
+    let out = run(&["trust", "--show"]);
+    assert_code(&out, 0);
+    assert!(
+        text(&out.stdout).contains("bgrun.json: trusted (sha256"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Add a command: the committed config changed, so it is not run until trusted again.
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(e.root().join("bgrun.json")).unwrap())
+            .unwrap();
+    cfg["task_types"]["mark"] = serde_json::json!({"command": ["true"]});
+    e.write("bgrun.json", &cfg.to_string());
+    e.git(&["commit", "-qam", "a command"]);
+    let out = run(&["trust", "--show"]);
+    assert!(
+        text(&out.stdout).contains("changed since trusted"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_code(&run(&["enqueue", "--no-drain", "mark"]), 2);
+    assert_code(&run(&["trust"]), 0);
+    assert_code(&run(&["enqueue", "--no-drain", "mark"]), 0);
+}
