@@ -37,6 +37,31 @@ pub struct Config {
     pub metrics: Metrics,
     pub results: Results,
     pub analysis: Analysis,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// The shared PostgreSQL store (issue 16): `store.url` (else `--store`/`$BGRUN_STORE`),
+/// and how long a claim's lease lasts before any bgrun command may re-queue the task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreConfig {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+fn default_lease_seconds() -> u64 {
+    30
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            lease_seconds: default_lease_seconds(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -451,6 +476,7 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
             "metrics" => c.metrics = check_section(value, key, file, e, w),
             "results" => c.results = check_section(value, key, file, e, w),
             "analysis" => c.analysis = check_section(value, key, file, e, w),
+            "store" => c.store = check_section(value, key, file, e, w),
             _ => w.push(format!("{file}: {key}: unknown key (ignored)")),
         }
     }
@@ -469,6 +495,7 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<String>), Vec<String
         metrics: c.metrics.ok_or_else(|| missing("metrics"))?,
         results: c.results.ok_or_else(|| missing("results"))?,
         analysis: c.analysis.ok_or_else(|| missing("analysis"))?,
+        store: c.store.unwrap_or_default(),
     };
     validate(&config, file, &mut errors, &mut warnings);
     if errors.is_empty() {
@@ -489,6 +516,7 @@ struct Sections {
     metrics: Option<Metrics>,
     results: Option<Results>,
     analysis: Option<Analysis>,
+    store: Option<StoreConfig>,
 }
 
 fn check_section<T: DeserializeOwned>(
@@ -523,6 +551,18 @@ fn check_section<T: DeserializeOwned>(
 
 /// Semantic checks that serde cannot make.
 fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec<String>) {
+    if c.store.lease_seconds < 2 || c.store.lease_seconds > 86_400 {
+        errors.push(format!(
+            "{file}: store.lease_seconds: must be between 2 and 86400 (seconds)"
+        ));
+    }
+    if let Some(u) = &c.store.url
+        && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    {
+        errors.push(format!(
+            "{file}: store.url: expected a postgres://... URL (or null for the local journal)"
+        ));
+    }
     let sev = ["info", "warning", "error", "critical"];
     if c.execution.max_concurrent_tasks == 0 {
         errors.push(format!(

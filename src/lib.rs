@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod notify;
 pub mod output;
+pub mod pgstore;
 pub mod queue;
 pub mod results;
 pub mod runner;
