@@ -46,6 +46,10 @@ pub struct GlobalArgs {
     /// More verbose console output (repeat for more)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Use the shared PostgreSQL store at URL (postgres://USER@HOST/DB; default: store.url,
+    /// else the local journal)
+    #[arg(long = "store", value_name = "URL", env = "BGRUN_STORE", global = true)]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +111,26 @@ pub enum Command {
     /// Repair the state file
     #[command(subcommand)]
     State(StateCommand),
+    /// The shared PostgreSQL store: apply schema migrations, or show its state
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Drain the shared store as a long-running worker of this host (until SIGTERM)
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create or upgrade the store's schema (safe to run again; concurrent runs wait)
+    Migrate,
+    /// Schema version, queue depth by state, workers alive
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// At most N tasks at once on this host, across its workers (default: no host limit)
+    #[arg(long, value_name = "N")]
+    pub host_limit: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -40,6 +40,8 @@ pub struct Ctx {
     /// The `--config` given, passed on to the processes bgrun starts.
     pub config_arg: Option<PathBuf>,
     pub out: output::Output,
+    /// The shared store's URL (`--store`, `$BGRUN_STORE`, `store.url`); `None`: the local journal.
+    pub store_url: Option<String>,
 }
 
 impl Ctx {
@@ -53,7 +55,9 @@ impl Ctx {
     pub fn with_config(g: &cli::GlobalArgs, repo: PathBuf, loaded: config::Loaded) -> Result<Ctx> {
         let state_dir = state_dir_for(g, &repo)?;
         let config_arg = g.config.as_ref().map(|p| absolute(p)).transpose()?;
+        let store_url = pgstore::url_of(g.store.as_deref(), loaded.config.store.url.as_deref());
         Ok(Ctx {
+            store_url,
             repo,
             state_dir,
             config: loaded.config,
@@ -75,6 +79,10 @@ impl Ctx {
         if let Some(c) = &self.config_arg {
             v.push("--config".into());
             v.push(c.clone().into());
+        }
+        if let Some(u) = &self.store_url {
+            v.push("--store".into());
+            v.push(u.into());
         }
         v
     }

@@ -8,7 +8,8 @@ use crate::engine::{self, NewTask, Submitted};
 use crate::state::task::Arg;
 use crate::{Ctx, Exit, error};
 
-pub fn run(ctx: &Ctx, a: EnqueueArgs) -> Result<Exit> {
+/// The request `enqueue` makes of its arguments (exit 2 on a bad priority).
+pub(super) fn new_task(a: &EnqueueArgs) -> Result<NewTask> {
     let priority = match &a.priority {
         Some(p) => Some(
             Priority::parse(p)
@@ -21,7 +22,7 @@ pub fn run(ctx: &Ctx, a: EnqueueArgs) -> Result<Exit> {
         ),
         None => None,
     };
-    let new = NewTask {
+    Ok(NewTask {
         task_type: a.task_type.clone(),
         name: a.name.clone(),
         argv: a.argv.iter().map(|s| Arg::from_os(s)).collect(),
@@ -29,7 +30,11 @@ pub fn run(ctx: &Ctx, a: EnqueueArgs) -> Result<Exit> {
         timeout_s: a.timeout,
         trigger: "manual".to_string(),
         context: serde_json::Value::Null,
-    };
+    })
+}
+
+pub fn run(ctx: &Ctx, a: EnqueueArgs) -> Result<Exit> {
+    let new = new_task(&a)?;
     let submitted = engine::submit(ctx, &[new])?;
     let mut queued = false;
     for s in &submitted {

@@ -13,6 +13,7 @@ mod metrics;
 mod notify;
 mod results;
 mod run;
+mod shared_store;
 mod state;
 mod status;
 mod stop;
@@ -54,6 +55,11 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         }
         crate::state::procs::alive(&ctx.state_dir, None);
     }
+    // The shared PostgreSQL store takes the queue commands when a URL is configured.
+    let command = match shared_store::dispatch(&ctx, command)? {
+        Ok(exit) => return Ok(exit),
+        Err(c) => c,
+    };
     match command {
         Command::Enqueue(a) => enqueue::run(&ctx, a),
         Command::Drain(a) => drain::run(&ctx, a),
@@ -76,7 +82,9 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         | Command::Hook(_)
         | Command::Init { .. }
         | Command::Config(_)
-        | Command::State(_) => {
+        | Command::State(_)
+        | Command::Store(_)
+        | Command::Worker(_) => {
             unreachable!("handled above")
         }
     }

@@ -12,6 +12,7 @@ mod run;
 mod slot;
 mod stop;
 mod submit;
+mod worker;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -35,6 +36,7 @@ pub use recover::recover_now;
 pub use run::run_now;
 pub use stop::{Stopped, ago, stop, wait_for};
 pub use submit::{build_task, submit};
+pub use worker::{WorkerOpts, work};
 
 /// A request to queue a task.
 #[derive(Debug, Clone)]

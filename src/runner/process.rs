@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -174,6 +174,34 @@ pub fn wait_any(children: &[&Child], timeout: Duration) {
         })
         .collect();
     let all = fds.len() == children.len();
+    let ms = if all {
+        timeout.as_millis().min(i32::MAX as u128) as i32
+    } else {
+        timeout.as_millis().min(5) as i32
+    };
+    // SAFETY: fds is a valid array of pollfd.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+    }
+}
+
+/// Like [`wait_any`], and also wakes when `extra` (e.g. a notification pipe) is readable.
+pub fn wait_any_or(children: &[&Child], extra: RawFd, timeout: Duration) {
+    let mut fds: Vec<libc::pollfd> = children
+        .iter()
+        .filter_map(|c| c.pidfd.as_ref())
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let all = fds.len() == children.len();
+    fds.push(libc::pollfd {
+        fd: extra,
+        events: libc::POLLIN,
+        revents: 0,
+    });
     let ms = if all {
         timeout.as_millis().min(i32::MAX as u128) as i32
     } else {

@@ -1,0 +1,348 @@
+//! The commands on the shared PostgreSQL store (issue 16): `store migrate|status`, `worker`,
+//! and `enqueue`, `drain`, `status`, `results` when a store URL is configured. Every one of
+//! them first re-queues the tasks whose lease expired. Without a URL nothing here runs and
+//! no PostgreSQL code is touched.
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::cli::{Command, DrainArgs, EnqueueArgs, ResultsArgs, StoreCommand, WorkerArgs};
+use crate::engine::{self, DrainSummary, Progress, WorkerOpts};
+use crate::pgstore::{self, Enqueued, PgStore};
+use crate::results::TaskResult;
+use crate::state::task::Task;
+use crate::timefmt::{now, rfc3339};
+use crate::{Ctx, Exit, error};
+
+/// Run `command` on the shared store when it is one of ours; else hand it back.
+pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Result<Exit, Command>> {
+    let Some(url) = ctx.store_url.clone() else {
+        return match command {
+            Command::Store(_) | Command::Worker(_) => Err(error::usage(
+                "no shared store configured: give --store postgres://USER@HOST/DB, set \
+                 $BGRUN_STORE, or set store.url in the config",
+            )),
+            c => Ok(Err(c)),
+        };
+    };
+    Ok(Ok(match command {
+        Command::Store(StoreCommand::Migrate) => migrate(ctx, &url)?,
+        Command::Store(StoreCommand::Status) => store_status(ctx, &url)?,
+        Command::Worker(a) => worker(ctx, &url, &a)?,
+        Command::Enqueue(a) => enqueue(ctx, &url, &a)?,
+        Command::Drain(a) => drain(ctx, &url, &a)?,
+        Command::Status => status(ctx, &url)?,
+        Command::Results(a) => results(ctx, &url, &a)?,
+        c => return Ok(Err(c)),
+    }))
+}
+
+fn lease(ctx: &Ctx) -> f64 {
+    ctx.config.store.lease_seconds as f64
+}
+
+/// Open the store (schema current) and re-queue expired leases, as every command does.
+fn open(ctx: &Ctx, url: &str) -> Result<PgStore> {
+    let mut db = PgStore::open(url)?;
+    for v in db.requeue_expired()? {
+        if let Ok(r) = serde_json::from_value::<TaskResult>(v) {
+            engine::log_event(
+                ctx,
+                &format!(
+                    "task {}: lease expired; {}",
+                    r.id,
+                    if r.will_retry {
+                        "re-queued"
+                    } else {
+                        "abandoned"
+                    }
+                ),
+            );
+        }
+    }
+    Ok(db)
+}
+
+fn migrate(ctx: &Ctx, url: &str) -> Result<Exit> {
+    let mut db = PgStore::open_unchecked(url)?;
+    let (from, to) = db.migrate()?;
+    if ctx.out.json {
+        super::print_json(&json!({"from": from, "to": to, "url": pgstore::redact(url)}))?;
+    } else if from == to {
+        ctx.out.say(format!("store schema is current (version {to})"));
+    } else {
+        ctx.out
+            .say(format!("store schema migrated from version {from} to {to}"));
+    }
+    Ok(Exit::Ok)
+}
+
+fn store_status(ctx: &Ctx, url: &str) -> Result<Exit> {
+    let mut db = PgStore::open_unchecked(url)?;
+    if db.schema_version()? == pgstore::schema::latest() {
+        db.requeue_expired()?;
+    }
+    let s = db.status(url, lease(ctx))?;
+    if ctx.out.json {
+        super::print_json(&s)?;
+        return Ok(Exit::Ok);
+    }
+    let plus = if s.capped { "+" } else { "" };
+    println!("store      {}", s.url);
+    println!(
+        "schema     version {} (this bgrun: {}){}",
+        s.schema_version,
+        s.latest_version,
+        if s.schema_version < s.latest_version {
+            "  run `bgrun store migrate`"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "tasks      {}{plus} queued, {}{plus} running, {}{plus} done",
+        s.queued, s.running, s.done
+    );
+    println!("workers    {} alive", s.workers.len());
+    for w in &s.workers {
+        println!(
+            "  {:<24} pid {:<8} since {}  running {}",
+            w.host, w.pid, w.started_at, w.running
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// Progress lines of a worker or a store drain.
+struct Lines {
+    quiet: bool,
+    stamp: bool,
+}
+
+impl Progress for Lines {
+    fn started(&mut self, t: &Task, attempt: u32) {
+        if !self.quiet {
+            println!("{}started {} {} (attempt {attempt})", self.when(), t.id, t.task_type);
+        }
+    }
+    fn finished(&mut self, r: &TaskResult, _queued: usize) {
+        if !self.quiet {
+            let retry = if r.will_retry { " (will retry)" } else { "" };
+            println!(
+                "{}{} {} {}{retry}{}",
+                self.when(),
+                r.status,
+                r.id,
+                r.task_type,
+                r.error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Lines {
+    fn when(&self) -> String {
+        if self.stamp {
+            format!("{} ", rfc3339(now()))
+        } else {
+            String::new()
+        }
+    }
+}
+
+fn local_max(ctx: &Ctx, host_limit: Option<usize>, flag: Option<usize>) -> usize {
+    let fleet = ctx.config.execution.max_concurrent_tasks.max(1);
+    flag.unwrap_or(fleet).min(host_limit.unwrap_or(fleet)).max(1)
+}
+
+fn worker(ctx: &Ctx, url: &str, a: &WorkerArgs) -> Result<Exit> {
+    if a.host_limit == Some(0) {
+        return Err(error::usage("--host-limit: must be at least 1"));
+    }
+    drop(open(ctx, url)?);
+    let opts = WorkerOpts {
+        url: url.to_string(),
+        host_limit: a.host_limit,
+        max_local: local_max(ctx, a.host_limit, None),
+        until_empty: false,
+    };
+    let mut p = Lines {
+        quiet: ctx.out.quiet() || ctx.out.json,
+        stamp: true,
+    };
+    let s = engine::work(ctx, &opts, &mut p)?;
+    summary(ctx, &s, false)
+}
+
+fn drain(ctx: &Ctx, url: &str, a: &DrainArgs) -> Result<Exit> {
+    drop(open(ctx, url)?);
+    let opts = WorkerOpts {
+        url: url.to_string(),
+        host_limit: None,
+        max_local: local_max(ctx, None, a.max_concurrent),
+        until_empty: true,
+    };
+    let mut p = Lines {
+        quiet: ctx.out.quiet() || ctx.out.json || (ctx.out.level == 0 && !a.background),
+        stamp: a.background,
+    };
+    let s = engine::work(ctx, &opts, &mut p)?;
+    summary(ctx, &s, a.background)
+}
+
+fn summary(ctx: &Ctx, s: &DrainSummary, background: bool) -> Result<Exit> {
+    if ctx.out.json {
+        super::print_json(&json!({"ran": s.ran, "failed": s.failed, "results": s.results}))?;
+    } else if !background {
+        ctx.out
+            .say(format!("drained: {} ran, {} failed", s.ran, s.failed));
+    }
+    Ok(if s.failed > 0 {
+        Exit::WorkFailed
+    } else {
+        Exit::Ok
+    })
+}
+
+fn enqueue(ctx: &Ctx, url: &str, a: &EnqueueArgs) -> Result<Exit> {
+    let new = super::enqueue::new_task(a)?;
+    let task = engine::build_task(ctx, &new, 0, now())?;
+    let mut db = open(ctx, url)?;
+    let out = db.enqueue(&[task], ctx.config.execution.max_queue_size)?;
+    let mut queued = false;
+    for e in &out {
+        let v = match e {
+            Enqueued::Queued { id, dropped } => {
+                queued = true;
+                if let Some(d) = dropped {
+                    eprintln!(
+                        "bgrun: queue full: dropped task {} ({}, {})",
+                        d.id, d.task_type, d.name
+                    );
+                }
+                if !ctx.out.json {
+                    println!("{id}");
+                }
+                json!({"queued": true, "id": id, "dropped": dropped.as_ref().map(|d| &d.id)})
+            }
+            Enqueued::Duplicate { id } => {
+                if !ctx.out.json {
+                    println!("{id}");
+                    eprintln!("bgrun: not added: the same task is already queued as {id}");
+                }
+                json!({"queued": false, "duplicate_of": id})
+            }
+            Enqueued::Dropped { result } => {
+                if !ctx.out.json {
+                    eprintln!(
+                        "bgrun: dropped: the queue is full ({} tasks) of tasks with higher \
+                         priority; recorded as {}",
+                        ctx.config.execution.max_queue_size, result.id
+                    );
+                }
+                json!({"queued": false, "dropped": true, "id": result.id})
+            }
+        };
+        if ctx.out.json {
+            super::print_json(&v)?;
+        }
+    }
+    // No worker in the fleet: drain here in the background, as the local journal does.
+    if queued && !a.no_drain && !db.any_worker(lease(ctx))? {
+        engine::ensure_drainer(ctx)?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn status(ctx: &Ctx, url: &str) -> Result<Exit> {
+    let mut db = open(ctx, url)?;
+    let s = db.status(url, lease(ctx))?;
+    let live = db.live_tasks(200)?;
+    let recent = db.results(None, 10)?;
+    if ctx.out.json {
+        let (running, queued): (Vec<_>, Vec<_>) = live.iter().partition(|t| t.state == "running");
+        super::print_json(&json!({
+            "store": {"url": s.url, "schema_version": s.schema_version,
+                      "queued": s.queued, "running": s.running, "done": s.done,
+                      "capped": s.capped},
+            "queued": queued,
+            "running": running,
+            "recent": recent,
+            "workers": s.workers.iter().map(|w| json!({
+                "host": w.host, "pid": w.pid, "started_at": w.started_at, "running": w.running,
+            })).collect::<Vec<_>>(),
+        }))?;
+        return Ok(Exit::Ok);
+    }
+    let o = &ctx.out;
+    println!("{}", o.paint("1", &format!("store {}", s.url)));
+    println!(
+        "{}",
+        o.paint(
+            "1",
+            &format!("queued ({}), running ({})", s.queued, s.running)
+        )
+    );
+    for t in live.iter().take(20) {
+        println!(
+            "  {:>8}  {:<8} {:<20} prio {:>5}  attempt {}  {}",
+            t.id,
+            t.state,
+            t.task_type,
+            t.priority,
+            t.attempt,
+            t.host.as_deref().unwrap_or("")
+        );
+    }
+    println!("{}", o.paint("1", &format!("workers ({})", s.workers.len())));
+    for w in &s.workers {
+        println!(
+            "  {:<24} pid {:<8} since {}  running {}",
+            w.host, w.pid, w.started_at, w.running
+        );
+    }
+    println!("{}", o.paint("1", "recent"));
+    for r in &recent {
+        println!("  {}", one_line(r));
+    }
+    Ok(Exit::Ok)
+}
+
+fn one_line(r: &Value) -> String {
+    let f = |k: &str| {
+        r.get(k)
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default()
+    };
+    format!(
+        "{:>8}  {:<20} {:<13} attempt {}  on {}  {}",
+        f("id"),
+        f("type"),
+        f("status"),
+        f("attempt"),
+        f("host"),
+        f("finished_at")
+    )
+}
+
+fn results(ctx: &Ctx, url: &str, a: &ResultsArgs) -> Result<Exit> {
+    let mut db = open(ctx, url)?;
+    let rs = db.results(a.id.as_deref(), a.last.unwrap_or(20))?;
+    if ctx.out.json {
+        super::print_json(&rs)?;
+        return Ok(Exit::Ok);
+    }
+    if rs.is_empty() {
+        ctx.out.say("no results yet");
+    }
+    for r in &rs {
+        println!("{}", one_line(r));
+    }
+    Ok(Exit::Ok)
+}
