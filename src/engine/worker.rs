@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, status_of, terminate};
@@ -48,7 +48,7 @@ pub struct WorkerOpts {
 /// The longest sleep without a reason to wake.
 const SAFETY_WAIT: f64 = 60.0;
 const BACKOFF_MIN: f64 = 0.2;
-const BACKOFF_MAX: f64 = 5.0;
+const BACKOFF_MAX: f64 = 2.0;
 
 /// A finished run waiting to be recorded.
 struct Pending {
@@ -359,7 +359,9 @@ impl Worker<'_> {
             return Ok(());
         };
         while let Some(p) = self.pending.first() {
-            let accepted = db.finish(&p.token, &p.result, p.retry.as_ref(), &p.sample)?;
+            let accepted = db
+                .finish(&p.token, &p.result, p.retry.as_ref(), &p.sample)
+                .context("recording a result")?;
             let p = self.pending.remove(0);
             if !accepted {
                 eprintln!(
@@ -379,7 +381,7 @@ impl Worker<'_> {
             self.summary.results.push(p.result);
         }
         if !self.handback.is_empty() {
-            db.hand_back(&self.handback)?;
+            db.hand_back(&self.handback).context("handing tasks back")?;
             self.handback.clear();
         }
         if at >= self.next_renew {
@@ -389,7 +391,9 @@ impl Worker<'_> {
                 .filter(|(_, h)| !h.lost)
                 .filter_map(|(id, h)| Some((id.parse().ok()?, h.token.clone())))
                 .collect();
-            let lost = db.renew(self.worker_id, &held, self.lease)?;
+            let lost = db
+                .renew(self.worker_id, &held, self.lease)
+                .context("renewing leases")?;
             self.next_renew = at + self.lease / 3.0;
             let grace = self.ctx.config.execution.kill_grace_seconds as f64;
             for id in lost {
@@ -404,7 +408,7 @@ impl Worker<'_> {
             }
         }
         if at >= self.next_expiry_check {
-            for v in db.requeue_expired()? {
+            for v in db.requeue_expired().context("re-queueing expired leases")? {
                 if let Ok(r) = serde_json::from_value::<TaskResult>(v) {
                     log_event(
                         self.ctx,
@@ -452,7 +456,8 @@ impl Worker<'_> {
             self.ctx.config.execution.max_concurrent_tasks.max(1),
             self.opts.host_limit,
             self.lease,
-        )?;
+        )
+        .context("claiming")?;
         self.woken = false;
         self.queue_empty = !out.queued_left && out.claimed.is_empty();
         self.next_ready = out.next_ready;

@@ -398,7 +398,7 @@ impl PgStore {
                     LIMIT $2 FOR UPDATE SKIP LOCKED)
                  UPDATE bgrun_tasks t
                     SET state = 'running', lease_token = gen_random_uuid()::text,
-                        lease_expires = $1 + $3, worker_id = $4, host = $5, started_at = $1
+                        lease_expires = $1::float8 + $3::float8, worker_id = $4, host = $5, started_at = $1
                    FROM c WHERE t.id = c.id
                  RETURNING t.id, t.attempt, t.task, t.lease_token, t.eff_priority",
                 &[&now, &n, &lease_s, &worker_id, &host],
@@ -452,7 +452,7 @@ impl PgStore {
             &[&worker_id, &now],
         )?;
         let rows = tx.query(
-            "UPDATE bgrun_tasks t SET lease_expires = $3 + $4
+            "UPDATE bgrun_tasks t SET lease_expires = $3::float8 + $4::float8
                FROM unnest($1::bigint[], $2::text[]) AS u(id, tok)
               WHERE t.id = u.id AND t.lease_token = u.tok AND t.state = 'running'
              RETURNING t.id",
@@ -859,7 +859,7 @@ fn record_history(
             &[&task_type, &factor],
         )?;
         c.execute(
-            "UPDATE bgrun_tasks SET eff_priority = priority * $2
+            "UPDATE bgrun_tasks SET eff_priority = priority * $2::float8
               WHERE state = 'queued' AND task_type = $1",
             &[&task_type, &factor],
         )?;
