@@ -217,9 +217,26 @@ pub fn spawn_detached(ctx: &Ctx, args: &[&str]) -> Result<u32> {
 static STOP: AtomicBool = AtomicBool::new(false);
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
+/// A pipe to write to on a stop signal, so that a sleeping `poll` wakes whichever thread
+/// the signal was delivered to (-1: none).
+static STOP_WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
 extern "C" fn on_signal(sig: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
     STOP_SIGNAL.store(sig, Ordering::SeqCst);
+    let fd = STOP_WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let b = [1u8];
+        // SAFETY: write is async-signal-safe; fd is a pipe kept open by its owner.
+        unsafe {
+            libc::write(fd, b.as_ptr().cast(), 1);
+        }
+    }
+}
+
+/// Have stop signals also write a byte to `fd` (the owner keeps it open; -1 to stop).
+pub(super) fn wake_on_stop(fd: std::os::fd::RawFd) {
+    STOP_WAKE_FD.store(fd, Ordering::SeqCst);
 }
 
 /// Catch SIGTERM, SIGINT and SIGHUP into a flag that the loops check.

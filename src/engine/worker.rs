@@ -159,6 +159,7 @@ pub fn work(ctx: &Ctx, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
     let mut first = PgStore::open(&opts.url)?;
     let worker_id = first.register_worker()?;
     let wake = Wake::new()?;
+    super::wake_on_stop(wake.write.as_raw_fd());
     let quit = Arc::new(AtomicBool::new(false));
     spawn_listener(opts.url.clone(), wake.write.clone(), quit.clone());
     let lease = ctx.config.store.lease_seconds as f64;
@@ -194,6 +195,7 @@ pub fn work(ctx: &Ctx, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
         ),
     );
     let result = w.run(&wake, progress);
+    super::wake_on_stop(-1);
     quit.store(true, Ordering::SeqCst);
     if let Some(db) = w.db.as_mut() {
         let _ = db.unregister_worker(worker_id);

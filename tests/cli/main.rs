@@ -6,6 +6,7 @@ mod core;
 mod cron;
 mod hooks;
 mod notify;
+mod pg;
 mod watch;
 
 use std::ffi::OsStr;

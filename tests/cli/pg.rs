@@ -193,11 +193,10 @@ impl Drop for Pg {
 
 // ---------------------------------------------------------------- helpers
 
-/// A "host": its own project dir, state dir and host name, pointed at the store.
-fn host(pg: &Pg, name: &str, config: &str) -> Env {
+/// A "host": its own project dir and state dir, with `config`.
+fn host(config: &str) -> Env {
     let e = Env::new();
     e.config(config);
-    let _ = (pg, name);
     e
 }
 
@@ -263,5 +262,257 @@ impl Drop for Workers {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// `bgrun store migrate` against a fresh server.
+fn migrate(pg: &Pg, e: &Env) {
+    ok(bg(e, pg, "setup").args(["store", "migrate"]).output().expect("migrate"));
+}
+
+fn enqueue_id(e: &Env, pg: &Pg, args: &[&str]) -> String {
+    let out = ok(bg(e, pg, "writer")
+        .args(["enqueue", "--no-drain"])
+        .args(args)
+        .output()
+        .expect("enqueue"));
+    text(&out.stdout).trim().to_string()
+}
+
+/// Every stored result: (task id, attempt, status, will_retry, host, started_at epoch).
+fn all_results(pg: &Pg) -> Vec<(i64, i32, String, bool, String, f64)> {
+    pg.sql(
+        "SELECT task_id || '|' || attempt || '|' || status || '|' ||
+                coalesce(result->>'will_retry', 'false') || '|' || host || '|' ||
+                coalesce(extract(epoch FROM (result->>'started_at')::timestamptz), 0)
+           FROM bgrun_results ORDER BY task_id, attempt",
+    )
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(|l| {
+        let f: Vec<&str> = l.split('|').collect();
+        (
+            f[0].parse().expect("id"),
+            f[1].parse().expect("attempt"),
+            f[2].to_string(),
+            f[3] == "true",
+            f[4].to_string(),
+            f[5].parse().expect("ts"),
+        )
+    })
+    .collect()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn migrate_status_enqueue_dedup_drain_results() {
+    let Some(pg) = Pg::start() else { return };
+    let e = host(r#"{"execution": {"max_retries": 0}}"#);
+    // Without a URL, the store commands say how to configure one (exit 2).
+    let out = e.run(&["store", "status"]);
+    assert_code(&out, 2);
+    assert!(text(&out.stderr).contains("--store"), "{}", text(&out.stderr));
+    // Before the first migration: status says so, the queue commands refuse (exit 3).
+    let st = json_of(&ok(bg(&e, &pg, "h1")
+        .args(["--json", "store", "status"])
+        .output()
+        .expect("status")));
+    assert_eq!(st["schema_version"], 0);
+    let out = bg(&e, &pg, "h1")
+        .args(["enqueue", "--no-drain", "custom", "--", "true"])
+        .output()
+        .expect("enqueue");
+    assert_code(&out, 3);
+    assert!(text(&out.stderr).contains("bgrun store migrate"), "{}", text(&out.stderr));
+    // Migrations are idempotent.
+    migrate(&pg, &e);
+    let again = json_of(&ok(bg(&e, &pg, "h1")
+        .args(["--json", "store", "migrate"])
+        .output()
+        .expect("migrate")));
+    assert_eq!(again["from"], 1);
+    assert_eq!(again["to"], 1);
+    assert_eq!(pg.sql("SELECT max(version) FROM bgrun_schema_version"), "1");
+    // Dedup: the same task while queued is the same id; a different argv is new.
+    let marker = e.root().join("ran file.txt");
+    let m = marker.to_str().expect("utf8");
+    let a = enqueue_id(&e, &pg, &["custom", "--", "sh", "-c", "echo a >> \"$1\"", "sh", m]);
+    let a2 = enqueue_id(&e, &pg, &["custom", "--", "sh", "-c", "echo a >> \"$1\"", "sh", m]);
+    assert_eq!(a, a2, "a duplicate is not added");
+    let b = enqueue_id(&e, &pg, &["custom", "--", "sh", "-c", "echo b >> \"$1\"", "sh", m]);
+    assert_ne!(a, b);
+    let st = json_of(&ok(bg(&e, &pg, "h1")
+        .args(["--json", "store", "status"])
+        .output()
+        .expect("status")));
+    assert_eq!(st["queued"], 2, "{st}");
+    // A drain with the store runs them and exits when the queue is empty.
+    ok(bg(&e, &pg, "host-one").arg("drain").output().expect("drain"));
+    assert_eq!(std::fs::read_to_string(&marker).expect("ran").lines().count(), 2);
+    let rs = json_of(&ok(bg(&e, &pg, "h1")
+        .args(["--json", "results"])
+        .output()
+        .expect("results")));
+    let rs = rs.as_array().expect("array");
+    assert_eq!(rs.len(), 2);
+    for r in rs {
+        assert_eq!(r["status"], "succeeded", "{r}");
+        assert_eq!(r["host"], "host-one", "the result names the host: {r}");
+    }
+    // Once done, the same task may be queued again (the unique index covers live tasks).
+    let a3 = enqueue_id(&e, &pg, &["custom", "--", "sh", "-c", "echo a >> \"$1\"", "sh", m]);
+    assert_ne!(a3, a);
+    // status --json shows the store's queue and its workers.
+    let mut w = Workers(vec![spawn_worker(&e, &pg, "host-two", &[])]);
+    wait_until("the worker ran the task", Duration::from_secs(20), || {
+        std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 3
+    });
+    let st = json_of(&ok(bg(&e, &pg, "h1")
+        .args(["--json", "status"])
+        .output()
+        .expect("status")));
+    let workers = st["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 1, "{st}");
+    assert_eq!(workers[0]["host"], "host-two");
+    assert_eq!(workers[0]["pid"], w.0[0].id());
+    assert!(workers[0]["started_at"].is_string() && workers[0]["running"].is_number());
+    sigterm(&w.0[0]);
+    let status = wait_exit(&mut w.0[0], Duration::from_secs(20));
+    assert!(status.success(), "worker exit: {status:?}");
+    let st = json_of(&ok(bg(&e, &pg, "h1")
+        .args(["--json", "store", "status"])
+        .output()
+        .expect("status")));
+    assert_eq!(st["workers"].as_array().map(Vec::len), Some(0), "{st}");
+}
+
+#[test]
+fn overflow_drops_the_lowest_priority_visibly() {
+    let Some(pg) = Pg::start() else { return };
+    let e = host(r#"{"execution": {"max_queue_size": 2}}"#);
+    migrate(&pg, &e);
+    let low = enqueue_id(&e, &pg, &["-p", "low", "custom", "--", "echo", "low"]);
+    let _mid = enqueue_id(&e, &pg, &["-p", "medium", "custom", "--", "echo", "mid"]);
+    let out = ok(bg(&e, &pg, "w")
+        .args(["enqueue", "--no-drain", "-p", "high", "custom", "--", "echo", "high"])
+        .output()
+        .expect("enqueue"));
+    assert!(
+        text(&out.stderr).contains(&format!("dropped task {low}")),
+        "{}",
+        text(&out.stderr)
+    );
+    // The incoming task is dropped itself when it is the lowest.
+    let out = ok(bg(&e, &pg, "w")
+        .args(["--json", "enqueue", "--no-drain", "-p", "1", "custom", "--", "echo", "x"])
+        .output()
+        .expect("enqueue"));
+    assert_eq!(json_of(&out)["dropped"], true);
+    let st = json_of(&ok(bg(&e, &pg, "w")
+        .args(["--json", "store", "status"])
+        .output()
+        .expect("status")));
+    assert_eq!(st["queued"], 2);
+    let rs = all_results(&pg);
+    assert_eq!(rs.len(), 2, "{rs:?}");
+    assert!(rs.iter().all(|r| r.2 == "dropped"), "{rs:?}");
+    assert_eq!(rs[0].0.to_string(), low);
+}
+
+#[test]
+fn a_lost_lease_stops_the_task_and_its_result_is_refused() {
+    let Some(pg) = Pg::start() else { return };
+    let e = host(r#"{"execution": {"max_retries": 0}, "store": {"lease_seconds": 3}}"#);
+    migrate(&pg, &e);
+    let marker = e.root().join("finished");
+    let id = enqueue_id(
+        &e,
+        &pg,
+        &["custom", "--", "sh", "-c", "sleep 4; touch \"$1\"", "sh", marker.to_str().expect("utf8")],
+    );
+    let mut w = Workers(vec![spawn_worker(&e, &pg, "fenced", &[])]);
+    wait_until("the task is running", Duration::from_secs(20), || {
+        pg.sql(&format!("SELECT state FROM bgrun_tasks WHERE id = {id}")) == "running"
+    });
+    // Someone else takes the claim over (what a re-queue after expiry does to the token).
+    pg.sql(&format!(
+        "UPDATE bgrun_tasks SET lease_token = 'stolen', lease_expires = 1e12 WHERE id = {id}"
+    ));
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(!marker.exists(), "the worker stopped the task when its renewal failed");
+    assert_eq!(all_results(&pg).len(), 0, "no result is written without the lease");
+    let err = std::fs::read_to_string(e.root().join("worker-fenced.err")).expect("stderr");
+    assert!(err.contains("lease was lost"), "{err}");
+    sigterm(&w.0[0]);
+    wait_exit(&mut w.0[0], Duration::from_secs(20));
+}
+
+#[test]
+fn sigterm_hands_running_tasks_back() {
+    let Some(pg) = Pg::start() else { return };
+    let e = host(r#"{"execution": {"kill_grace_seconds": 1}}"#);
+    migrate(&pg, &e);
+    let id = enqueue_id(&e, &pg, &["custom", "--", "sleep", "30"]);
+    let mut w = Workers(vec![spawn_worker(&e, &pg, "stopping", &[])]);
+    wait_until("the task is running", Duration::from_secs(20), || {
+        pg.sql(&format!("SELECT state FROM bgrun_tasks WHERE id = {id}")) == "running"
+    });
+    let t0 = Instant::now();
+    sigterm(&w.0[0]);
+    let st = wait_exit(&mut w.0[0], Duration::from_secs(20));
+    assert!(st.success(), "{st:?}");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        pg.sql(&format!("SELECT state || ' ' || attempt FROM bgrun_tasks WHERE id = {id}")),
+        "queued 0",
+        "handed back unrun"
+    );
+    assert_eq!(all_results(&pg).len(), 0);
+}
+
+#[test]
+fn the_fleet_limit_holds_across_workers() {
+    let Some(pg) = Pg::start() else { return };
+    let e = host(r#"{"execution": {"max_concurrent_tasks": 2}}"#);
+    migrate(&pg, &e);
+    let dir = e.root().join("running");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let counts = e.root().join("counts");
+    let script = "mkdir \"$1/$BGRUN_TASK_ID\"; ls \"$1\" | wc -l >> \"$2\"; sleep 0.4; rmdir \"$1/$BGRUN_TASK_ID\"";
+    for i in 0..8 {
+        enqueue_id(
+            &e,
+            &pg,
+            &[
+                "custom", "--", "sh", "-c", script, "sh",
+                dir.to_str().expect("utf8"), counts.to_str().expect("utf8"), &i.to_string(),
+            ],
+        );
+    }
+    let hosts: Vec<Env> = (0..3)
+        .map(|_| host(r#"{"execution": {"max_concurrent_tasks": 2}}"#))
+        .collect();
+    let mut w = Workers(
+        hosts
+            .iter()
+            .zip(["a", "b", "c"])
+            .map(|(e, h)| spawn_worker(e, &pg, h, &[]))
+            .collect(),
+    );
+    wait_until("all ran", Duration::from_secs(60), || {
+        std::fs::read_to_string(&counts).unwrap_or_default().lines().count() == 8
+    });
+    let max = std::fs::read_to_string(&counts)
+        .expect("counts")
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .max();
+    assert!(max.is_some_and(|m| m <= 2), "at most 2 at once across 3 workers: {max:?}");
+    for c in &w.0 {
+        sigterm(c);
+    }
+    for c in &mut w.0 {
+        wait_exit(c, Duration::from_secs(20));
     }
 }
