@@ -1,9 +1,13 @@
 //! bgrun: runs a repository's slow developer chores in the background.
 //!
-//! The table of contents: `cli` (clap structs) is parsed once into a [`Ctx`]; `commands`
-//! glue the layers; `state`, `queue` and `runner` are the engine (the persisted queue, pure
-//! ordering, the process pool); `analyzers`, `notify` and `triggers` are adapters that the
-//! engine and commands call downward. Nothing reaches upward.
+//! The table of contents, top down (each layer calls only the ones below it):
+//! `cli` (clap structs) is parsed once into a [`Ctx`]; `commands` (one file per subcommand)
+//! build an [`engine::Env`] from it and glue the layers; `engine` submits, drains, recovers
+//! and stops tasks through the `store` seam (`store::Store`: the journal today) and starts
+//! processes through `runner`; `queue` is the pure ordering policy; `analyzers`, `notify` and
+//! `triggers` are adapters; `model` is the shared vocabulary (status, severity, counts,
+//! results) and `fsutil` the small file helpers. Nothing reaches upward: below `commands`
+//! nobody sees `Ctx`, `cli` or `output`.
 
 pub mod analyzers;
 pub mod cli;
@@ -11,6 +15,8 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
+pub mod model;
 pub mod notify;
 pub mod output;
 pub mod pgstore;
@@ -18,6 +24,7 @@ pub mod queue;
 pub mod results;
 pub mod runner;
 pub mod state;
+pub mod store;
 pub mod timefmt;
 pub mod triggers;
 
@@ -27,21 +34,23 @@ use anyhow::Result;
 
 pub use error::Exit;
 
-/// Everything a command needs, resolved once from the global options.
+/// Everything a command needs, resolved once from the global options: the engine's
+/// [`engine::Env`] (reached through `Deref`, so `ctx.repo`, `ctx.config`... read it) plus
+/// what only the command layer uses (warnings to show, the output style).
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    /// The project root (absolute).
-    pub repo: PathBuf,
-    /// Where state, results and logs live (absolute).
-    pub state_dir: PathBuf,
-    pub config: config::Config,
-    pub config_source: config::Source,
+    pub env: engine::Env,
     pub config_warnings: Vec<String>,
-    /// The `--config` given, passed on to the processes bgrun starts.
-    pub config_arg: Option<PathBuf>,
     pub out: output::Output,
     /// The shared store's URL (`--store`, `$BGRUN_STORE`, `store.url`); `None`: the local journal.
     pub store_url: Option<String>,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = engine::Env;
+    fn deref(&self) -> &engine::Env {
+        &self.env
+    }
 }
 
 impl Ctx {
@@ -57,34 +66,12 @@ impl Ctx {
         let config_arg = g.config.as_ref().map(|p| absolute(p)).transpose()?;
         let store_url = pgstore::url_of(g.store.as_deref(), loaded.config.store.url.as_deref());
         Ok(Ctx {
+            env: engine::Env::new(repo, state_dir, loaded.config, loaded.source, config_arg)
+                .with_store(store_url.clone()),
             store_url,
-            repo,
-            state_dir,
-            config: loaded.config,
-            config_source: loaded.source,
             config_warnings: loaded.warnings,
-            config_arg,
             out: output::Output::new(g.json, g.quiet, g.verbose),
         })
-    }
-
-    /// The global options to pass to a bgrun child process so it sees the same project.
-    pub fn child_args(&self) -> Vec<std::ffi::OsString> {
-        let mut v: Vec<std::ffi::OsString> = vec![
-            "-C".into(),
-            self.repo.clone().into(),
-            "--state-dir".into(),
-            self.state_dir.clone().into(),
-        ];
-        if let Some(c) = &self.config_arg {
-            v.push("--config".into());
-            v.push(c.clone().into());
-        }
-        if let Some(u) = &self.store_url {
-            v.push("--store".into());
-            v.push(u.into());
-        }
-        v
     }
 }
 

@@ -13,99 +13,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::state::store::write_atomic;
 use crate::timefmt;
 
-/// Counts of findings by severity.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Findings {
-    pub critical: u64,
-    pub high: u64,
-    pub medium: u64,
-    pub low: u64,
-    pub info: u64,
-}
-
-impl Findings {
-    pub fn total(&self) -> u64 {
-        self.critical + self.high + self.medium + self.low + self.info
-    }
-
-    /// Count the `severity` of each entry of a report's `findings` array.
-    pub fn from_report(report: &Value) -> Findings {
-        let mut f = Findings::default();
-        if let Some(items) = report.get("findings").and_then(Value::as_array) {
-            for item in items {
-                match item
-                    .get("severity")
-                    .and_then(Value::as_str)
-                    .unwrap_or("info")
-                {
-                    "critical" => f.critical += 1,
-                    "high" => f.high += 1,
-                    "medium" => f.medium += 1,
-                    "low" => f.low += 1,
-                    _ => f.info += 1,
-                }
-            }
-        }
-        f
-    }
-}
-
-/// One execution's result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TaskResult {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub task_type: String,
-    pub name: String,
-    /// succeeded | failed | timed_out | killed_memory | cancelled | abandoned | dropped
-    pub status: String,
-    pub exit_code: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signal: Option<i32>,
-    pub attempt: u32,
-    pub trigger: String,
-    pub enqueued_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
-    pub finished_at: String,
-    pub duration_s: f64,
-    pub queue_s: f64,
-    #[serde(default)]
-    pub peak_rss_mb: f64,
-    #[serde(default)]
-    pub cpu_s: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Will it run again (retry scheduled)?
-    #[serde(default)]
-    pub will_retry: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub findings: Option<Findings>,
-    /// The analyzer's normalized report, for analyzer tasks (kept in `report_path`; inlined
-    /// when one task's results are read).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report_path: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub context: Value,
-    #[serde(default)]
-    pub argv: Vec<String>,
-}
-
-impl TaskResult {
-    pub fn finished_ts(&self) -> f64 {
-        timefmt::parse_rfc3339(&self.finished_at).unwrap_or(0.0)
-    }
-}
+pub use crate::model::{Counts as Findings, Sample, TaskResult};
 
 pub fn results_path(state_dir: &Path) -> PathBuf {
     state_dir.join("results.jsonl")
@@ -172,21 +86,6 @@ pub fn list(state_dir: &Path, id: Option<&str>, last: usize) -> Result<Vec<TaskR
         }
     }
     Ok(out)
-}
-
-/// One metrics sample, appended per execution.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Sample {
-    pub at: f64,
-    #[serde(rename = "type")]
-    pub task_type: String,
-    pub status: String,
-    pub duration_s: f64,
-    pub queue_s: f64,
-    pub peak_rss_mb: f64,
-    pub cpu_s: f64,
-    pub queue_len: usize,
-    pub concurrent: usize,
 }
 
 pub fn metrics_path(state_dir: &Path) -> PathBuf {
@@ -261,7 +160,7 @@ pub fn aggregate(samples: &[Sample]) -> BTreeMap<String, TypeMetrics> {
             m.peak_rss_mb = v.iter().map(|s| s.peak_rss_mb).fold(0.0, f64::max);
             m.cpu_s_total = v.iter().map(|s| s.cpu_s).sum();
             for s in &v {
-                *m.statuses.entry(s.status.clone()).or_insert(0) += 1;
+                *m.statuses.entry(s.status.to_string()).or_insert(0) += 1;
             }
             (k, m)
         })

@@ -26,74 +26,9 @@
 //! | test runners | a failing or erroring test | high |
 //! | SARIF ingest | `security-severity` >= 9 / >= 7 / >= 4 / > 0, else level `error` / `warning` / `note` / `none` | critical / high / medium / low, else high / medium / low / info |
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-/// The five levels, ordered from least to most severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub const ALL_DESC: [Severity; 5] = [
-        Severity::Critical,
-        Severity::High,
-        Severity::Medium,
-        Severity::Low,
-        Severity::Info,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// Read a severity word, accepting common synonyms of other tools (`error`, `warning`,
-    /// `moderate`, `note`...). None when the word means nothing known.
-    pub fn parse_loose(word: &str) -> Option<Severity> {
-        Some(match word.trim().to_ascii_lowercase().as_str() {
-            "critical" | "blocker" | "fatal" => Severity::Critical,
-            "high" | "error" | "major" => Severity::High,
-            "medium" | "moderate" | "warning" | "warn" => Severity::Medium,
-            "low" | "minor" | "note" | "convention" | "refactor" => Severity::Low,
-            "info" | "none" | "informational" | "style" => Severity::Info,
-            _ => return None,
-        })
-    }
-
-    /// A CVSS-like score (0..10) to a severity (the common CVSS v3 bands).
-    pub fn from_score(score: f64) -> Severity {
-        if score >= 9.0 {
-            Severity::Critical
-        } else if score >= 7.0 {
-            Severity::High
-        } else if score >= 4.0 {
-            Severity::Medium
-        } else if score > 0.0 {
-            Severity::Low
-        } else {
-            Severity::Info
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::model::{Counts, Severity};
 
 /// One normalized finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,57 +86,6 @@ impl Finding {
         self.rule_name = name.filter(|s| !s.is_empty()).map(str::to_string);
         self.help_uri = uri.filter(|s| !s.is_empty()).map(str::to_string);
         self
-    }
-}
-
-/// Counts of findings by severity (the same shape as `results::Findings`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub critical: u64,
-    pub high: u64,
-    pub medium: u64,
-    pub low: u64,
-    pub info: u64,
-}
-
-impl Counts {
-    pub fn of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Counts {
-        let mut c = Counts::default();
-        for f in findings {
-            c.add(f.severity);
-        }
-        c
-    }
-
-    pub fn add(&mut self, s: Severity) {
-        match s {
-            Severity::Critical => self.critical += 1,
-            Severity::High => self.high += 1,
-            Severity::Medium => self.medium += 1,
-            Severity::Low => self.low += 1,
-            Severity::Info => self.info += 1,
-        }
-    }
-
-    pub fn get(&self, s: Severity) -> u64 {
-        match s {
-            Severity::Critical => self.critical,
-            Severity::High => self.high,
-            Severity::Medium => self.medium,
-            Severity::Low => self.low,
-            Severity::Info => self.info,
-        }
-    }
-
-    pub fn total(&self) -> u64 {
-        self.critical + self.high + self.medium + self.low + self.info
-    }
-
-    /// Any finding at or above `min`?
-    pub fn at_or_above(&self, min: Severity) -> bool {
-        Severity::ALL_DESC
-            .iter()
-            .any(|s| *s >= min && self.get(*s) > 0)
     }
 }
 

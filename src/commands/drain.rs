@@ -39,7 +39,7 @@ impl Progress for Lines {
         let retry = if r.will_retry { " (will retry)" } else { "" };
         println!(
             "{when}{} {} {} {} in {}{retry} [{queued} queued]",
-            self.out.paint(color(&r.status), &r.status),
+            self.out.paint(color(r.status.as_str()), r.status.as_str()),
             r.id,
             r.task_type,
             r.error
@@ -76,7 +76,7 @@ impl Progress for Bar {
         if r.status != "succeeded" {
             self.bar.println(format!(
                 "{} {} {} {}",
-                self.out.paint(color(&r.status), &r.status),
+                self.out.paint(color(r.status.as_str()), r.status.as_str()),
                 r.id,
                 r.task_type,
                 r.error.as_deref().unwrap_or("")

@@ -31,8 +31,10 @@ pub fn run(ctx: &Ctx, a: ResultsArgs) -> Result<Exit> {
             "{:>6}  {:<20} {:<13} attempt {}  {:>7}  {}  {}{}{}",
             r.id,
             r.task_type,
-            ctx.out
-                .paint(if r.status == "succeeded" { "32" } else { "31" }, &r.status),
+            ctx.out.paint(
+                if r.status == "succeeded" { "32" } else { "31" },
+                r.status.as_str()
+            ),
             r.attempt,
             human_duration(r.duration_s),
             r.finished_at,

@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
                 "id": r.id, "type": r.task_type, "name": r.name, "status": r.status,
                 "exit_code": r.exit_code, "duration_s": r.duration_s, "finished_at": r.finished_at,
                 "attempt": r.attempt, "trigger": r.trigger,
-                "findings": r.findings.clone().unwrap_or_default(), "error": r.error,
+                "findings": r.findings.unwrap_or_default(), "error": r.error,
             })).collect::<Vec<_>>(),
             "drainers": drainers.iter().map(|d| json!({"pid": d.pid, "started_at": rfc3339(d.started_at)})).collect::<Vec<_>>(),
             "watchers": watchers.iter().map(|d| json!({"pid": d.pid, "started_at": rfc3339(d.started_at)})).collect::<Vec<_>>(),
@@ -110,7 +110,10 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             "  {:>6}  {:<20} {:<13} {:>7}  {}{f}",
             r.id,
             r.task_type,
-            o.paint(if r.status == "succeeded" { "32" } else { "31" }, &r.status),
+            o.paint(
+                if r.status == "succeeded" { "32" } else { "31" },
+                r.status.as_str()
+            ),
             human_duration(r.duration_s),
             r.finished_at
         );

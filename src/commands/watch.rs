@@ -609,9 +609,9 @@ impl Ui<'_> {
             r.task_type,
             r.id,
             if ok {
-                o.paint("32", &r.status)
+                o.paint("32", r.status.as_str())
             } else {
-                o.paint("31", &r.status)
+                o.paint("31", r.status.as_str())
             },
             crate::timefmt::human_duration(r.duration_s)
         );

@@ -6,24 +6,24 @@
 //! every `SYNC_EVERY` and always before the drainer exits, so a burst of short tasks does
 //! not pay one fsync each. Enqueues stay synchronously durable.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Result;
 
+use super::outcome::base_result;
 use super::recover::recover;
-use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, status_of, terminate};
-use super::submit::base_result;
-use super::{
-    announce, cleanup, install_stop_handlers, lock_timeout, open_store, persist, stop_requested,
-};
-use crate::Ctx;
+use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
+use super::{Env, cleanup, commit, install_stop_handlers, log_event, open_store, stop_requested};
+use crate::model::Status;
 use crate::queue;
 use crate::results::{self, TaskResult};
 use crate::runner::limits::Sampler;
 use crate::runner::process::{self, Child};
 use crate::state::procs::{self, Registration};
-use crate::state::store::{Cache, Handles, Op, Store};
-use crate::state::task::{Status, Task};
+use crate::state::store::{Running, State};
+use crate::state::task::Task;
+use crate::store::{Durability, End, Lease, RENEW_EVERY_S, Store, Txn, Worker};
 use crate::timefmt::now;
 
 /// The longest an appended end waits for its fsync.
@@ -45,23 +45,30 @@ pub trait Progress {
 
 /// Run queued tasks until the queue is empty, with at most `max_local` of ours at once and
 /// `execution.max_concurrent_tasks` across every live drainer.
-pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result<DrainSummary> {
-    crate::state::store::ensure_private_dir(&ctx.state_dir)?;
-    let reg = procs::register(&ctx.state_dir, "drainer")?;
+pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result<DrainSummary> {
+    crate::fsutil::ensure_private_dir(&env.state_dir)?;
+    let reg = procs::register(&env.state_dir, "drainer")?;
     install_stop_handlers();
+    let mut store = open_store(env);
+    let worker = Worker {
+        token: reg.info.token.clone(),
+        pid: std::process::id(),
+        host: std::env::var("HOSTNAME").unwrap_or_default(),
+        started_at: now(),
+    };
+    store.worker_started(&worker)?;
     let mut d = Drainer {
-        ctx,
+        env,
         me: reg.info.token.clone(),
         reg: Some(reg),
-        global_max: ctx.config.execution.max_concurrent_tasks.max(1),
+        global_max: env.config.execution.max_concurrent_tasks.max(1),
         max_local: max_local.max(1),
-        grace: ctx.config.execution.kill_grace_seconds as f64,
-        cache: Cache::default(),
+        grace: env.config.execution.kill_grace_seconds as f64,
         slots: Vec::new(),
+        leases: HashMap::new(),
         sampler: Sampler::new(),
         last_sample: 0.0,
         last_recovery: 0.0,
-        handles: None,
         unsynced: false,
         last_sync: 0.0,
         summary: DrainSummary::default(),
@@ -73,16 +80,21 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
         if stopping {
             d.cancel_all(at);
         }
-        if d.needs_lock(at, &done, stopping) && d.session(at, done, stopping, progress)? {
+        if d.needs_lock(&*store, at, &done, stopping)
+            && d.session(&mut *store, at, done, stopping, progress)?
+        {
             break;
         }
-        d.sync_if_due(now())?;
-        d.sleep();
+        d.sync_if_due(&mut *store, now())?;
+        d.sleep(store.view());
     }
-    d.sync_if_due(f64::INFINITY)?;
-    drop(d.handles.take());
-    if results::cleanup_is_due(&ctx.state_dir, 300.0)
-        && let Err(e) = cleanup(ctx)
+    d.sync_if_due(&mut *store, f64::INFINITY)?;
+    if let Err(e) = store.worker_stopped(&worker) {
+        eprintln!("bgrun: warning: {e:#}");
+    }
+    drop(store);
+    if results::cleanup_is_due(&env.state_dir, 300.0)
+        && let Err(e) = cleanup(env)
     {
         eprintln!("bgrun: warning: cleanup failed: {e:#}");
     }
@@ -90,40 +102,23 @@ pub fn drain(ctx: &Ctx, max_local: usize, progress: &mut dyn Progress) -> Result
 }
 
 struct Drainer<'a> {
-    ctx: &'a Ctx,
+    env: &'a Env,
     /// This drainer's token in the process registry, recorded in its claims.
     me: String,
     reg: Option<Registration>,
     global_max: usize,
     max_local: usize,
     grace: f64,
-    /// The journal as last read, refreshed incrementally under the lock.
-    cache: Cache,
     slots: Vec<Slot>,
+    /// The claims of our running tasks, by task id.
+    leases: HashMap<String, Lease>,
     sampler: Sampler,
     last_sample: f64,
     last_recovery: f64,
-    /// The lock and journal files, kept open between sessions.
-    handles: Option<Handles>,
-    /// Appended lines wait for their fsync.
+    /// Committed lines wait for their fsync.
     unsynced: bool,
     last_sync: f64,
     summary: DrainSummary,
-}
-
-/// What a session changed, to be appended as one write.
-#[derive(Default)]
-struct Batch {
-    ops: Vec<Op>,
-    durable: bool,
-}
-
-impl Batch {
-    fn push(&mut self, d: &mut Drainer, op: Op, durable: bool) {
-        d.cache.state.apply(op.clone());
-        self.ops.push(op);
-        self.durable |= durable;
-    }
 }
 
 impl Drainer<'_> {
@@ -134,7 +129,7 @@ impl Drainer<'_> {
         while i < self.slots.len() {
             if self.slots[i].child.exited() {
                 let slot = self.slots.swap_remove(i);
-                done.push(finish_slot(self.ctx, slot, at));
+                done.push(finish_slot(self.env, slot, at));
             } else {
                 i += 1;
             }
@@ -150,85 +145,70 @@ impl Drainer<'_> {
     }
 
     /// Take the lock only when there is something to record, claim or check: a finished
-    /// child, a journal that others appended to, a retry that came due, recovery, a stop.
-    fn needs_lock(&self, at: f64, done: &[(Task, TaskResult)], stopping: bool) -> bool {
-        let state = &self.cache.state;
+    /// child, a store that others changed, a retry that came due, recovery, a stop.
+    fn needs_lock(
+        &self,
+        store: &dyn Store,
+        at: f64,
+        done: &[(Task, TaskResult)],
+        stopping: bool,
+    ) -> bool {
+        let state = store.view();
         let ready = self.slots.len() < self.max_local
             && state.running.len() < self.global_max
             && queue::next_ready(state.queued.values(), &state.history, at).is_some();
-        self.cache.ino == 0
-            || !done.is_empty()
-            || at - self.last_recovery > 2.0
+        !done.is_empty()
+            || at - self.last_recovery > RENEW_EVERY_S
             || stopping
             || ready
-            || Store::changed_since(&self.ctx.state_dir, &self.cache)
+            || store.changed()
     }
 
-    /// One read-modify-write of the journal. Returns whether the drain is over.
+    /// One transaction. Returns whether the drain is over.
     fn session(
         &mut self,
+        store: &mut dyn Store,
         at: f64,
         mut done: Vec<(Task, TaskResult)>,
         stopping: bool,
         progress: &mut dyn Progress,
     ) -> Result<bool> {
-        let ctx = self.ctx;
-        let mut store = match self.handles.take() {
-            Some(h) => Store::relock(h, lock_timeout(&ctx.config))?,
-            None => open_store(ctx)?,
-        };
-        store.refresh(&mut self.cache)?;
-        let mut batch = Batch::default();
-        self.record_ends(&mut batch, &mut done, stopping, at);
-        self.honour_stop_requests(at);
-        let mut recovered = Vec::new();
-        if at - self.last_recovery > 2.0 {
+        let env = self.env;
+        let mut txn = store.begin()?;
+        let mut durable = self.record_ends(&mut *txn, &mut done, stopping, at)?;
+        self.honour_stop_requests(&txn.state()?.running, at);
+        if at - self.last_recovery > RENEW_EVERY_S {
             self.last_recovery = at;
-            let (ops, rs) = recover(ctx, &mut self.cache.state, Some(&self.me));
-            batch.durable |= !ops.is_empty();
-            batch.ops.extend(ops);
-            recovered = rs;
+            for id in txn.renew(&self.me, at)? {
+                self.lease_lost(&id, at);
+            }
+            durable |= recover(env, &mut *txn, Some(&self.me))? > 0;
         }
         let started = if stopping {
             Vec::new()
         } else {
-            self.claim(&mut batch, &mut done, at)
+            self.claim(&mut *txn, &mut done, &mut durable, at)?
         };
-        store.append(&batch.ops, false)?;
-        self.unsynced |= batch.durable;
-        self.cache.offset = store.end_offset();
-        if self.cache.state.wants_compaction() {
-            self.cache.state.lines = store.compact(&self.cache.state)?;
-            self.cache.ino = store.ino();
-            self.cache.offset = store.end_offset();
-        }
-        let queued_now = self.cache.state.queued.len();
-        let running_now = self.cache.state.running.len();
-        let finished = self.slots.is_empty() && (stopping || self.cache.state.queued.is_empty());
+        let state = txn.state()?;
+        let (queued_now, running_now) = (state.queued.len(), state.running.len());
+        let finished = self.slots.is_empty() && (stopping || state.queued.is_empty());
         if finished {
             // Unregister while the lock is held: an enqueue that follows sees no drainer
             // and starts one; an enqueue that came first was seen above.
             self.reg.take();
         }
-        for r in recovered.iter().chain(done.iter().map(|(_, r)| r)) {
-            persist(ctx, &store, r, queued_now, running_now);
+        for (_, r) in done {
+            txn.save_result(r, queued_now, running_now);
         }
-        self.handles = Some(store.unlock());
+        let saved = commit(env, txn, Durability::Soon)?;
+        self.unsynced |= durable;
         for (task, attempt) in &started {
             progress.started(task, *attempt);
         }
-        for r in recovered
-            .into_iter()
-            .chain(done.into_iter().map(|(_, r)| r))
-        {
-            announce(ctx, &r);
+        for r in saved {
             progress.finished(&r, queued_now);
             self.summary.ran += 1;
-            let final_failure = matches!(
-                r.status.as_str(),
-                "failed" | "timed_out" | "killed_memory" | "abandoned"
-            );
-            if final_failure && !r.will_retry {
+            if r.status.is_failure() && !r.will_retry {
                 self.summary.failed += 1;
             }
             self.summary.results.push(r);
@@ -236,68 +216,85 @@ impl Drainer<'_> {
         Ok(finished)
     }
 
-    /// fsync what was appended once `SYNC_EVERY` has passed since the last fsync.
-    fn sync_if_due(&mut self, at: f64) -> Result<()> {
+    /// A claim the store says we no longer hold: stop the task, its end is not ours to record.
+    fn lease_lost(&mut self, id: &str, at: f64) {
+        self.leases.remove(id);
+        for s in self.slots.iter_mut().filter(|s| s.task.id == id) {
+            s.cancelled = true;
+            terminate(s, self.grace, at);
+        }
+        log_event(
+            self.env,
+            &format!("task {id}: this drainer lost its claim; stopping it"),
+        );
+    }
+
+    /// fsync what was committed once `SYNC_EVERY` has passed since the last fsync.
+    fn sync_if_due(&mut self, store: &mut dyn Store, at: f64) -> Result<()> {
         if self.unsynced && at - self.last_sync >= SYNC_EVERY {
-            if let Some(h) = &self.handles {
-                h.sync()?;
-            }
+            store.sync()?;
             self.unsynced = false;
             self.last_sync = now();
         }
         Ok(())
     }
 
-    /// End the finished tasks in the journal, queueing their retries.
+    /// End the finished tasks in the store, queueing their retries. A task whose claim was
+    /// lost is left out of `done` (another drainer owns it now). Returns whether anything
+    /// was written.
     fn record_ends(
         &mut self,
-        batch: &mut Batch,
-        done: &mut [(Task, TaskResult)],
+        txn: &mut dyn Txn,
+        done: &mut Vec<(Task, TaskResult)>,
         stopping: bool,
         at: f64,
-    ) {
+    ) -> Result<bool> {
+        let mut lost = Vec::new();
         for (task, r) in done.iter_mut() {
-            let stop_asked = self
-                .cache
-                .state
+            let stop_asked = txn
+                .state()?
                 .running
                 .get(&task.id)
                 .is_some_and(|x| x.stop_requested);
-            if stop_asked && r.status != "cancelled" {
-                r.status = Status::Cancelled.as_str().to_string();
+            if stop_asked && r.status != Status::Cancelled {
+                r.status = Status::Cancelled;
                 r.error = Some("stopped by `bgrun stop`".to_string());
             }
-            let status = status_of(&r.status);
             let retry = if stopping {
                 None
             } else {
-                retry_of(task, status, r.attempt, at)
+                retry_of(task, r.status, r.attempt, at)
             };
             r.will_retry = retry.is_some();
-            let end = Op::End {
+            let lease = self.leases.remove(&task.id).unwrap_or_else(|| Lease {
                 id: task.id.clone(),
-                key: String::new(),
+                drainer: self.me.clone(),
+                token: 0,
+            });
+            let end = End {
                 task_type: task.task_type.clone(),
-                status,
+                status: r.status,
                 duration_s: r.duration_s,
                 at,
             };
-            batch.push(self, end, true);
-            if let Some(mut t) = retry {
-                t.seq = self.cache.state.next_seq;
-                let op = Op::Enqueue {
-                    id: t.id.clone(),
-                    key: t.dedup_key(),
-                    task: Box::new(t),
-                };
-                batch.push(self, op, true);
+            if !txn.finish(&lease, &end, retry)? {
+                lost.push(task.id.clone());
             }
         }
+        if !lost.is_empty() {
+            for id in &lost {
+                log_event(
+                    self.env,
+                    &format!("task {id}: its claim was lost before it ended; result dropped"),
+                );
+            }
+            done.retain(|(t, _)| !lost.contains(&t.id));
+        }
+        Ok(!done.is_empty())
     }
 
     /// Stop requests from `bgrun stop` for our running tasks.
-    fn honour_stop_requests(&mut self, at: f64) {
-        let running = &self.cache.state.running;
+    fn honour_stop_requests(&mut self, running: &HashMap<String, Running>, at: f64) {
         for s in self.slots.iter_mut() {
             if !s.cancelled && running.get(&s.task.id).is_some_and(|r| r.stop_requested) {
                 s.cancelled = true;
@@ -310,76 +307,65 @@ impl Drainer<'_> {
     /// at once as failed (it joins `done`).
     fn claim(
         &mut self,
-        batch: &mut Batch,
+        txn: &mut dyn Txn,
         done: &mut Vec<(Task, TaskResult)>,
+        durable: &mut bool,
         at: f64,
-    ) -> Vec<(Task, u32)> {
+    ) -> Result<Vec<(Task, u32)>> {
         let mut started = Vec::new();
-        while self.slots.len() < self.max_local && self.cache.state.running.len() < self.global_max
-        {
-            let state = &self.cache.state;
+        while self.slots.len() < self.max_local && txn.state()?.running.len() < self.global_max {
+            let state = txn.state()?;
             let Some(task) = queue::next_ready(state.queued.values(), &state.history, at).cloned()
             else {
                 break;
             };
-            let claim = Op::Claim {
-                id: task.id.clone(),
-                key: task.dedup_key(),
-                drainer: self.me.clone(),
-                at,
+            let Some(lease) = txn.claim(&task.id, &self.me, at)? else {
+                break;
             };
-            batch.push(self, claim, false);
-            match start_slot(self.ctx, task) {
+            match start_slot(self.env, task) {
                 Ok(slot) => {
-                    let op = Op::Spawned {
-                        id: slot.task.id.clone(),
-                        key: String::new(),
-                        pid: slot.child.pid,
-                        pid_start: slot.child.start,
-                        log: slot.log.clone(),
-                    };
-                    batch.push(self, op, false);
+                    txn.spawned(&lease, slot.child.pid, slot.child.start, slot.log.clone())?;
                     started.push((slot.task.clone(), slot.attempt));
+                    self.leases.insert(slot.task.id.clone(), lease);
                     self.slots.push(slot);
                 }
                 Err(failed) => {
                     let (task, why) = *failed;
                     let mut r = base_result(&task, task.attempt + 1, at);
-                    r.status = Status::Failed.as_str().to_string();
+                    r.status = Status::Failed;
                     r.error = Some(why);
-                    let end = Op::End {
-                        id: task.id.clone(),
-                        key: String::new(),
+                    let end = End {
                         task_type: task.task_type.clone(),
                         status: Status::Failed,
                         duration_s: 0.0,
                         at,
                     };
-                    batch.push(self, end, true);
+                    txn.finish(&lease, &end, None)?;
+                    *durable = true;
                     done.push((task, r));
                 }
             }
         }
-        started
+        Ok(started)
     }
 
     /// Police limits, then sleep until a child exits or something is due.
-    fn sleep(&mut self) {
+    fn sleep(&mut self, view: &State) {
         let at = now();
         let sampling_due =
             at - self.last_sample >= 0.25 && self.slots.iter().any(|s| at - s.started > 0.2);
         if sampling_due {
             self.last_sample = at;
-            sample(&mut self.slots, &mut self.sampler, self.ctx, at);
+            sample(&mut self.slots, &mut self.sampler, self.env, at);
         }
-        let mut due = police(&mut self.slots, self.ctx, at);
+        let mut due = police(&mut self.slots, self.env, at);
         if self.unsynced {
             due = due.min(self.last_sync + SYNC_EVERY);
         }
         if let Some(first) = self.slots.iter().map(|s| s.started).min_by(f64::total_cmp) {
             due = due.min((self.last_sample + 0.25).max(first + 0.2));
         }
-        let queued = &self.cache.state.queued;
+        let queued = &view.queued;
         if let Some(w) = queue::next_wakeup(queued.values()) {
             due = due.min(w.max(at + 0.01));
         }
@@ -387,7 +373,7 @@ impl Drainer<'_> {
             && queued
                 .values()
                 .any(|t| t.not_before.is_none_or(|nb| nb <= at));
-        if can_claim_more && self.cache.state.running.len() >= self.global_max {
+        if can_claim_more && view.running.len() >= self.global_max {
             // Others hold the global slots: look again soon.
             due = due.min(at + 0.05);
         }

@@ -7,6 +7,8 @@
 //! orphans of dead drainers, `stop` cancels and waits, `run` is `bgrun run`.
 
 mod drain;
+mod env;
+mod outcome;
 mod recover;
 mod run;
 mod slot;
@@ -16,22 +18,21 @@ mod worker;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
-use crate::Ctx;
 use crate::config::Config;
-use crate::results::{self, Sample, TaskResult};
+use crate::results::{self, TaskResult};
 use crate::state::procs;
-use crate::state::store::Store;
 use crate::state::task::Arg;
+use crate::store::{self, Durability, Store, Txn};
 use crate::timefmt::{now, rfc3339};
 
 pub use drain::{DrainSummary, Progress, drain};
+pub use env::{Env, Launcher};
 pub use recover::recover_now;
 pub use run::run_now;
 pub use stop::{Stopped, ago, stop, wait_for};
@@ -97,68 +98,51 @@ pub(super) fn lock_timeout(c: &Config) -> Duration {
     Duration::from_secs_f64(c.execution.lock_timeout_seconds.max(0.0))
 }
 
-pub fn open_store(ctx: &Ctx) -> Result<Store> {
-    Store::open(&ctx.state_dir, lock_timeout(&ctx.config))
+/// The store of this project's queue and results.
+pub fn open_store(env: &Env) -> Box<dyn Store> {
+    store::open(env.state_dir.clone(), lock_timeout(&env.config))
 }
 
-/// Save a result and its metrics sample; `_locked` proves the state lock is held, so that
-/// the retention rewrite of the same files cannot lose these appends.
-pub(super) fn persist(
-    ctx: &Ctx,
-    _locked: &Store,
-    r: &TaskResult,
-    queue_len: usize,
-    concurrent: usize,
-) {
-    if let Err(e) = results::save(&ctx.state_dir, r) {
-        eprintln!(
-            "bgrun: warning: cannot save the result of task {}: {e:#}",
-            r.id
-        );
+/// The one way the engine ends a transaction: persist (the queue change and the results
+/// saved in it), unlock, then announce each saved result (outside the lock: channels may
+/// take a while). Returns the results announced.
+pub(super) fn commit(
+    env: &Env,
+    txn: Box<dyn Txn + '_>,
+    durability: Durability,
+) -> Result<Vec<TaskResult>> {
+    let saved = txn.commit(durability)?;
+    for r in &saved {
+        announce(env, r);
     }
-    let s = Sample {
-        at: r.finished_ts(),
-        task_type: r.task_type.clone(),
-        status: r.status.clone(),
-        duration_s: r.duration_s,
-        queue_s: r.queue_s,
-        peak_rss_mb: r.peak_rss_mb,
-        cpu_s: r.cpu_s,
-        queue_len,
-        concurrent,
-    };
-    if let Err(e) = results::append_sample(&ctx.state_dir, &s) {
-        eprintln!("bgrun: warning: cannot append metrics: {e:#}");
-    }
+    Ok(saved)
 }
 
-/// Tell people about a result (outside the lock: channels may take a while).
-pub(super) fn announce(ctx: &Ctx, r: &TaskResult) {
-    crate::notify::on_task_finished(&ctx.config, &ctx.repo, &ctx.state_dir, r);
+/// Tell people about a result.
+fn announce(env: &Env, r: &TaskResult) {
+    crate::notify::on_task_finished(&env.config, &env.repo, &env.state_dir, r);
 }
 
-/// Persist under a short lock, then announce.
-pub(super) fn record(ctx: &Ctx, r: &TaskResult, queue_len: usize, concurrent: usize) -> Result<()> {
-    let store = open_store(ctx)?;
-    persist(ctx, &store, r, queue_len, concurrent);
-    drop(store);
-    announce(ctx, r);
+/// Save one result outside the queue (`bgrun run`), then announce it.
+pub(super) fn record(env: &Env, r: &TaskResult, queue_len: usize, concurrent: usize) -> Result<()> {
+    let mut store = open_store(env);
+    let mut txn = store.begin()?;
+    txn.save_result(r.clone(), queue_len, concurrent);
+    commit(env, txn, Durability::Now)?;
     Ok(())
 }
 
 /// Apply retention now, under the lock.
-pub fn cleanup(ctx: &Ctx) -> Result<results::Cleaned> {
-    let _store = open_store(ctx)?;
-    results::cleanup(
-        &ctx.state_dir,
-        ctx.config.results.retention_days,
-        ctx.config.metrics.retention_days,
+pub fn cleanup(env: &Env) -> Result<results::Cleaned> {
+    open_store(env).cleanup(
+        env.config.results.retention_days,
+        env.config.metrics.retention_days,
     )
 }
 
 /// Append a line to `<state>/bgrun.log`, the audit trail.
-pub fn log_event(ctx: &Ctx, msg: &str) {
-    log_to(&ctx.state_dir, msg);
+pub fn log_event(env: &Env, msg: &str) {
+    log_to(&env.state_dir, msg);
 }
 
 /// Append a line to `<state_dir>/bgrun.log`, for callers without a loaded config.
@@ -176,42 +160,11 @@ pub fn log_to(state_dir: &std::path::Path, msg: &str) {
 }
 
 /// Start a detached drainer unless one is alive (it will pick up the new tasks).
-pub fn ensure_drainer(ctx: &Ctx) -> Result<Option<u32>> {
-    if !procs::alive(&ctx.state_dir, Some("drainer")).is_empty() {
+pub fn ensure_drainer(env: &Env) -> Result<Option<u32>> {
+    if !procs::alive(&env.state_dir, Some("drainer")).is_empty() {
         return Ok(None);
     }
-    spawn_detached(ctx, &["drain", "--background"]).map(Some)
-}
-
-/// Start `bgrun <args>` fully detached: a new session, stdin from /dev/null, output to
-/// `<state>/drainer.log`; reaped by a thread here, or by init once this process exits.
-pub fn spawn_detached(ctx: &Ctx, args: &[&str]) -> Result<u32> {
-    let exe = std::env::current_exe().context("cannot find the bgrun executable")?;
-    crate::state::store::ensure_private_dir(&ctx.state_dir)?;
-    let log_path = ctx.state_dir.join("drainer.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(ctx.child_args()).args(args);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    cmd.current_dir(&ctx.repo);
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("cannot start a background drainer")?;
-    let pid = child.id();
-    std::thread::spawn(move || child.wait());
-    Ok(pid)
+    env.launcher.spawn_drainer().map(Some)
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);

@@ -4,11 +4,11 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
-use super::submit::base_result;
-use crate::Ctx;
+use super::Env;
+use super::outcome::base_result;
 use crate::results::{Findings, TaskResult};
 use crate::runner::limits::{Sampler, Throttle};
 use crate::runner::process::{self, Child, Spec};
@@ -33,22 +33,22 @@ pub(super) struct Slot {
     pub(super) log: PathBuf,
 }
 
-pub(super) fn spec_for(ctx: &Ctx, task: &Task, attempt: u32) -> Result<(Spec, Option<PathBuf>)> {
-    let log = process::log_path(&ctx.state_dir, &task.id, attempt);
-    let mut env: Vec<(OsString, OsString)> = vec![
+pub(super) fn spec_for(env: &Env, task: &Task, attempt: u32) -> Result<(Spec, Option<PathBuf>)> {
+    let log = process::log_path(&env.state_dir, &task.id, attempt);
+    let mut vars: Vec<(OsString, OsString)> = vec![
         ("BGRUN_TASK_ID".into(), task.id.clone().into()),
         ("BGRUN_TASK_TYPE".into(), task.task_type.clone().into()),
         ("BGRUN_TRIGGER".into(), task.trigger.clone().into()),
         ("BGRUN_ATTEMPT".into(), attempt.to_string().into()),
-        ("BGRUN_REPO".into(), ctx.repo.clone().into()),
+        ("BGRUN_REPO".into(), env.repo.clone().into()),
     ];
     let mut report = None;
     if !task.context.is_null() {
-        let dir = ctx.state_dir.join("reports");
+        let dir = env.state_dir.join("reports");
         crate::state::store::ensure_private_dir(&dir)?;
         let p = dir.join(format!("{}-{attempt}.context.json", task.id));
         std::fs::write(&p, serde_json::to_vec(&task.context)?)?;
-        env.push(("BGRUN_CONTEXT".into(), p.into()));
+        vars.push(("BGRUN_CONTEXT".into(), p.into()));
     }
     let (argv, cwd, capture) = match &task.action {
         Action::Command {
@@ -58,42 +58,32 @@ pub(super) fn spec_for(ctx: &Ctx, task: &Task, attempt: u32) -> Result<(Spec, Op
             report: rep,
         } => {
             for (k, v) in extra {
-                env.push((k.into(), v.into()));
+                vars.push((k.into(), v.into()));
             }
             let cwd = match cwd {
                 Some(c) if c.is_absolute() => c.clone(),
-                Some(c) => ctx.repo.join(c),
-                None => ctx.repo.clone(),
+                Some(c) => env.repo.join(c),
+                None => env.repo.clone(),
             };
             (argv.iter().map(Arg::to_os).collect(), cwd, rep.is_some())
         }
         Action::Analyzer { analyzer } => {
-            let dir = ctx.state_dir.join("reports");
+            let dir = env.state_dir.join("reports");
             crate::state::store::ensure_private_dir(&dir)?;
             let out = dir.join(format!("{}-{attempt}.json", task.id));
-            let exe = std::env::current_exe().context("cannot find the bgrun executable")?;
-            let mut argv: Vec<OsString> = vec![exe.into()];
-            argv.extend(ctx.child_args());
-            argv.extend([
-                "analyze".into(),
-                analyzer.into(),
-                "--format".into(),
-                "json".into(),
-                "--output".into(),
-            ]);
-            argv.push(out.clone().into());
+            let argv = env.launcher.analyze_argv(analyzer, &out)?;
             report = Some(out);
-            (argv, ctx.repo.clone(), false)
+            (argv, env.repo.clone(), false)
         }
     };
-    let (nice, ioprio) = ctx.config.resource_limits.nice_and_ioprio();
+    let (nice, ioprio) = env.config.resource_limits.nice_and_ioprio();
     Ok((
         Spec {
             argv,
             cwd,
-            env,
+            env: vars,
             log,
-            log_cap: ctx.config.execution.log_max_kb * 1024,
+            log_cap: env.config.execution.log_max_kb * 1024,
             nice,
             ioprio,
             capture_stdout: capture,
@@ -102,9 +92,9 @@ pub(super) fn spec_for(ctx: &Ctx, task: &Task, attempt: u32) -> Result<(Spec, Op
     ))
 }
 
-pub(super) fn start_slot(ctx: &Ctx, task: Task) -> Result<Slot, Box<(Task, String)>> {
+pub(super) fn start_slot(env: &Env, task: Task) -> Result<Slot, Box<(Task, String)>> {
     let attempt = task.attempt + 1;
-    let (spec, report) = match spec_for(ctx, &task, attempt) {
+    let (spec, report) = match spec_for(env, &task, attempt) {
         Ok(s) => s,
         Err(e) => return Err(Box::new((task, format!("{e:#}")))),
     };
@@ -143,8 +133,8 @@ pub(super) fn terminate(slot: &mut Slot, grace: f64, at: f64) {
 }
 
 /// Timeouts, kill deadlines, throttle resumes; returns the next time something is due.
-pub(super) fn police(slots: &mut [Slot], ctx: &Ctx, at: f64) -> f64 {
-    let grace = ctx.config.execution.kill_grace_seconds as f64;
+pub(super) fn police(slots: &mut [Slot], env: &Env, at: f64) -> f64 {
+    let grace = env.config.execution.kill_grace_seconds as f64;
     let mut next = at + 1.0;
     for s in slots.iter_mut() {
         if !s.timed_out && !s.cancelled && !s.killed_memory && at >= s.deadline {
@@ -174,11 +164,11 @@ pub(super) fn police(slots: &mut [Slot], ctx: &Ctx, at: f64) -> f64 {
 }
 
 /// Sample the trees: kill over the memory limit, pause over the CPU limit.
-pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, ctx: &Ctx, at: f64) {
+pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, env: &Env, at: f64) {
     let ids: Vec<u32> = slots.iter().map(|s| s.child.pid).collect();
     let usage = sampler.sample(&ids);
-    let max_mem = ctx.config.resource_limits.max_memory_mb * 1024 * 1024;
-    let max_cpu = ctx.config.resource_limits.max_cpu_percent;
+    let max_mem = env.config.resource_limits.max_memory_mb * 1024 * 1024;
+    let max_cpu = env.config.resource_limits.max_cpu_percent;
     for s in slots.iter_mut() {
         let Some(u) = usage.get(&s.child.pid) else {
             continue;
@@ -203,7 +193,7 @@ pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, ctx: &Ctx, at: f
 }
 
 /// Build the result of a finished slot.
-pub(super) fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResult) {
+pub(super) fn finish_slot(env: &Env, mut slot: Slot, at: f64) -> (Task, TaskResult) {
     let (ended, stdout) = slot.child.reap();
     let mut r = base_result(&slot.task, slot.attempt, at);
     r.started_at = Some(rfc3339(slot.started));
@@ -219,7 +209,7 @@ pub(super) fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResu
     } else if slot.killed_memory {
         r.error = Some(format!(
             "killed: its process tree used over resource_limits.max_memory_mb ({} MB)",
-            ctx.config.resource_limits.max_memory_mb
+            env.config.resource_limits.max_memory_mb
         ));
         Status::KilledMemory
     } else if slot.timed_out {
@@ -241,7 +231,7 @@ pub(super) fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResu
                 report: Some(fmt), ..
             },
         ) if matches!(status, Status::Succeeded | Status::Failed) => {
-            match crate::analyzers::ingest(fmt, &stdout, &ctx.repo) {
+            match crate::analyzers::ingest(fmt, &stdout, &env.repo) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     r.error = Some(format!("cannot read its {fmt} report: {e:#}"));
@@ -256,7 +246,7 @@ pub(super) fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResu
         r.findings = Some(Findings::from_report(&rep));
         r.report_path = match &slot.report {
             Some(p) => Some(p.clone()),
-            None => save_report(ctx, &slot.task.id, slot.attempt, &rep),
+            None => save_report(env, &slot.task.id, slot.attempt, &rep),
         };
         r.report = Some(rep);
     }
@@ -267,13 +257,13 @@ pub(super) fn finish_slot(ctx: &Ctx, mut slot: Slot, at: f64) -> (Task, TaskResu
             _ => "ended abnormally".to_string(),
         });
     }
-    r.status = status.as_str().to_string();
+    r.status = status;
     (slot.task, r)
 }
 
 /// Keep an ingested report in its own file, as analyzer reports are.
-pub(super) fn save_report(ctx: &Ctx, id: &str, attempt: u32, report: &Value) -> Option<PathBuf> {
-    let dir = ctx.state_dir.join("reports");
+pub(super) fn save_report(env: &Env, id: &str, attempt: u32, report: &Value) -> Option<PathBuf> {
+    let dir = env.state_dir.join("reports");
     crate::state::store::ensure_private_dir(&dir).ok()?;
     let path = dir.join(format!("{id}-{attempt}.json"));
     let bytes = serde_json::to_vec_pretty(report).ok()?;
@@ -290,16 +280,4 @@ pub(super) fn retry_of(task: &Task, status: Status, attempt: u32, at: f64) -> Op
     t.enqueued_at = at;
     t.not_before = Some(at + task.retry_delay_s as f64);
     Some(t)
-}
-
-pub(super) fn status_of(s: &str) -> Status {
-    match s {
-        "succeeded" => Status::Succeeded,
-        "timed_out" => Status::TimedOut,
-        "killed_memory" => Status::KilledMemory,
-        "cancelled" => Status::Cancelled,
-        "abandoned" => Status::Abandoned,
-        "dropped" => Status::Dropped,
-        _ => Status::Failed,
-    }
 }

@@ -5,15 +5,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::submit::base_result;
-use super::{announce, open_store, persist};
-use crate::results::{self, TaskResult};
+use super::Env;
+use super::outcome::base_result;
+use super::{commit, open_store};
+use crate::error;
+use crate::results::TaskResult;
 use crate::runner::process;
 use crate::state::procs;
-use crate::state::store::Op;
 use crate::state::task::Status;
+use crate::store::{Durability, Removal};
 use crate::timefmt::{self, now};
-use crate::{Ctx, error};
 
 /// What `stop` did.
 #[derive(Debug, Default, serde::Serialize)]
@@ -27,11 +28,12 @@ pub struct Stopped {
 /// Cancel tasks: queued ones are removed (recorded as cancelled), running ones are asked
 /// to stop (their drainer records them) and their group gets SIGTERM now and SIGKILL after
 /// the grace period. With `all`, drainers and watchers are stopped too.
-pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
+pub fn stop(env: &Env, ids: &[String], all: bool) -> Result<Stopped> {
     let mut out = Stopped::default();
     let at = now();
-    let mut store = open_store(ctx)?;
-    let mut state = store.load()?;
+    let mut store = open_store(env);
+    let mut txn = store.begin()?;
+    let state = txn.state()?;
     let targets: Vec<String> = if all {
         state
             .queued
@@ -42,44 +44,35 @@ pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
     } else {
         ids.to_vec()
     };
-    let mut ops = Vec::new();
     let mut cancelled = Vec::new();
     let mut groups = Vec::new();
     for id in targets {
+        let state = txn.state()?;
         if let Some(t) = state.queued.get(&id) {
-            ops.push(Op::Cancel {
-                id: id.clone(),
-                key: t.dedup_key(),
-            });
             let mut r = base_result(t, t.attempt, at);
-            r.status = Status::Cancelled.as_str().to_string();
+            r.status = Status::Cancelled;
             r.error = Some("cancelled by `bgrun stop` before it started".to_string());
             cancelled.push(r);
+            txn.remove_queued(&id, Removal::Cancelled)?;
             out.removed.push(id);
         } else if let Some(r) = state.running.get(&id) {
-            ops.push(Op::StopRequest {
-                id: id.clone(),
-                key: String::new(),
-            });
             if let (Some(pid), Some(start)) = (r.pid, r.pid_start) {
                 groups.push((pid, start));
             }
+            txn.request_stop(&id)?;
             out.signalled.push(id);
         } else {
             out.not_found.push(id);
         }
     }
-    for op in &ops {
-        state.apply(op.clone());
+    if !cancelled.is_empty() {
+        let st = txn.state()?;
+        let (queued, running) = (st.queued.len(), st.running.len());
+        for r in cancelled {
+            txn.save_result(r, queued, running);
+        }
     }
-    store.append(&ops, true)?;
-    for r in &cancelled {
-        persist(ctx, &store, r, state.queued.len(), state.running.len());
-    }
-    drop(store);
-    for r in &cancelled {
-        announce(ctx, r);
-    }
+    commit(env, txn, Durability::Now)?;
     for (pid, start) in &groups {
         if process::proc_start_time(*pid).is_none_or(|s| s == *start) {
             process::signal_group(*pid, libc::SIGCONT);
@@ -87,7 +80,7 @@ pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
         }
     }
     if all {
-        for p in procs::alive(&ctx.state_dir, None) {
+        for p in procs::alive(&env.state_dir, None) {
             if p.pid != std::process::id() {
                 // SAFETY: plain kill of a registered bgrun process.
                 unsafe {
@@ -98,7 +91,7 @@ pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
         }
     }
     // Give the groups their grace, then make sure.
-    let grace = Instant::now() + Duration::from_secs(ctx.config.execution.kill_grace_seconds);
+    let grace = Instant::now() + Duration::from_secs(env.config.execution.kill_grace_seconds);
     while Instant::now() < grace && groups.iter().any(|(p, _)| process::group_alive(*p)) {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -109,17 +102,16 @@ pub fn stop(ctx: &Ctx, ids: &[String], all: bool) -> Result<Stopped> {
 }
 
 /// Wait until every task in `ids` has a final result (no retry pending), or `timeout`.
-pub fn wait_for(ctx: &Ctx, ids: &[String], timeout: Duration) -> Result<Vec<TaskResult>> {
+pub fn wait_for(env: &Env, ids: &[String], timeout: Duration) -> Result<Vec<TaskResult>> {
     let deadline = Instant::now() + timeout;
+    let store = open_store(env);
     let mut found: HashMap<String, TaskResult> = HashMap::new();
     loop {
         for id in ids {
             if found.contains_key(id) {
                 continue;
             }
-            if let Some(r) = results::list(&ctx.state_dir, Some(id), 1)?
-                .into_iter()
-                .next()
+            if let Some(r) = store.results(Some(id), 1)?.into_iter().next()
                 && !r.will_retry
             {
                 found.insert(id.clone(), r);

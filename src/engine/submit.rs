@@ -1,21 +1,22 @@
 //! Queueing: a request becomes a task (checked against the config), duplicates are not
 //! added, and on overflow the lowest-priority task is dropped, visibly.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use super::Env;
+use super::outcome::dropped_result;
 use super::recover::recover_orphans_fast;
-use super::{NewTask, Submitted, analyzer_of, announce, log_event, open_store, persist};
+use super::{NewTask, Submitted, analyzer_of, commit, log_event, open_store};
+use crate::error;
 use crate::queue;
-use crate::results::TaskResult;
-use crate::state::store::{Op, State};
-use crate::state::task::{Action, Arg, Status, Task};
-use crate::timefmt::{now, rfc3339};
-use crate::{Ctx, error};
+use crate::state::task::{Action, Arg, Task};
+use crate::store::{Durability, Removal};
+use crate::timefmt::now;
 use std::path::PathBuf;
 
 /// Turn a request into a task (validating it against the config: exit 2 when wrong).
-pub fn build_task(ctx: &Ctx, new: &NewTask, seq: u64, at: f64) -> Result<Task> {
-    let c = &ctx.config;
+pub fn build_task(env: &Env, new: &NewTask, seq: u64, at: f64) -> Result<Task> {
+    let c = &env.config;
     let (action, priority, timeout, retries, name) = if new.task_type == "custom" {
         if new.argv.is_empty() {
             return Err(error::usage(
@@ -53,7 +54,7 @@ pub fn build_task(ctx: &Ctx, new: &NewTask, seq: u64, at: f64) -> Result<Task> {
         if !t.enabled {
             return Err(error::usage(format!(
                 "task type {:?} is disabled (task_types.{}.enabled in {})",
-                new.task_type, new.task_type, ctx.config_source
+                new.task_type, new.task_type, env.config_source
             )));
         }
         let action = match (&t.command, analyzer_of(&new.task_type)) {
@@ -113,148 +114,65 @@ pub fn build_task(ctx: &Ctx, new: &NewTask, seq: u64, at: f64) -> Result<Task> {
     })
 }
 
-/// Queue tasks under one lock. Duplicates are not added; on overflow the lowest-priority
-/// task is dropped and recorded. Returns at once; see [`ensure_drainer`].
-pub fn submit(ctx: &Ctx, news: &[NewTask]) -> Result<Vec<Submitted>> {
+/// Queue tasks in one transaction. Duplicates are not added; on overflow the
+/// lowest-priority task is dropped and recorded. Returns at once; see [`super::ensure_drainer`].
+pub fn submit(env: &Env, news: &[NewTask]) -> Result<Vec<Submitted>> {
     let at = now();
     // Validate everything before taking the lock: a bad request changes nothing.
     let mut tasks = Vec::with_capacity(news.len());
     for n in news {
-        tasks.push(build_task(ctx, n, 0, at)?);
+        tasks.push(build_task(env, n, 0, at)?);
     }
-    let mut store = open_store(ctx)?;
-    let mut scan = store.scan()?;
-    if recover_orphans_fast(ctx, &mut store, &scan)? {
-        scan = store.scan()?;
-    }
-    let mut ops = Vec::new();
+    let max = env.config.execution.max_queue_size;
+    let mut store = open_store(env);
+    let mut txn = store.begin()?;
+    recover_orphans_fast(env, &mut *txn)?;
     let mut out = Vec::new();
-    let mut dropped_results = Vec::new();
-    let mut full_state: Option<State> = None;
+    let mut dropped = Vec::new();
     for mut task in tasks {
-        let key = task.dedup_key();
-        if let Some(id) = scan.queued_with(&key) {
-            out.push(Submitted::Duplicate { id: id.to_string() });
+        if let Some(id) = txn.queued_with_key(&task.dedup_key())? {
+            out.push(Submitted::Duplicate { id });
             continue;
         }
-        task.seq = scan.next_seq;
-        task.id = task.seq.to_string();
-        scan.next_seq += 1;
-        if scan.queued >= ctx.config.execution.max_queue_size {
-            // Overflow: rare, so the whole journal is folded to find the victim.
-            if full_state.is_none() {
-                let mut st = store.load()?;
-                for op in &ops {
-                    st.apply(Op::clone(op));
-                }
-                full_state = Some(st);
-            }
-            let st = full_state.as_mut().context("state")?;
-            let victim = queue::overflow_victim(st.queued.values(), &task).clone();
-            let result = dropped_result(&victim, at, ctx.config.execution.max_queue_size);
-            if victim.id == task.id {
-                dropped_results.push(result.clone());
-                out.push(Submitted::Dropped { result });
-                continue;
-            }
-            let op = Op::Drop {
-                id: victim.id.clone(),
-                key: victim.dedup_key(),
-            };
-            st.apply(op.clone());
-            ops.push(op);
-            scan.remove_key(&victim.dedup_key());
-            scan.queued -= 1;
-            dropped_results.push(result.clone());
-            let op = Op::Enqueue {
-                id: task.id.clone(),
-                key: key.clone(),
-                task: Box::new(task.clone()),
-            };
-            st.apply(op.clone());
-            ops.push(op);
-            scan.add_key(&key, task.seq);
-            scan.queued += 1;
+        if txn.queued_len()? < max {
+            let task = txn.enqueue(task)?;
             out.push(Submitted::Queued {
-                id: task.id.clone(),
-                dropped: Some(result),
+                id: task.id,
+                dropped: None,
             });
             continue;
         }
-        if let Some(st) = full_state.as_mut() {
-            st.apply(Op::Enqueue {
-                id: task.id.clone(),
-                key: key.clone(),
-                task: Box::new(task.clone()),
-            });
+        // Overflow: rare, so the whole state is folded to find the victim. The newcomer
+        // competes with the seq it would get.
+        let st = txn.state()?;
+        task.seq = st.next_seq;
+        task.id = task.seq.to_string();
+        let victim = queue::overflow_victim(st.queued.values(), &task).clone();
+        let result = dropped_result(&victim, at, max);
+        dropped.push(result.clone());
+        if victim.id == task.id {
+            out.push(Submitted::Dropped { result });
+            continue;
         }
-        ops.push(Op::Enqueue {
-            id: task.id.clone(),
-            key: key.clone(),
-            task: Box::new(task.clone()),
-        });
-        scan.add_key(&key, task.seq);
-        scan.queued += 1;
+        txn.remove_queued(&victim.id, Removal::Dropped)?;
+        let task = txn.enqueue(task)?;
         out.push(Submitted::Queued {
             id: task.id,
-            dropped: None,
+            dropped: Some(result),
         });
     }
-    store.append(&ops, true)?;
-    if scan.lines > 4 * scan.queued + 20_000 {
-        let st = store.load()?;
-        store.compact(&st)?;
+    if !dropped.is_empty() {
+        let queued = txn.queued_len()?;
+        for r in &dropped {
+            txn.save_result(r.clone(), queued, 0);
+        }
     }
-    for r in &dropped_results {
-        persist(ctx, &store, r, scan.queued, 0);
-    }
-    drop(store);
-    for r in &dropped_results {
-        announce(ctx, r);
+    commit(env, txn, Durability::Now)?;
+    for r in &dropped {
         log_event(
-            ctx,
+            env,
             &format!("dropped task {} ({}): the queue is full", r.id, r.task_type),
         );
     }
     Ok(out)
-}
-
-pub(super) fn dropped_result(t: &Task, at: f64, max: usize) -> TaskResult {
-    let mut r = base_result(t, t.attempt, at);
-    r.status = Status::Dropped.as_str().to_string();
-    r.error = Some(format!(
-        "dropped: the queue was full ({max} tasks) and this task had the lowest priority"
-    ));
-    r
-}
-
-pub(super) fn base_result(t: &Task, attempt: u32, at: f64) -> TaskResult {
-    TaskResult {
-        id: t.id.clone(),
-        task_type: t.task_type.clone(),
-        name: t.name.clone(),
-        status: String::new(),
-        exit_code: None,
-        signal: None,
-        attempt,
-        trigger: t.trigger.clone(),
-        enqueued_at: rfc3339(t.enqueued_at),
-        started_at: None,
-        finished_at: rfc3339(at),
-        duration_s: 0.0,
-        queue_s: (at - t.enqueued_at).max(0.0),
-        peak_rss_mb: 0.0,
-        cpu_s: 0.0,
-        log: None,
-        error: None,
-        will_retry: false,
-        findings: None,
-        report: None,
-        report_path: None,
-        context: t.context.clone(),
-        argv: match &t.action {
-            Action::Command { argv, .. } => argv.iter().map(Arg::lossy).collect(),
-            Action::Analyzer { analyzer } => vec![format!("bgrun analyze {analyzer}")],
-        },
-    }
 }

@@ -23,9 +23,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use postgres::fallible_iterator::FallibleIterator;
 
-use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, status_of, terminate};
+use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
 use super::{DrainSummary, Progress, announce, install_stop_handlers, log_event, stop_requested};
-use crate::Ctx;
+use super::Env;
+use crate::model::Status;
 use crate::pgstore::{self, PgStore};
 use crate::results::{Sample, TaskResult};
 use crate::runner::limits::Sampler;
@@ -152,9 +153,9 @@ fn spawn_listener(url: String, wake: Arc<OwnedFd>, quit: Arc<AtomicBool>) {
 }
 
 /// Run the shared queue: until stopped (`worker`), or until it is empty (`drain`).
-pub fn work(ctx: &Ctx, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result<DrainSummary> {
+pub fn work(env: &Env, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result<DrainSummary> {
     install_stop_handlers();
-    crate::state::store::ensure_private_dir(&ctx.state_dir)?;
+    crate::state::store::ensure_private_dir(&env.state_dir)?;
     // The first connection is checked (schema, reachability): a bad URL fails at once.
     let mut first = PgStore::open(&opts.url)?;
     let worker_id = first.register_worker()?;
@@ -162,9 +163,9 @@ pub fn work(ctx: &Ctx, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
     super::wake_on_stop(wake.write.as_raw_fd());
     let quit = Arc::new(AtomicBool::new(false));
     spawn_listener(opts.url.clone(), wake.write.clone(), quit.clone());
-    let lease = ctx.config.store.lease_seconds as f64;
+    let lease = env.config.store.lease_seconds as f64;
     let mut w = Worker {
-        ctx,
+        env,
         opts,
         worker_id,
         lease,
@@ -187,7 +188,7 @@ pub fn work(ctx: &Ctx, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
         summary: DrainSummary::default(),
     };
     log_event(
-        ctx,
+        env,
         &format!(
             "worker {worker_id} started on {} ({})",
             pgstore::host_name(),
@@ -200,12 +201,12 @@ pub fn work(ctx: &Ctx, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
     if let Some(db) = w.db.as_mut() {
         let _ = db.unregister_worker(worker_id);
     }
-    log_event(ctx, &format!("worker {worker_id} stopped"));
+    log_event(env, &format!("worker {worker_id} stopped"));
     result.map(|()| w.summary)
 }
 
 struct Worker<'a> {
-    ctx: &'a Ctx,
+    env: &'a Env,
     opts: &'a WorkerOpts,
     worker_id: i64,
     lease: f64,
@@ -241,7 +242,7 @@ impl Worker<'_> {
             if stop_requested() && !stopping {
                 stopping = true;
                 self.stop_deadline = Some(at + self.lease);
-                let grace = self.ctx.config.execution.kill_grace_seconds as f64;
+                let grace = self.env.config.execution.kill_grace_seconds as f64;
                 for s in self.slots.iter_mut() {
                     if let Some(h) = self.held.get_mut(&s.task.id) {
                         h.handing_back = true;
@@ -279,7 +280,7 @@ impl Worker<'_> {
 
     fn ctx_warn(&self, msg: &str) {
         eprintln!("bgrun: worker: {msg}");
-        log_event(self.ctx, &format!("worker {}: {msg}", self.worker_id));
+        log_event(self.env, &format!("worker {}: {msg}", self.worker_id));
     }
 
     /// Reap exited children into pending results (or hand-backs, or nothing if fenced).
@@ -292,7 +293,7 @@ impl Worker<'_> {
             }
             let slot = self.slots.swap_remove(i);
             let concurrent = self.slots.len() + 1;
-            let (task, mut r) = finish_slot(self.ctx, slot, at);
+            let (task, mut r) = finish_slot(self.env, slot, at);
             let Some(h) = self.held.remove(&task.id) else {
                 continue;
             };
@@ -310,7 +311,7 @@ impl Worker<'_> {
                 }
                 continue;
             }
-            let retry = retry_of(&task, status_of(&r.status), r.attempt, at);
+            let retry = retry_of(&task, r.status, r.attempt, at);
             r.will_retry = retry.is_some();
             let sample = Sample {
                 at,
@@ -343,7 +344,7 @@ impl Worker<'_> {
                 self.next_renew = 0.0;
                 self.next_expiry_check = 0.0;
                 log_event(
-                    self.ctx,
+                    self.env,
                     &format!("worker {}: reconnected to the store", self.worker_id),
                 );
             }
@@ -373,11 +374,10 @@ impl Worker<'_> {
                 );
                 continue;
             }
-            announce(self.ctx, &p.result);
+            announce(self.env, &p.result);
             progress.finished(&p.result, 0);
             self.summary.ran += 1;
-            let final_failure = !matches!(p.result.status.as_str(), "succeeded" | "cancelled");
-            if final_failure && !p.result.will_retry {
+            if p.result.status.is_failure() && !p.result.will_retry {
                 self.summary.failed += 1;
             }
             self.summary.results.push(p.result);
@@ -397,7 +397,7 @@ impl Worker<'_> {
                 .renew(self.worker_id, &held, self.lease)
                 .context("renewing leases")?;
             self.next_renew = at + self.lease / 3.0;
-            let grace = self.ctx.config.execution.kill_grace_seconds as f64;
+            let grace = self.env.config.execution.kill_grace_seconds as f64;
             for id in lost {
                 let id = id.to_string();
                 if let Some(h) = self.held.get_mut(&id) {
@@ -413,7 +413,7 @@ impl Worker<'_> {
             for v in db.requeue_expired().context("re-queueing expired leases")? {
                 if let Ok(r) = serde_json::from_value::<TaskResult>(v) {
                     log_event(
-                        self.ctx,
+                        self.env,
                         &format!(
                             "task {}: lease expired; {}",
                             r.id,
@@ -424,7 +424,7 @@ impl Worker<'_> {
                             }
                         ),
                     );
-                    announce(self.ctx, &r);
+                    announce(self.env, &r);
                 }
             }
             let next: Option<f64> = db
@@ -455,7 +455,7 @@ impl Worker<'_> {
         let out = db.claim(
             self.worker_id,
             free,
-            self.ctx.config.execution.max_concurrent_tasks.max(1),
+            self.env.config.execution.max_concurrent_tasks.max(1),
             self.opts.host_limit,
             self.lease,
         )
@@ -470,7 +470,7 @@ impl Worker<'_> {
         };
         for c in out.claimed {
             let token = c.token;
-            match start_slot(self.ctx, c.task) {
+            match start_slot(self.env, c.task) {
                 Ok(slot) => {
                     progress.started(&slot.task, slot.attempt);
                     self.held.insert(
@@ -486,7 +486,7 @@ impl Worker<'_> {
                 Err(failed) => {
                     let (task, why) = *failed;
                     let mut r = pgstore::base_result(&task, task.attempt + 1, at);
-                    r.status = "failed".to_string();
+                    r.status = Status::Failed;
                     r.error = Some(why);
                     let sample = Sample {
                         at,
@@ -523,12 +523,12 @@ impl Worker<'_> {
             at - self.last_sample >= 0.25 && self.slots.iter().any(|s| at - s.started > 0.2);
         if sampling_due {
             self.last_sample = at;
-            sample(&mut self.slots, &mut self.sampler, self.ctx, at);
+            sample(&mut self.slots, &mut self.sampler, self.env, at);
         }
         let mut due = if self.slots.is_empty() {
             at + SAFETY_WAIT
         } else {
-            police(&mut self.slots, self.ctx, at)
+            police(&mut self.slots, self.env, at)
         };
         if let Some(first) = self.slots.iter().map(|s| s.started).min_by(f64::total_cmp) {
             due = due.min((self.last_sample + 0.25).max(first + 0.2));

@@ -8,55 +8,7 @@ use serde_json::{Value, json};
 use crate::results::{Findings, TaskResult};
 use crate::timefmt;
 
-/// info < warning < error < critical.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-    Critical,
-}
-
-impl Severity {
-    pub fn parse(s: &str) -> Option<Severity> {
-        match s.to_ascii_lowercase().as_str() {
-            "info" => Some(Severity::Info),
-            "warning" | "warn" => Some(Severity::Warning),
-            "error" => Some(Severity::Error),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-            Severity::Critical => "critical",
-        }
-    }
-
-    pub fn icon(self) -> &'static str {
-        match self {
-            Severity::Info => "ℹ️",
-            Severity::Warning => "⚠️",
-            Severity::Error => "❌",
-            Severity::Critical => "🚨",
-        }
-    }
-
-    /// A colour for HTML and chat attachments.
-    pub fn hex(self) -> &'static str {
-        match self {
-            Severity::Info => "#2f81f7",
-            Severity::Warning => "#d29922",
-            Severity::Error => "#cf222e",
-            Severity::Critical => "#8b0000",
-        }
-    }
-}
+pub use crate::model::Level as Severity;
 
 /// One notification, as every channel receives it.
 #[derive(Debug, Clone, Serialize)]
@@ -203,7 +155,7 @@ pub fn task_failed(r: &TaskResult) -> Notification {
         (Some(e), _, _) => e.clone(),
         (None, Some(c), _) => format!("exit code {c}"),
         (None, None, Some(s)) => format!("killed by signal {s}"),
-        _ => r.status.clone(),
+        _ => r.status.to_string(),
     };
     let mut n = Notification::new(
         "task_failed",

@@ -50,7 +50,6 @@ pub fn events_for(config: &Config, r: &TaskResult) -> Vec<Notification> {
     }
     let findings = r
         .findings
-        .clone()
         .or_else(|| r.report.as_ref().map(Findings::from_report))
         .unwrap_or_default();
     if on_issues && notable(&r.task_type, &findings) {

@@ -26,6 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error;
+use crate::model::Status;
 use crate::results::{Sample, TaskResult};
 use crate::state::store::Exec;
 use crate::state::task::Task;
@@ -495,7 +496,7 @@ impl PgStore {
             let started: Option<f64> = row.get(5);
             let retry = made <= max_retries;
             let mut r = base_result(&task, u32::try_from(made).unwrap_or(0), now);
-            r.status = "abandoned".to_string();
+            r.status = Status::Abandoned;
             r.started_at = started.map(crate::timefmt::rfc3339);
             r.will_retry = retry;
             r.error = Some(format!(
@@ -579,7 +580,7 @@ impl PgStore {
                     &id,
                     &token,
                     &i32::try_from(r.attempt).unwrap_or(i32::MAX),
-                    &r.status,
+                    &r.status.as_str(),
                     &now,
                 ],
             )?,
@@ -593,11 +594,11 @@ impl PgStore {
             "INSERT INTO bgrun_metrics (at, host, sample) VALUES ($1, $2, $3)",
             &[&now, &host, &serde_json::to_value(sample)?],
         )?;
-        if !matches!(r.status.as_str(), "cancelled" | "dropped") {
+        if !r.status.never_ran() {
             record_history(
                 &mut tx,
                 &r.task_type,
-                r.status == "succeeded",
+                r.status == Status::Succeeded,
                 r.duration_s,
                 now,
             )?;
@@ -806,7 +807,7 @@ fn insert_result(
             &id,
             &i32::try_from(attempt).unwrap_or(i32::MAX),
             &host,
-            &r.status,
+            &r.status.as_str(),
             &now,
             &v,
         ],
@@ -879,7 +880,7 @@ fn record_history(
 /// The result of a task dropped on overflow.
 pub fn dropped_result(t: &Task, at: f64, max: i64) -> TaskResult {
     let mut r = base_result(t, t.attempt, at);
-    r.status = "dropped".to_string();
+    r.status = Status::Dropped;
     r.error = Some(format!(
         "dropped: the queue was full ({max} tasks) and this task had the lowest priority"
     ));
@@ -893,7 +894,7 @@ pub fn base_result(t: &Task, attempt: u32, at: f64) -> TaskResult {
         id: t.id.clone(),
         task_type: t.task_type.clone(),
         name: t.name.clone(),
-        status: String::new(),
+        status: Status::Failed,
         exit_code: None,
         signal: None,
         attempt,

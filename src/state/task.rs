@@ -147,37 +147,7 @@ pub fn dedup_key(task_type: &str, action: &Action) -> String {
     format!("{h:016x}")
 }
 
-/// How an execution ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Succeeded,
-    Failed,
-    TimedOut,
-    KilledMemory,
-    Cancelled,
-    Abandoned,
-    Dropped,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-            Status::TimedOut => "timed_out",
-            Status::KilledMemory => "killed_memory",
-            Status::Cancelled => "cancelled",
-            Status::Abandoned => "abandoned",
-            Status::Dropped => "dropped",
-        }
-    }
-
-    /// Whether a retry may help.
-    pub fn retryable(self) -> bool {
-        matches!(self, Status::Failed | Status::TimedOut)
-    }
-}
+pub use crate::model::Status;
 
 #[cfg(test)]
 mod tests {

@@ -197,7 +197,13 @@ fn tick_fires_each_due_time_once() {
     for mut t in ticks {
         assert!(t.wait().expect("wait").success());
     }
-    wait_until("the task ran", Duration::from_secs(30), || out.exists());
+    // The task writes its file before its drainer records the result: wait for the result.
+    wait_until("the task ran", Duration::from_secs(30), || {
+        out.exists()
+            && e.json(&["results"])
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+    });
     let results = e.json(&["results"]);
     let n = results
         .as_array()

@@ -7,6 +7,7 @@ mod cron;
 mod hooks;
 mod notify;
 mod pg;
+mod state_compat;
 mod watch;
 
 use std::ffi::OsStr;
