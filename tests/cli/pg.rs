@@ -516,3 +516,189 @@ fn the_fleet_limit_holds_across_workers() {
         wait_exit(c, Duration::from_secs(20));
     }
 }
+
+/// The issue's end-to-end check, scaled for the suite: three workers as separate hosts
+/// (own project and state dirs, own host names; one with a host limit), 1,000 tasks from
+/// 10 concurrent writers, `kill -9` of the worker running a slow task mid-run, PostgreSQL
+/// stopped for 5 s while tasks are still queued and started again. Every task ran; a task
+/// ran more than once only with a reported (abandoned) result for each earlier run; no run
+/// has two results; the killed worker's task re-ran within its lease.
+#[test]
+fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
+    const WRITERS: usize = 10;
+    const PER_WRITER: usize = 100;
+    const LEASE: f64 = 8.0;
+    let Some(pg) = Pg::start() else { return };
+    let config = r#"{"execution": {"max_concurrent_tasks": 6, "max_retries": 2,
+        "retry_delay_seconds": 0, "max_queue_size": 100000, "kill_grace_seconds": 1},
+        "store": {"lease_seconds": 8}}"#;
+    let writer = host(config);
+    migrate(&pg, &writer);
+    let ran = writer.root().join("ran.txt");
+    let ran_s = ran.to_str().expect("utf8").to_string();
+    let names = ["host-a", "host-b", "host-c"];
+    let hosts: Vec<Env> = names.iter().map(|_| host(config)).collect();
+    let mut w = Workers(
+        hosts
+            .iter()
+            .zip(names)
+            .map(|(e, h)| {
+                let extra: &[&str] = if h == "host-c" { &["--host-limit", "2"] } else { &[] };
+                spawn_worker(e, &pg, h, extra)
+            })
+            .collect(),
+    );
+    // A slow task first, at the highest priority: it is what the killed worker runs.
+    let script = "echo \"$BGRUN_TASK_ID $BGRUN_ATTEMPT\" >> \"$1\"; sleep \"$2\"";
+    let slow = enqueue_id(
+        &writer,
+        &pg,
+        &["-p", "critical", "custom", "--", "sh", "-c", script, "sh", &ran_s, "6", "slow"],
+    );
+    let mut victim_host = String::new();
+    wait_until("the slow task runs", Duration::from_secs(30), || {
+        victim_host = pg.sql(&format!(
+            "SELECT coalesce(host, '') FROM bgrun_tasks WHERE id = {slow} AND state = 'running'"
+        ));
+        !victim_host.is_empty()
+    });
+    // Ten writers at once.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|wi| {
+            let root = writer.root().to_path_buf();
+            let url = pg.url();
+            let ran_s = ran_s.clone();
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                for i in 0..PER_WRITER {
+                    let out = Command::new(crate::bin())
+                        .current_dir(&root)
+                        .env_remove("BGRUN_CONFIG")
+                        .env_remove("BGRUN_STATE_DIR")
+                        .env("BGRUN_STORE", &url)
+                        .args(["enqueue", "--no-drain", "custom", "--", "sh", "-c", script, "sh"])
+                        .args([ran_s.as_str(), "0.05", &format!("{wi}-{i}")])
+                        .output()
+                        .expect("enqueue");
+                    assert_code(&out, 0);
+                    ids.push(text(&out.stdout).trim().parse::<i64>().expect("id"));
+                }
+                ids
+            })
+        })
+        .collect();
+    // kill -9 the worker running the slow task, mid-task.
+    std::thread::sleep(Duration::from_millis(500));
+    let vi = names.iter().position(|n| *n == victim_host).expect("victim");
+    w.0[vi].kill().expect("kill -9");
+    let _ = w.0[vi].wait();
+    let killed_at = epoch();
+    let mut ids: BTreeSet<i64> = BTreeSet::new();
+    for t in writers {
+        ids.extend(t.join().expect("writer"));
+    }
+    assert_eq!(ids.len(), WRITERS * PER_WRITER, "every enqueue got its own id");
+    let slow: i64 = slow.parse().expect("id");
+    ids.insert(slow);
+    // The slow task re-ran on another host within its lease.
+    wait_until("the slow task re-ran", Duration::from_secs(60), || {
+        runs(&ran).get(&slow).is_some_and(|r| r.len() >= 2)
+    });
+    let rerun_started: f64 = pg
+        .sql(&format!(
+            "SELECT started_at FROM bgrun_tasks WHERE id = {slow} AND attempt = 1
+               UNION ALL SELECT extract(epoch FROM (result->>'started_at')::timestamptz)
+               FROM bgrun_results WHERE task_id = {slow} AND attempt = 2"
+        ))
+        .lines()
+        .next()
+        .expect("rerun start")
+        .parse()
+        .expect("ts");
+    assert!(
+        rerun_started - killed_at <= LEASE + 3.0,
+        "re-ran {:.1} s after the kill (lease {LEASE} s)",
+        rerun_started - killed_at
+    );
+    // The database goes away for 5 s while tasks are still queued, then comes back.
+    let queued: i64 = pg
+        .sql("SELECT count(*) FROM bgrun_tasks WHERE state = 'queued'")
+        .parse()
+        .expect("count");
+    eprintln!("stopping PostgreSQL with {queued} tasks queued");
+    pg.stop_server();
+    std::thread::sleep(Duration::from_secs(5));
+    pg.start_server();
+    wait_until("every task is done", Duration::from_secs(300), || {
+        pg.sql("SELECT count(*) FROM bgrun_tasks WHERE state <> 'done'") == "0"
+    });
+    for (i, c) in w.0.iter().enumerate() {
+        if i != vi {
+            sigterm(c);
+        }
+    }
+    for (i, c) in w.0.iter_mut().enumerate() {
+        if i != vi {
+            let st = wait_exit(c, Duration::from_secs(30));
+            assert!(st.success(), "worker {i}: {st:?}");
+        }
+    }
+    // Every task ran; every run but the last of a task was reported as abandoned.
+    let runs = runs(&ran);
+    let results = all_results(&pg);
+    let mut by_task: BTreeMap<i64, Vec<&(i64, i32, String, bool, String, f64)>> = BTreeMap::new();
+    for r in &results {
+        by_task.entry(r.0).or_default().push(r);
+    }
+    let keys: BTreeSet<(i64, i32)> = results.iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(keys.len(), results.len(), "no run has two results");
+    let mut reruns = 0;
+    for id in &ids {
+        let attempts = runs.get(id).unwrap_or_else(|| panic!("task {id} never ran"));
+        let rs = by_task.get(id).unwrap_or_else(|| panic!("task {id} has no result"));
+        let last = rs.last().expect("result");
+        assert_eq!(last.2, "succeeded", "task {id}: {rs:?}");
+        assert!(!last.3, "task {id}: the last result is final");
+        for earlier in &rs[..rs.len() - 1] {
+            assert_eq!(earlier.2, "abandoned", "task {id}: {rs:?}");
+            assert!(earlier.3, "an abandoned run was re-queued: {rs:?}");
+        }
+        assert_eq!(
+            attempts.len(),
+            rs.len(),
+            "task {id}: each run has exactly one result (runs {attempts:?}, results {rs:?})"
+        );
+        reruns += attempts.len() - 1;
+    }
+    assert!(reruns >= 1, "the killed worker's task re-ran");
+    let slow_rs = &by_task[&slow];
+    assert!(slow_rs[0].4 == victim_host && slow_rs[1].4 != victim_host, "{slow_rs:?}");
+    let hosts_used: BTreeSet<&str> = results.iter().map(|r| r.4.as_str()).collect();
+    assert!(hosts_used.len() >= 2, "{hosts_used:?}");
+    eprintln!(
+        "{} tasks, {} results, {reruns} re-runs, hosts {hosts_used:?}",
+        ids.len(),
+        results.len()
+    );
+}
+
+fn epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+/// The ran file: task id -> the attempts that started.
+fn runs(path: &Path) -> BTreeMap<i64, Vec<u32>> {
+    let mut m: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for l in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let mut f = l.split_whitespace();
+        if let (Some(id), Some(a)) = (f.next(), f.next())
+            && let (Ok(id), Ok(a)) = (id.parse(), a.parse())
+        {
+            m.entry(id).or_default().push(a);
+        }
+    }
+    m
+}
