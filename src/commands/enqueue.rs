@@ -8,8 +8,7 @@ use crate::engine::{self, NewTask, Submitted};
 use crate::state::task::Arg;
 use crate::{Ctx, Exit, error};
 
-/// The request `enqueue` makes of its arguments (exit 2 on a bad priority).
-pub(super) fn new_task(a: &EnqueueArgs) -> Result<NewTask> {
+pub fn run(ctx: &Ctx, a: EnqueueArgs) -> Result<Exit> {
     let priority = match &a.priority {
         Some(p) => Some(
             Priority::parse(p)
@@ -22,7 +21,7 @@ pub(super) fn new_task(a: &EnqueueArgs) -> Result<NewTask> {
         ),
         None => None,
     };
-    Ok(NewTask {
+    let new = NewTask {
         task_type: a.task_type.clone(),
         name: a.name.clone(),
         argv: a.argv.iter().map(|s| Arg::from_os(s)).collect(),
@@ -30,11 +29,7 @@ pub(super) fn new_task(a: &EnqueueArgs) -> Result<NewTask> {
         timeout_s: a.timeout,
         trigger: "manual".to_string(),
         context: serde_json::Value::Null,
-    })
-}
-
-pub fn run(ctx: &Ctx, a: EnqueueArgs) -> Result<Exit> {
-    let new = new_task(&a)?;
+    };
     let submitted = engine::submit(ctx, &[new])?;
     let mut queued = false;
     for s in &submitted {

@@ -1,14 +1,15 @@
 //! The commands on the shared PostgreSQL store (issue 16): `store migrate|status`, `worker`,
-//! and `enqueue`, `drain`, `status`, `results` when a store URL is configured. Every one of
-//! them first re-queues the tasks whose lease expired. Without a URL nothing here runs and
+//! and `drain`, `status`, `results` when a store URL is configured (enqueues from every
+//! source go through `engine::submit`, which routes them to the store). Every one of them
+//! first re-queues the tasks whose lease expired. Without a URL nothing here runs and
 //! no PostgreSQL code is touched.
 
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use crate::cli::{Command, DrainArgs, EnqueueArgs, ResultsArgs, StoreCommand, WorkerArgs};
+use crate::cli::{Command, DrainArgs, ResultsArgs, StoreCommand, WorkerArgs};
 use crate::engine::{self, DrainSummary, Progress, WorkerOpts};
-use crate::pgstore::{self, Enqueued, PgStore};
+use crate::pgstore::{self, PgStore};
 use crate::results::TaskResult;
 use crate::state::task::Task;
 use crate::timefmt::{now, rfc3339};
@@ -29,7 +30,6 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Result<Exit, Command>> {
         Command::Store(StoreCommand::Migrate) => migrate(ctx, &url)?,
         Command::Store(StoreCommand::Status) => store_status(ctx, &url)?,
         Command::Worker(a) => worker(ctx, &url, &a)?,
-        Command::Enqueue(a) => enqueue(ctx, &url, &a)?,
         Command::Drain(a) => drain(ctx, &url, &a)?,
         Command::Status => status(ctx, &url)?,
         Command::Results(a) => results(ctx, &url, &a)?,
@@ -44,22 +44,7 @@ fn lease(ctx: &Ctx) -> f64 {
 /// Open the store (schema current) and re-queue expired leases, as every command does.
 fn open(ctx: &Ctx, url: &str) -> Result<PgStore> {
     let mut db = PgStore::open(url)?;
-    for v in db.requeue_expired()? {
-        if let Ok(r) = serde_json::from_value::<TaskResult>(v) {
-            engine::log_event(
-                ctx,
-                &format!(
-                    "task {}: lease expired; {}",
-                    r.id,
-                    if r.will_retry {
-                        "re-queued"
-                    } else {
-                        "abandoned"
-                    }
-                ),
-            );
-        }
-    }
+    engine::requeue_expired(ctx, &mut db)?;
     Ok(db)
 }
 
@@ -80,7 +65,7 @@ fn migrate(ctx: &Ctx, url: &str) -> Result<Exit> {
 fn store_status(ctx: &Ctx, url: &str) -> Result<Exit> {
     let mut db = PgStore::open_unchecked(url)?;
     if db.schema_version()? == pgstore::schema::latest() {
-        db.requeue_expired()?;
+        engine::requeue_expired(ctx, &mut db)?;
     }
     let s = db.status(url, lease(ctx))?;
     if ctx.out.json {
@@ -205,56 +190,6 @@ fn summary(ctx: &Ctx, s: &DrainSummary, background: bool) -> Result<Exit> {
     } else {
         Exit::Ok
     })
-}
-
-fn enqueue(ctx: &Ctx, url: &str, a: &EnqueueArgs) -> Result<Exit> {
-    let new = super::enqueue::new_task(a)?;
-    let task = engine::build_task(ctx, &new, 0, now())?;
-    let mut db = open(ctx, url)?;
-    let out = db.enqueue(&[task], ctx.config.execution.max_queue_size)?;
-    let mut queued = false;
-    for e in &out {
-        let v = match e {
-            Enqueued::Queued { id, dropped } => {
-                queued = true;
-                if let Some(d) = dropped {
-                    eprintln!(
-                        "bgrun: queue full: dropped task {} ({}, {})",
-                        d.id, d.task_type, d.name
-                    );
-                }
-                if !ctx.out.json {
-                    println!("{id}");
-                }
-                json!({"queued": true, "id": id, "dropped": dropped.as_ref().map(|d| &d.id)})
-            }
-            Enqueued::Duplicate { id } => {
-                if !ctx.out.json {
-                    println!("{id}");
-                    eprintln!("bgrun: not added: the same task is already queued as {id}");
-                }
-                json!({"queued": false, "duplicate_of": id})
-            }
-            Enqueued::Dropped { result } => {
-                if !ctx.out.json {
-                    eprintln!(
-                        "bgrun: dropped: the queue is full ({} tasks) of tasks with higher \
-                         priority; recorded as {}",
-                        ctx.config.execution.max_queue_size, result.id
-                    );
-                }
-                json!({"queued": false, "dropped": true, "id": result.id})
-            }
-        };
-        if ctx.out.json {
-            super::print_json(&v)?;
-        }
-    }
-    // No worker in the fleet: drain here in the background, as the local journal does.
-    if queued && !a.no_drain && !db.any_worker(lease(ctx))? {
-        engine::ensure_drainer(ctx)?;
-    }
-    Ok(Exit::Ok)
 }
 
 fn status(ctx: &Ctx, url: &str) -> Result<Exit> {

@@ -57,6 +57,11 @@ impl Env {
         self
     }
 
+    /// The shared store's URL, when one is configured (issue 16).
+    pub fn store_url(&self) -> Option<&str> {
+        self.launcher.store_url.as_deref()
+    }
+
     /// The global options a bgrun child needs to see the same project.
     pub fn child_args(&self) -> Vec<OsString> {
         self.launcher.global_args()

@@ -37,7 +37,7 @@ pub use recover::recover_now;
 pub use run::run_now;
 pub use stop::{Stopped, ago, stop, wait_for};
 pub use submit::{build_task, submit};
-pub use worker::{WorkerOpts, work};
+pub use worker::{WorkerOpts, requeue_expired, work};
 
 /// A request to queue a task.
 #[derive(Debug, Clone)]
@@ -161,6 +161,12 @@ pub fn log_to(state_dir: &std::path::Path, msg: &str) {
 
 /// Start a detached drainer unless one is alive (it will pick up the new tasks).
 pub fn ensure_drainer(env: &Env) -> Result<Option<u32>> {
+    if let Some(url) = env.store_url()
+        && worker::any_worker(env, url)?
+    {
+        // A shared store with live workers: they drain it.
+        return Ok(None);
+    }
     if !procs::alive(&env.state_dir, Some("drainer")).is_empty() {
         return Ok(None);
     }

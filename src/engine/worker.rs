@@ -410,23 +410,7 @@ impl Worker<'_> {
             }
         }
         if at >= self.next_expiry_check {
-            for v in db.requeue_expired().context("re-queueing expired leases")? {
-                if let Ok(r) = serde_json::from_value::<TaskResult>(v) {
-                    log_event(
-                        self.env,
-                        &format!(
-                            "task {}: lease expired; {}",
-                            r.id,
-                            if r.will_retry {
-                                "re-queued"
-                            } else {
-                                "abandoned"
-                            }
-                        ),
-                    );
-                    announce(self.env, &r);
-                }
-            }
+            requeue_expired(self.env, db)?;
             let next: Option<f64> = db
                 .client
                 .query_one(
@@ -561,4 +545,63 @@ impl Worker<'_> {
             self.woken = true;
         }
     }
+}
+
+/// Queue built tasks in the shared store (what [`super::submit`] does with a store URL):
+/// re-queue expired leases, then dedup and overflow in the database.
+pub(super) fn submit_shared(env: &Env, url: &str, tasks: &[Task]) -> Result<Vec<super::Submitted>> {
+    use super::Submitted;
+    let mut db = PgStore::open(url)?;
+    requeue_expired(env, &mut db)?;
+    let out = db.enqueue(tasks, env.config.execution.max_queue_size)?;
+    let mut subs = Vec::with_capacity(out.len());
+    for e in out {
+        subs.push(match e {
+            pgstore::Enqueued::Queued { id, dropped } => {
+                if let Some(r) = &dropped {
+                    dropped_now(env, r);
+                }
+                Submitted::Queued { id, dropped }
+            }
+            pgstore::Enqueued::Duplicate { id } => Submitted::Duplicate { id },
+            pgstore::Enqueued::Dropped { result } => {
+                dropped_now(env, &result);
+                Submitted::Dropped { result }
+            }
+        });
+    }
+    Ok(subs)
+}
+
+fn dropped_now(env: &Env, r: &TaskResult) {
+    announce(env, r);
+    log_event(
+        env,
+        &format!("dropped task {} ({}): the queue is full", r.id, r.task_type),
+    );
+}
+
+/// Re-queue (or end as abandoned) the tasks whose lease expired, logging and announcing
+/// each lost run's result. Every command that opens the shared store calls this.
+pub fn requeue_expired(env: &Env, db: &mut PgStore) -> Result<()> {
+    for v in db.requeue_expired().context("re-queueing expired leases")? {
+        if let Ok(r) = serde_json::from_value::<TaskResult>(v) {
+            log_event(
+                env,
+                &format!(
+                    "task {}: lease expired; {}",
+                    r.id,
+                    if r.will_retry { "re-queued" } else { "abandoned" }
+                ),
+            );
+            announce(env, &r);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a worker of the shared store is alive anywhere.
+pub(super) fn any_worker(env: &Env, url: &str) -> Result<bool> {
+    let mut db = PgStore::open(url)?;
+    db.any_worker(env.config.store.lease_seconds as f64)
 }

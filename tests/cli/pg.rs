@@ -16,7 +16,20 @@ use crate::{Env, assert_code, text, wait_until};
 
 // ---------------------------------------------------------------- the server
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The newest installed server's binaries (Debian: /usr/lib/postgresql/VERSION/bin).
+fn pg_bin() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|d| {
+            let v = d.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = d.path().join("bin");
+            bin.join("initdb").is_file().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, b)| b)
+}
 
 fn required() -> bool {
     std::env::var_os("BGRUN_TEST_TOOLS").is_some()
@@ -57,6 +70,7 @@ impl Drop for PgUser {
 
 /// A running PostgreSQL in a temp dir; stopped (immediate) when dropped.
 pub struct Pg {
+    bin: PathBuf,
     dir: tempfile::TempDir,
     pub port: u16,
     user: Option<PgUser>,
@@ -70,15 +84,15 @@ fn free_port() -> u16 {
 impl Pg {
     /// Start a server, or `None` (after saying so) when PostgreSQL is not installed.
     pub fn start() -> Option<Pg> {
-        if !Path::new(PG_BIN).join("initdb").is_file() {
+        let Some(bin) = pg_bin() else {
             assert!(
                 !required(),
-                "BGRUN_TEST_TOOLS is set but PostgreSQL 15 is not installed under {PG_BIN} \
-                 (scripts/deps/apt-store.txt: postgresql)"
+                "BGRUN_TEST_TOOLS is set but no PostgreSQL server is installed under \
+                 /usr/lib/postgresql (scripts/deps/apt-store.txt: postgresql)"
             );
-            eprintln!("\n*** SKIPPED: PostgreSQL 15 is not installed ({PG_BIN}) ***\n");
+            eprintln!("\n*** SKIPPED: no PostgreSQL server under /usr/lib/postgresql ***\n");
             return None;
-        }
+        };
         let dir = tempfile::Builder::new()
             .prefix("bgrun-pg")
             .tempdir()
@@ -93,6 +107,7 @@ impl Pg {
             assert!(out.status.success(), "chown: {}", text(&out.stderr));
         }
         let pg = Pg {
+            bin,
             dir,
             port: free_port(),
             user,
@@ -114,7 +129,7 @@ impl Pg {
 
     /// A server binary, run as the server's user.
     fn tool(&self, name: &str) -> Command {
-        let exe = Path::new(PG_BIN).join(name);
+        let exe = self.bin.join(name);
         match &self.user {
             Some(u) => {
                 let mut c = Command::new("runuser");
@@ -169,7 +184,7 @@ impl Pg {
 
     /// Run SQL through psql and return its unaligned output.
     pub fn sql(&self, q: &str) -> String {
-        let out = Command::new(Path::new(PG_BIN).join("psql"))
+        let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
             .arg(self.url())
             .args(["-c", q])
@@ -577,7 +592,7 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
                         .env_remove("BGRUN_STATE_DIR")
                         .env("BGRUN_STORE", &url)
                         .args(["enqueue", "--no-drain", "custom", "--", "sh", "-c", script, "sh"])
-                        .args([ran_s.as_str(), "0.05", &format!("{wi}-{i}")])
+                        .args([ran_s.as_str(), "0.02", &format!("{wi}-{i}")])
                         .output()
                         .expect("enqueue");
                     assert_code(&out, 0);
@@ -701,4 +716,29 @@ fn runs(path: &Path) -> BTreeMap<i64, Vec<u32>> {
         }
     }
     m
+}
+
+#[test]
+fn enqueue_without_workers_starts_a_local_drainer_of_the_store() {
+    let Some(pg) = Pg::start() else { return };
+    let e = host("{}");
+    migrate(&pg, &e);
+    let marker = e.root().join("drained by the local drainer");
+    let out = ok(bg(&e, &pg, "laptop")
+        .args(["enqueue", "custom", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .expect("enqueue"));
+    let id = text(&out.stdout).trim().to_string();
+    wait_until("the task ran", Duration::from_secs(30), || marker.exists());
+    wait_until("its result is stored", Duration::from_secs(30), || {
+        pg.sql(&format!("SELECT count(*) FROM bgrun_results WHERE task_id = {id}")) == "1"
+    });
+    assert_eq!(
+        pg.sql(&format!("SELECT host || ' ' || status FROM bgrun_results WHERE task_id = {id}")),
+        "laptop succeeded"
+    );
+    // Nothing went to the local journal.
+    let local = std::fs::read_to_string(e.state().join("state.jsonl")).unwrap_or_default();
+    assert!(!local.contains("touch"), "{local}");
 }
