@@ -54,7 +54,8 @@ fn migrate(ctx: &Ctx, url: &str) -> Result<Exit> {
     if ctx.out.json {
         super::print_json(&json!({"from": from, "to": to, "url": pgstore::redact(url)}))?;
     } else if from == to {
-        ctx.out.say(format!("store schema is current (version {to})"));
+        ctx.out
+            .say(format!("store schema is current (version {to})"));
     } else {
         ctx.out
             .say(format!("store schema migrated from version {from} to {to}"));
@@ -107,7 +108,12 @@ struct Lines {
 impl Progress for Lines {
     fn started(&mut self, t: &Task, attempt: u32) {
         if !self.quiet {
-            println!("{}started {} {} (attempt {attempt})", self.when(), t.id, t.task_type);
+            println!(
+                "{}started {} {} (attempt {attempt})",
+                self.when(),
+                t.id,
+                t.task_type
+            );
         }
     }
     fn finished(&mut self, r: &TaskResult, _queued: usize) {
@@ -140,7 +146,9 @@ impl Lines {
 
 fn local_max(ctx: &Ctx, host_limit: Option<usize>, flag: Option<usize>) -> usize {
     let fleet = ctx.config.execution.max_concurrent_tasks.max(1);
-    flag.unwrap_or(fleet).min(host_limit.unwrap_or(fleet)).max(1)
+    flag.unwrap_or(fleet)
+        .min(host_limit.unwrap_or(fleet))
+        .max(1)
 }
 
 fn worker(ctx: &Ctx, url: &str, a: &WorkerArgs) -> Result<Exit> {
@@ -232,7 +240,10 @@ fn status(ctx: &Ctx, url: &str) -> Result<Exit> {
             t.host.as_deref().unwrap_or("")
         );
     }
-    println!("{}", o.paint("1", &format!("workers ({})", s.workers.len())));
+    println!(
+        "{}",
+        o.paint("1", &format!("workers ({})", s.workers.len()))
+    );
     for w in &s.workers {
         println!(
             "  {:<24} pid {:<8} since {}  running {}",

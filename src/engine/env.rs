@@ -186,6 +186,7 @@ mod tests {
             repo: "/r".into(),
             state_dir: "/s".into(),
             config_arg: Some("/c.json".into()),
+            store_url: None,
         };
         let argv = l.analyze_argv("code", Path::new("/s/out.json")).unwrap();
         let want: Vec<OsString> = [

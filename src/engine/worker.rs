@@ -23,9 +23,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use postgres::fallible_iterator::FallibleIterator;
 
+use super::Env;
 use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
 use super::{DrainSummary, Progress, announce, install_stop_handlers, log_event, stop_requested};
-use super::Env;
 use crate::model::Status;
 use crate::pgstore::{self, PgStore};
 use crate::results::{Sample, TaskResult};
@@ -138,8 +138,7 @@ fn spawn_listener(url: String, wake: Arc<OwnedFd>, quit: Arc<AtomicBool>) {
                     Ok(None) => {
                         drop(it);
                         drop(n);
-                        if client.is_closed() || client.is_valid(Duration::from_secs(5)).is_err()
-                        {
+                        if client.is_closed() || client.is_valid(Duration::from_secs(5)).is_err() {
                             break;
                         }
                     }
@@ -316,7 +315,7 @@ impl Worker<'_> {
             let sample = Sample {
                 at,
                 task_type: r.task_type.clone(),
-                status: r.status.clone(),
+                status: r.status,
                 duration_s: r.duration_s,
                 queue_s: r.queue_s,
                 peak_rss_mb: r.peak_rss_mb,
@@ -436,14 +435,15 @@ impl Worker<'_> {
         if !due {
             return Ok(());
         }
-        let out = db.claim(
-            self.worker_id,
-            free,
-            self.env.config.execution.max_concurrent_tasks.max(1),
-            self.opts.host_limit,
-            self.lease,
-        )
-        .context("claiming")?;
+        let out = db
+            .claim(
+                self.worker_id,
+                free,
+                self.env.config.execution.max_concurrent_tasks.max(1),
+                self.opts.host_limit,
+                self.lease,
+            )
+            .context("claiming")?;
         self.woken = false;
         self.queue_empty = !out.queued_left && out.claimed.is_empty();
         self.next_ready = out.next_ready;
@@ -475,7 +475,7 @@ impl Worker<'_> {
                     let sample = Sample {
                         at,
                         task_type: r.task_type.clone(),
-                        status: r.status.clone(),
+                        status: r.status,
                         duration_s: 0.0,
                         queue_s: r.queue_s,
                         peak_rss_mb: 0.0,
@@ -591,7 +591,11 @@ pub fn requeue_expired(env: &Env, db: &mut PgStore) -> Result<()> {
                 &format!(
                     "task {}: lease expired; {}",
                     r.id,
-                    if r.will_retry { "re-queued" } else { "abandoned" }
+                    if r.will_retry {
+                        "re-queued"
+                    } else {
+                        "abandoned"
+                    }
                 ),
             );
             announce(env, &r);

@@ -506,7 +506,14 @@ impl PgStore {
                 if retry { "; re-queued" } else { "" }
             ));
             let ran_on = ran_on.unwrap_or_else(|| host.clone());
-            let v = insert_result(&mut tx, id, u32::try_from(made).unwrap_or(0), &ran_on, &r, now)?;
+            let v = insert_result(
+                &mut tx,
+                id,
+                u32::try_from(made).unwrap_or(0),
+                &ran_on,
+                &r,
+                now,
+            )?;
             record_history(&mut tx, &task.task_type, false, 0.0, now)?;
             if retry {
                 task.attempt = u32::try_from(made).unwrap_or(0);
@@ -546,10 +553,9 @@ impl PgStore {
         sample: &Sample,
     ) -> Result<bool> {
         let host = self.host.clone();
-        let id: i64 = r
-            .id
-            .parse()
-            .with_context(|| format!("task id {:?} is not a store id", r.id))?;
+        let id: i64 =
+            r.id.parse()
+                .with_context(|| format!("task id {:?} is not a store id", r.id))?;
         let mut tx = self.client.transaction()?;
         let now = sql_now(&mut tx)?;
         let updated = match retry {
@@ -936,8 +942,14 @@ mod tests {
 
     #[test]
     fn flag_wins_over_config_and_blank_is_none() {
-        assert_eq!(url_of(Some("postgres://a"), Some("postgres://b")).as_deref(), Some("postgres://a"));
-        assert_eq!(url_of(None, Some("postgres://b")).as_deref(), Some("postgres://b"));
+        assert_eq!(
+            url_of(Some("postgres://a"), Some("postgres://b")).as_deref(),
+            Some("postgres://a")
+        );
+        assert_eq!(
+            url_of(None, Some("postgres://b")).as_deref(),
+            Some("postgres://b")
+        );
         assert_eq!(url_of(Some("  "), None), None);
     }
 

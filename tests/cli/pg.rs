@@ -114,7 +114,16 @@ impl Pg {
         };
         let out = pg
             .tool("initdb")
-            .args(["-A", "trust", "-U", "bgrun", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "bgrun",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(pg.data())
             .output()
             .expect("initdb");
@@ -282,7 +291,10 @@ impl Drop for Workers {
 
 /// `bgrun store migrate` against a fresh server.
 fn migrate(pg: &Pg, e: &Env) {
-    ok(bg(e, pg, "setup").args(["store", "migrate"]).output().expect("migrate"));
+    ok(bg(e, pg, "setup")
+        .args(["store", "migrate"])
+        .output()
+        .expect("migrate"));
 }
 
 fn enqueue_id(e: &Env, pg: &Pg, args: &[&str]) -> String {
@@ -295,7 +307,10 @@ fn enqueue_id(e: &Env, pg: &Pg, args: &[&str]) -> String {
 }
 
 /// Every stored result: (task id, attempt, status, will_retry, host, started_at epoch).
-fn all_results(pg: &Pg) -> Vec<(i64, i32, String, bool, String, f64)> {
+/// A stored result: (task id, attempt, status, will_retry, host, started_at epoch).
+type Row = (i64, i32, String, bool, String, f64);
+
+fn all_results(pg: &Pg) -> Vec<Row> {
     pg.sql(
         "SELECT task_id || '|' || attempt || '|' || status || '|' ||
                 coalesce(result->>'will_retry', 'false') || '|' || host || '|' ||
@@ -327,7 +342,11 @@ fn migrate_status_enqueue_dedup_drain_results() {
     // Without a URL, the store commands say how to configure one (exit 2).
     let out = e.run(&["store", "status"]);
     assert_code(&out, 2);
-    assert!(text(&out.stderr).contains("--store"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--store"),
+        "{}",
+        text(&out.stderr)
+    );
     // Before the first migration: status says so, the queue commands refuse (exit 3).
     let st = json_of(&ok(bg(&e, &pg, "h1")
         .args(["--json", "store", "status"])
@@ -339,7 +358,11 @@ fn migrate_status_enqueue_dedup_drain_results() {
         .output()
         .expect("enqueue");
     assert_code(&out, 3);
-    assert!(text(&out.stderr).contains("bgrun store migrate"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bgrun store migrate"),
+        "{}",
+        text(&out.stderr)
+    );
     // Migrations are idempotent.
     migrate(&pg, &e);
     let again = json_of(&ok(bg(&e, &pg, "h1")
@@ -352,10 +375,22 @@ fn migrate_status_enqueue_dedup_drain_results() {
     // Dedup: the same task while queued is the same id; a different argv is new.
     let marker = e.root().join("ran file.txt");
     let m = marker.to_str().expect("utf8");
-    let a = enqueue_id(&e, &pg, &["custom", "--", "sh", "-c", "echo a >> \"$1\"", "sh", m]);
-    let a2 = enqueue_id(&e, &pg, &["custom", "--", "sh", "-c", "echo a >> \"$1\"", "sh", m]);
+    let a = enqueue_id(
+        &e,
+        &pg,
+        &["custom", "--", "sh", "-c", "echo a >> \"$1\"", "sh", m],
+    );
+    let a2 = enqueue_id(
+        &e,
+        &pg,
+        &["custom", "--", "sh", "-c", "echo a >> \"$1\"", "sh", m],
+    );
     assert_eq!(a, a2, "a duplicate is not added");
-    let b = enqueue_id(&e, &pg, &["custom", "--", "sh", "-c", "echo b >> \"$1\"", "sh", m]);
+    let b = enqueue_id(
+        &e,
+        &pg,
+        &["custom", "--", "sh", "-c", "echo b >> \"$1\"", "sh", m],
+    );
     assert_ne!(a, b);
     let st = json_of(&ok(bg(&e, &pg, "h1")
         .args(["--json", "store", "status"])
@@ -363,8 +398,17 @@ fn migrate_status_enqueue_dedup_drain_results() {
         .expect("status")));
     assert_eq!(st["queued"], 2, "{st}");
     // A drain with the store runs them and exits when the queue is empty.
-    ok(bg(&e, &pg, "host-one").arg("drain").output().expect("drain"));
-    assert_eq!(std::fs::read_to_string(&marker).expect("ran").lines().count(), 2);
+    ok(bg(&e, &pg, "host-one")
+        .arg("drain")
+        .output()
+        .expect("drain"));
+    assert_eq!(
+        std::fs::read_to_string(&marker)
+            .expect("ran")
+            .lines()
+            .count(),
+        2
+    );
     let rs = json_of(&ok(bg(&e, &pg, "h1")
         .args(["--json", "results"])
         .output()
@@ -376,12 +420,20 @@ fn migrate_status_enqueue_dedup_drain_results() {
         assert_eq!(r["host"], "host-one", "the result names the host: {r}");
     }
     // Once done, the same task may be queued again (the unique index covers live tasks).
-    let a3 = enqueue_id(&e, &pg, &["custom", "--", "sh", "-c", "echo a >> \"$1\"", "sh", m]);
+    let a3 = enqueue_id(
+        &e,
+        &pg,
+        &["custom", "--", "sh", "-c", "echo a >> \"$1\"", "sh", m],
+    );
     assert_ne!(a3, a);
     // status --json shows the store's queue and its workers.
     let mut w = Workers(vec![spawn_worker(&e, &pg, "host-two", &[])]);
     wait_until("the worker ran the task", Duration::from_secs(20), || {
-        std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 3
+        std::fs::read_to_string(&marker)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            == 3
     });
     let st = json_of(&ok(bg(&e, &pg, "h1")
         .args(["--json", "status"])
@@ -410,7 +462,16 @@ fn overflow_drops_the_lowest_priority_visibly() {
     let low = enqueue_id(&e, &pg, &["-p", "low", "custom", "--", "echo", "low"]);
     let _mid = enqueue_id(&e, &pg, &["-p", "medium", "custom", "--", "echo", "mid"]);
     let out = ok(bg(&e, &pg, "w")
-        .args(["enqueue", "--no-drain", "-p", "high", "custom", "--", "echo", "high"])
+        .args([
+            "enqueue",
+            "--no-drain",
+            "-p",
+            "high",
+            "custom",
+            "--",
+            "echo",
+            "high",
+        ])
         .output()
         .expect("enqueue"));
     assert!(
@@ -420,7 +481,17 @@ fn overflow_drops_the_lowest_priority_visibly() {
     );
     // The incoming task is dropped itself when it is the lowest.
     let out = ok(bg(&e, &pg, "w")
-        .args(["--json", "enqueue", "--no-drain", "-p", "1", "custom", "--", "echo", "x"])
+        .args([
+            "--json",
+            "enqueue",
+            "--no-drain",
+            "-p",
+            "1",
+            "custom",
+            "--",
+            "echo",
+            "x",
+        ])
         .output()
         .expect("enqueue"));
     assert_eq!(json_of(&out)["dropped"], true);
@@ -444,7 +515,15 @@ fn a_lost_lease_stops_the_task_and_its_result_is_refused() {
     let id = enqueue_id(
         &e,
         &pg,
-        &["custom", "--", "sh", "-c", "sleep 4; touch \"$1\"", "sh", marker.to_str().expect("utf8")],
+        &[
+            "custom",
+            "--",
+            "sh",
+            "-c",
+            "sleep 4; touch \"$1\"",
+            "sh",
+            marker.to_str().expect("utf8"),
+        ],
     );
     let mut w = Workers(vec![spawn_worker(&e, &pg, "fenced", &[])]);
     wait_until("the task is running", Duration::from_secs(20), || {
@@ -455,8 +534,15 @@ fn a_lost_lease_stops_the_task_and_its_result_is_refused() {
         "UPDATE bgrun_tasks SET lease_token = 'stolen', lease_expires = 1e12 WHERE id = {id}"
     ));
     std::thread::sleep(Duration::from_secs(6));
-    assert!(!marker.exists(), "the worker stopped the task when its renewal failed");
-    assert_eq!(all_results(&pg).len(), 0, "no result is written without the lease");
+    assert!(
+        !marker.exists(),
+        "the worker stopped the task when its renewal failed"
+    );
+    assert_eq!(
+        all_results(&pg).len(),
+        0,
+        "no result is written without the lease"
+    );
     let err = std::fs::read_to_string(e.root().join("worker-fenced.err")).expect("stderr");
     assert!(err.contains("lease was lost"), "{err}");
     sigterm(&w.0[0]);
@@ -479,7 +565,9 @@ fn sigterm_hands_running_tasks_back() {
     assert!(st.success(), "{st:?}");
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert_eq!(
-        pg.sql(&format!("SELECT state || ' ' || attempt FROM bgrun_tasks WHERE id = {id}")),
+        pg.sql(&format!(
+            "SELECT state || ' ' || attempt FROM bgrun_tasks WHERE id = {id}"
+        )),
         "queued 0",
         "handed back unrun"
     );
@@ -500,8 +588,15 @@ fn the_fleet_limit_holds_across_workers() {
             &e,
             &pg,
             &[
-                "custom", "--", "sh", "-c", script, "sh",
-                dir.to_str().expect("utf8"), counts.to_str().expect("utf8"), &i.to_string(),
+                "custom",
+                "--",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                dir.to_str().expect("utf8"),
+                counts.to_str().expect("utf8"),
+                &i.to_string(),
             ],
         );
     }
@@ -516,14 +611,21 @@ fn the_fleet_limit_holds_across_workers() {
             .collect(),
     );
     wait_until("all ran", Duration::from_secs(60), || {
-        std::fs::read_to_string(&counts).unwrap_or_default().lines().count() == 8
+        std::fs::read_to_string(&counts)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            == 8
     });
     let max = std::fs::read_to_string(&counts)
         .expect("counts")
         .lines()
         .filter_map(|l| l.trim().parse::<u32>().ok())
         .max();
-    assert!(max.is_some_and(|m| m <= 2), "at most 2 at once across 3 workers: {max:?}");
+    assert!(
+        max.is_some_and(|m| m <= 2),
+        "at most 2 at once across 3 workers: {max:?}"
+    );
     for c in &w.0 {
         sigterm(c);
     }
@@ -558,7 +660,11 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
             .iter()
             .zip(names)
             .map(|(e, h)| {
-                let extra: &[&str] = if h == "host-c" { &["--host-limit", "2"] } else { &[] };
+                let extra: &[&str] = if h == "host-c" {
+                    &["--host-limit", "2"]
+                } else {
+                    &[]
+                };
                 spawn_worker(e, &pg, h, extra)
             })
             .collect(),
@@ -568,7 +674,9 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     let slow = enqueue_id(
         &writer,
         &pg,
-        &["-p", "critical", "custom", "--", "sh", "-c", script, "sh", &ran_s, "6", "slow"],
+        &[
+            "-p", "critical", "custom", "--", "sh", "-c", script, "sh", &ran_s, "6", "slow",
+        ],
     );
     let mut victim_host = String::new();
     wait_until("the slow task runs", Duration::from_secs(30), || {
@@ -591,7 +699,16 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
                         .env_remove("BGRUN_CONFIG")
                         .env_remove("BGRUN_STATE_DIR")
                         .env("BGRUN_STORE", &url)
-                        .args(["enqueue", "--no-drain", "custom", "--", "sh", "-c", script, "sh"])
+                        .args([
+                            "enqueue",
+                            "--no-drain",
+                            "custom",
+                            "--",
+                            "sh",
+                            "-c",
+                            script,
+                            "sh",
+                        ])
                         .args([ran_s.as_str(), "0.02", &format!("{wi}-{i}")])
                         .output()
                         .expect("enqueue");
@@ -604,7 +721,10 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
         .collect();
     // kill -9 the worker running the slow task, mid-task.
     std::thread::sleep(Duration::from_millis(500));
-    let vi = names.iter().position(|n| *n == victim_host).expect("victim");
+    let vi = names
+        .iter()
+        .position(|n| *n == victim_host)
+        .expect("victim");
     w.0[vi].kill().expect("kill -9");
     let _ = w.0[vi].wait();
     let killed_at = epoch();
@@ -612,7 +732,11 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     for t in writers {
         ids.extend(t.join().expect("writer"));
     }
-    assert_eq!(ids.len(), WRITERS * PER_WRITER, "every enqueue got its own id");
+    assert_eq!(
+        ids.len(),
+        WRITERS * PER_WRITER,
+        "every enqueue got its own id"
+    );
     let slow: i64 = slow.parse().expect("id");
     ids.insert(slow);
     // The slow task re-ran on another host within its lease.
@@ -661,7 +785,7 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     // Every task ran; every run but the last of a task was reported as abandoned.
     let runs = runs(&ran);
     let results = all_results(&pg);
-    let mut by_task: BTreeMap<i64, Vec<&(i64, i32, String, bool, String, f64)>> = BTreeMap::new();
+    let mut by_task: BTreeMap<i64, Vec<&Row>> = BTreeMap::new();
     for r in &results {
         by_task.entry(r.0).or_default().push(r);
     }
@@ -669,8 +793,12 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     assert_eq!(keys.len(), results.len(), "no run has two results");
     let mut reruns = 0;
     for id in &ids {
-        let attempts = runs.get(id).unwrap_or_else(|| panic!("task {id} never ran"));
-        let rs = by_task.get(id).unwrap_or_else(|| panic!("task {id} has no result"));
+        let attempts = runs
+            .get(id)
+            .unwrap_or_else(|| panic!("task {id} never ran"));
+        let rs = by_task
+            .get(id)
+            .unwrap_or_else(|| panic!("task {id} has no result"));
         let last = rs.last().expect("result");
         assert_eq!(last.2, "succeeded", "task {id}: {rs:?}");
         assert!(!last.3, "task {id}: the last result is final");
@@ -687,7 +815,10 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     }
     assert!(reruns >= 1, "the killed worker's task re-ran");
     let slow_rs = &by_task[&slow];
-    assert!(slow_rs[0].4 == victim_host && slow_rs[1].4 != victim_host, "{slow_rs:?}");
+    assert!(
+        slow_rs[0].4 == victim_host && slow_rs[1].4 != victim_host,
+        "{slow_rs:?}"
+    );
     let hosts_used: BTreeSet<&str> = results.iter().map(|r| r.4.as_str()).collect();
     assert!(hosts_used.len() >= 2, "{hosts_used:?}");
     eprintln!(
@@ -732,10 +863,14 @@ fn enqueue_without_workers_starts_a_local_drainer_of_the_store() {
     let id = text(&out.stdout).trim().to_string();
     wait_until("the task ran", Duration::from_secs(30), || marker.exists());
     wait_until("its result is stored", Duration::from_secs(30), || {
-        pg.sql(&format!("SELECT count(*) FROM bgrun_results WHERE task_id = {id}")) == "1"
+        pg.sql(&format!(
+            "SELECT count(*) FROM bgrun_results WHERE task_id = {id}"
+        )) == "1"
     });
     assert_eq!(
-        pg.sql(&format!("SELECT host || ' ' || status FROM bgrun_results WHERE task_id = {id}")),
+        pg.sql(&format!(
+            "SELECT host || ' ' || status FROM bgrun_results WHERE task_id = {id}"
+        )),
         "laptop succeeded"
     );
     // Nothing went to the local journal.
