@@ -7,7 +7,7 @@
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use crate::cli::{Command, DrainArgs, ResultsArgs, StoreCommand, WorkerArgs};
+use crate::cli::{Command, DrainArgs, ResultsArgs, StopArgs, StoreCommand, WorkerArgs};
 use crate::engine::{self, DrainSummary, Progress, WorkerOpts};
 use crate::pgstore::{self, PgStore};
 use crate::results::TaskResult;
@@ -33,6 +33,9 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Result<Exit, Command>> {
         Command::Drain(a) => drain(ctx, &url, &a)?,
         Command::Status => status(ctx, &url)?,
         Command::Results(a) => results(ctx, &url, &a)?,
+        Command::Metrics => metrics(ctx, &url)?,
+        Command::Stop(a) => stop(ctx, &url, &a)?,
+        Command::Cleanup => cleanup(ctx, &url)?,
         c => return Ok(Err(c)),
     }))
 }
@@ -291,4 +294,74 @@ fn results(ctx: &Ctx, url: &str, a: &ResultsArgs) -> Result<Exit> {
         println!("{}", one_line(r));
     }
     Ok(Exit::Ok)
+}
+
+/// Metrics of the whole fleet (the newest 100,000 samples within metrics retention).
+fn metrics(ctx: &Ctx, url: &str) -> Result<Exit> {
+    let mut db = open(ctx, url)?;
+    let s = db.status(url, lease(ctx))?;
+    let since = now() - ctx.config.metrics.retention_days as f64 * 86_400.0;
+    let samples = db.samples(since, 100_000)?;
+    super::metrics::show(
+        ctx,
+        usize::try_from(s.queued).unwrap_or(0),
+        usize::try_from(s.running).unwrap_or(0),
+        &samples,
+    )
+}
+
+/// Retention in the store: results, finished tasks, samples, old workers (task logs stay
+/// on their hosts, under each host's own retention).
+fn cleanup(ctx: &Ctx, url: &str) -> Result<Exit> {
+    let mut db = open(ctx, url)?;
+    let [results, tasks, samples, workers] = db.cleanup(
+        ctx.config.results.retention_days,
+        ctx.config.metrics.retention_days,
+    )?;
+    if ctx.out.json {
+        super::print_json(&json!({"results": results, "tasks": tasks,
+            "metrics": samples, "workers": workers}))?;
+    } else {
+        ctx.out.say(format!(
+            "store: removed {results} results, {tasks} finished tasks, {samples} metrics \
+             samples, {workers} old workers"
+        ));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `stop ID...` / `stop --all` on the store: queued tasks are cancelled now, running ones
+/// are stopped by their workers (within a moment: the request wakes them).
+fn stop(ctx: &Ctx, url: &str, a: &StopArgs) -> Result<Exit> {
+    if a.ids.is_empty() && !a.all {
+        return Err(error::usage("give task ids to stop, or --all"));
+    }
+    let ids: Vec<i64> = a
+        .ids
+        .iter()
+        .map(|i| {
+            i.parse::<i64>()
+                .map_err(|_| error::usage(format!("{i:?}: not a task id of the store (a number)")))
+        })
+        .collect::<Result<_>>()?;
+    let mut db = open(ctx, url)?;
+    let s = db.stop(if a.all { None } else { Some(&ids) })?;
+    if ctx.out.json {
+        super::print_json(&s)?;
+    } else {
+        for id in &s.cancelled {
+            println!("cancelled {id} (queued)");
+        }
+        for id in &s.stopping {
+            println!("stopping {id} (running: its worker stops it)");
+        }
+        for id in &s.missing {
+            eprintln!("bgrun: {id}: no such queued or running task");
+        }
+    }
+    Ok(if s.missing.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::WorkFailed
+    })
 }

@@ -392,17 +392,26 @@ impl Worker<'_> {
                 .filter(|(_, h)| !h.lost)
                 .filter_map(|(id, h)| Some((id.parse().ok()?, h.token.clone())))
                 .collect();
-            let lost = db
+            let renewed = db
                 .renew(self.worker_id, &held, self.lease)
                 .context("renewing leases")?;
             self.next_renew = at + self.lease / 3.0;
             let grace = self.env.config.execution.kill_grace_seconds as f64;
-            for id in lost {
+            for (id, lost) in renewed
+                .lost
+                .iter()
+                .map(|i| (i, true))
+                .chain(renewed.stop.iter().map(|i| (i, false)))
+            {
                 let id = id.to_string();
-                if let Some(h) = self.held.get_mut(&id) {
+                if lost && let Some(h) = self.held.get_mut(&id) {
                     h.lost = true;
                 }
-                if let Some(s) = self.slots.iter_mut().find(|s| s.task.id == id) {
+                if let Some(s) = self
+                    .slots
+                    .iter_mut()
+                    .find(|s| s.task.id == id && !s.cancelled)
+                {
                     s.cancelled = true;
                     terminate(s, grace, at);
                 }
@@ -543,6 +552,8 @@ impl Worker<'_> {
         if ready {
             wake.drain();
             self.woken = true;
+            // A notification may be a stop request: look at our leases now.
+            self.next_renew = 0.0;
         }
     }
 }

@@ -145,6 +145,23 @@ pub struct ClaimOutcome {
     pub next_ready: Option<f64>,
 }
 
+/// What a renewal found.
+#[derive(Debug, Default)]
+pub struct Renewed {
+    /// Leases lost: stop the task, its result will be refused.
+    pub lost: Vec<i64>,
+    /// Tasks `bgrun stop` asked to stop.
+    pub stop: Vec<i64>,
+}
+
+/// What `stop` did.
+#[derive(Debug, Default, Serialize)]
+pub struct Stopping {
+    pub cancelled: Vec<i64>,
+    pub stopping: Vec<i64>,
+    pub missing: Vec<i64>,
+}
+
 /// Queue depth by state and the fleet, for `store status` and `status`.
 #[derive(Debug, Serialize)]
 pub struct StoreStatus {
@@ -437,13 +454,14 @@ impl PgStore {
     }
 
     /// Renew the leases of `(id, token)` for `lease_s` and the worker's heartbeat; returns
-    /// the ids whose lease is lost (re-queued by someone else: stop them, drop their result).
+    /// the ids whose lease is lost (re-queued by someone else: stop them, drop their result)
+    /// and the ids `bgrun stop` asked to stop.
     pub fn renew(
         &mut self,
         worker_id: i64,
         held: &[(i64, String)],
         lease_s: f64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Renewed> {
         let ids: Vec<i64> = held.iter().map(|h| h.0).collect();
         let tokens: Vec<String> = held.iter().map(|h| h.1.clone()).collect();
         let mut tx = self.client.transaction()?;
@@ -456,12 +474,73 @@ impl PgStore {
             "UPDATE bgrun_tasks t SET lease_expires = $3::float8 + $4::float8
                FROM unnest($1::bigint[], $2::text[]) AS u(id, tok)
               WHERE t.id = u.id AND t.lease_token = u.tok AND t.state = 'running'
-             RETURNING t.id",
+             RETURNING t.id, t.stop_requested",
             &[&ids, &tokens, &now, &lease_s],
         )?;
         tx.commit()?;
         let kept: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-        Ok(ids.into_iter().filter(|i| !kept.contains(i)).collect())
+        Ok(Renewed {
+            lost: ids.into_iter().filter(|i| !kept.contains(i)).collect(),
+            stop: rows.iter().filter(|r| r.get(1)).map(|r| r.get(0)).collect(),
+        })
+    }
+
+    /// `bgrun stop`: queued tasks end as cancelled (with a result); running ones are marked
+    /// for their worker to stop (it records them as cancelled). `None`: every live task.
+    /// Returns (cancelled queued ids, ids asked to stop, ids not found live).
+    pub fn stop(&mut self, ids: Option<&[i64]>) -> Result<Stopping> {
+        let host = self.host.clone();
+        let mut tx = self.client.transaction()?;
+        let now = sql_now(&mut tx)?;
+        let rows = match ids {
+            Some(ids) => tx.query(
+                "SELECT id, state, attempt, task FROM bgrun_tasks
+                  WHERE id = ANY($1) AND state IN ('queued', 'running') FOR UPDATE",
+                &[&ids],
+            )?,
+            None => tx.query(
+                "SELECT id, state, attempt, task FROM bgrun_tasks
+                  WHERE state IN ('queued', 'running') FOR UPDATE",
+                &[],
+            )?,
+        };
+        let mut out = Stopping::default();
+        for row in rows {
+            let id: i64 = row.get(0);
+            let state: String = row.get(1);
+            if state == "running" {
+                tx.execute(
+                    "UPDATE bgrun_tasks SET stop_requested = true WHERE id = $1",
+                    &[&id],
+                )?;
+                out.stopping.push(id);
+                continue;
+            }
+            let mut task: Task = serde_json::from_value(row.get(3))?;
+            task.id = id.to_string();
+            // The run it would have been: never made, so no result can exist for it.
+            let attempt = u32::try_from(row.get::<_, i32>(2)).unwrap_or(0) + 1;
+            let mut r = base_result(&task, attempt, now);
+            r.status = Status::Cancelled;
+            r.error = Some("cancelled by `bgrun stop` before it ran".to_string());
+            tx.execute(
+                "UPDATE bgrun_tasks SET state = 'done', final_status = 'cancelled',
+                   finished_at = $2 WHERE id = $1",
+                &[&id, &now],
+            )?;
+            insert_result(&mut tx, id, attempt, &host, &r, now)?;
+            out.cancelled.push(id);
+        }
+        if let Some(ids) = ids {
+            out.missing = ids
+                .iter()
+                .filter(|i| !out.cancelled.contains(i) && !out.stopping.contains(i))
+                .copied()
+                .collect();
+        }
+        tx.execute("SELECT pg_notify($1, 'stop')", &[&CHANNEL])?;
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Re-queue every task whose lease expired (attempt + 1), or end it as abandoned past
@@ -750,16 +829,42 @@ impl PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Metrics samples since `since` (Unix seconds).
-    pub fn samples(&mut self, since: f64) -> Result<Vec<Sample>> {
+    /// Metrics samples since `since` (Unix seconds), the newest `limit` at most.
+    pub fn samples(&mut self, since: f64, limit: i64) -> Result<Vec<Sample>> {
         let rows = self.client.query(
-            "SELECT sample FROM bgrun_metrics WHERE at >= $1 ORDER BY at",
-            &[&since],
+            "SELECT sample FROM (SELECT sample, id FROM bgrun_metrics WHERE at >= $1
+               ORDER BY id DESC LIMIT $2) s ORDER BY id",
+            &[&since, &limit],
         )?;
         Ok(rows
             .iter()
             .filter_map(|r| serde_json::from_value(r.get(0)).ok())
             .collect())
+    }
+
+    /// Retention: results and finished tasks older than `results_days`, metrics samples
+    /// older than `metrics_days`, stopped or silent workers older than a day. Returns the
+    /// rows removed (results, tasks, samples, workers).
+    pub fn cleanup(&mut self, results_days: u64, metrics_days: u64) -> Result<[u64; 4]> {
+        let now = sql_now(&mut self.client)?;
+        let r_cut = now - results_days as f64 * 86_400.0;
+        let m_cut = now - metrics_days as f64 * 86_400.0;
+        let mut tx = self.client.transaction()?;
+        let results = tx.execute(
+            "DELETE FROM bgrun_results WHERE finished_at < $1",
+            &[&r_cut],
+        )?;
+        let tasks = tx.execute(
+            "DELETE FROM bgrun_tasks WHERE state = 'done' AND finished_at < $1",
+            &[&r_cut],
+        )?;
+        let samples = tx.execute("DELETE FROM bgrun_metrics WHERE at < $1", &[&m_cut])?;
+        let workers = tx.execute(
+            "DELETE FROM bgrun_workers WHERE heartbeat_at < $1",
+            &[&(now - 86_400.0)],
+        )?;
+        tx.commit()?;
+        Ok([results, tasks, samples, workers])
     }
 
     /// Whether any worker is alive.

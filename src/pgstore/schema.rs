@@ -35,6 +35,8 @@ CREATE TABLE bgrun_tasks (
     worker_id     bigint,
     host          text,
     started_at    float8,
+    -- `bgrun stop` asked the holder to stop it
+    stop_requested boolean NOT NULL DEFAULT false,
     -- done: how it ended
     final_status  text,
     finished_at   float8

@@ -877,3 +877,53 @@ fn enqueue_without_workers_starts_a_local_drainer_of_the_store() {
     let local = std::fs::read_to_string(e.state().join("state.jsonl")).unwrap_or_default();
     assert!(!local.contains("touch"), "{local}");
 }
+
+#[test]
+fn stop_cancels_queued_tasks_and_has_workers_stop_running_ones() {
+    let Some(pg) = Pg::start() else { return };
+    let e = host(r#"{"execution": {"max_concurrent_tasks": 1, "kill_grace_seconds": 1}}"#);
+    migrate(&pg, &e);
+    let running = enqueue_id(&e, &pg, &["-p", "high", "custom", "--", "sleep", "60"]);
+    let queued = enqueue_id(&e, &pg, &["-p", "low", "custom", "--", "sleep", "61"]);
+    let mut w = Workers(vec![spawn_worker(&e, &pg, "stopper", &[])]);
+    wait_until("the first task runs", Duration::from_secs(20), || {
+        pg.sql(&format!(
+            "SELECT state FROM bgrun_tasks WHERE id = {running}"
+        )) == "running"
+    });
+    let out = ok(bg(&e, &pg, "ctl")
+        .args(["stop", &running, &queued])
+        .output()
+        .expect("stop"));
+    assert!(
+        text(&out.stdout).contains(&format!("cancelled {queued}")),
+        "{}",
+        text(&out.stdout)
+    );
+    let t0 = Instant::now();
+    wait_until(
+        "the worker stopped the running task",
+        Duration::from_secs(15),
+        || {
+            pg.sql(&format!(
+                "SELECT coalesce(final_status, '') FROM bgrun_tasks WHERE id = {running}"
+            )) == "cancelled"
+        },
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the stop request woke the worker"
+    );
+    let rs = all_results(&pg);
+    assert_eq!(rs.len(), 2, "{rs:?}");
+    assert!(rs.iter().all(|r| r.2 == "cancelled" && !r.3), "{rs:?}");
+    // Metrics and retention read the store.
+    let m = json_of(&ok(bg(&e, &pg, "ctl")
+        .args(["--json", "metrics"])
+        .output()
+        .expect("metrics")));
+    assert_eq!(m["per_type"]["custom"]["executions"], 1, "{m}");
+    ok(bg(&e, &pg, "ctl").arg("cleanup").output().expect("cleanup"));
+    sigterm(&w.0[0]);
+    wait_exit(&mut w.0[0], Duration::from_secs(20));
+}
