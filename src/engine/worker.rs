@@ -255,7 +255,7 @@ impl Worker<'_> {
                 && let Err(e) = self.talk(at, stopping, progress)
             {
                 let closed = self.db.as_ref().is_none_or(|d| d.client.is_closed());
-                self.ctx_warn(&format!(
+                self.warn(&format!(
                     "the store failed: {e:#}{}",
                     if closed { "; reconnecting" } else { "" }
                 ));
@@ -277,7 +277,7 @@ impl Worker<'_> {
         }
     }
 
-    fn ctx_warn(&self, msg: &str) {
+    fn warn(&self, msg: &str) {
         eprintln!("bgrun: worker: {msg}");
         log_event(self.env, &format!("worker {}: {msg}", self.worker_id));
     }
@@ -297,7 +297,7 @@ impl Worker<'_> {
                 continue;
             };
             if h.lost {
-                self.ctx_warn(&format!(
+                self.warn(&format!(
                     "task {}: its lease was lost (re-queued elsewhere); this run's result is \
                      not recorded",
                     task.id
@@ -419,19 +419,20 @@ impl Worker<'_> {
         }
         if at >= self.next_expiry_check {
             requeue_expired(self.env, db)?;
+            // Seconds until the soonest lease in the fleet expires, by the database's clock.
             let next: Option<f64> = db
                 .client
                 .query_one(
-                    "SELECT min(lease_expires) FROM bgrun_tasks WHERE state = 'running'",
+                    "SELECT min(lease_expires) - extract(epoch FROM clock_timestamp())::float8
+                       FROM bgrun_tasks WHERE state = 'running'",
                     &[],
                 )?
                 .get(0);
-            let now_db = now();
-            self.next_expiry_check = match next {
-                // A little after the soonest expiry (its holder may renew it first).
-                Some(e) => (now_db + (e - now_db).max(0.0) + 0.2).max(now_db + 0.2),
-                None => now_db + SAFETY_WAIT,
-            };
+            // Look a little after the soonest expiry (its holder may renew it first), and at
+            // least every third of a lease: leases claimed since may belong to a worker that
+            // dies before we look again.
+            let every = self.lease / 3.0;
+            self.next_expiry_check = now() + next.map_or(every, |d| (d.max(0.0) + 0.2).min(every));
         }
         if stopping {
             return Ok(());

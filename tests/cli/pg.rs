@@ -754,10 +754,14 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
         .expect("rerun start")
         .parse()
         .expect("ts");
+    // The lease expires at most LEASE after the kill (renewed every LEASE/3 before it);
+    // the other workers look right after the soonest expiry they know of. The slack is
+    // for a loaded machine.
+    let after = rerun_started - killed_at;
+    eprintln!("the killed worker's task re-ran {after:.1} s after the kill (lease {LEASE} s)");
     assert!(
-        rerun_started - killed_at <= LEASE + 3.0,
-        "re-ran {:.1} s after the kill (lease {LEASE} s)",
-        rerun_started - killed_at
+        after <= LEASE + 3.0,
+        "re-ran {after:.1} s after the kill (lease {LEASE} s)"
     );
     // The database goes away for 5 s while tasks are still queued, then comes back.
     let queued: i64 = pg
