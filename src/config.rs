@@ -827,6 +827,16 @@ impl Config {
             .unwrap_or_default()
     }
 
+    /// The one rule every trigger follows for a task type it was told to queue: a
+    /// configured type whose `enabled` is false is skipped, and this says why (for the
+    /// warning); None otherwise (an unknown type is reported when it is queued).
+    pub fn disabled_type(&self, name: &str) -> Option<String> {
+        self.task_types
+            .get(name)
+            .filter(|t| !t.enabled)
+            .map(|_| format!("task type {name} is disabled (task_types.{name}.enabled)"))
+    }
+
     /// Whether a git hook waits for its tasks.
     pub fn hook_is_blocking(&self, hook: &str) -> bool {
         let h = hook.replace('_', "-");

@@ -9,6 +9,25 @@
 //! results) and `fsutil` the small file helpers. Nothing reaches upward: below `commands`
 //! nobody sees `Ctx`, `cli` or `output`.
 
+/// `print!`/`println!` for bgrun: a closed stdout (`bgrun status | head -1`) ends the
+/// process quietly with exit 0, as ripgrep does, instead of a "Broken pipe" panic (exit
+/// 101); any other write error is reported and exits 1. These shadow std's macros in the
+/// whole crate (they are defined before every module), so every command gets the behaviour.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+macro_rules! println {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod analyzers;
 pub mod cli;
 pub mod commands;

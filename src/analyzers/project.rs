@@ -77,17 +77,22 @@ impl Project {
     pub fn scan(root: &Path, repo: &Path) -> Project {
         let root_rel = root.strip_prefix(repo).map(slash).unwrap_or_default();
         let mut files = Vec::new();
-        let walker = walkdir::WalkDir::new(root)
-            .sort_by_file_name()
-            .into_iter()
+        // `.gitignore` (and `.git/info/exclude`, `.ignore`) are honoured as git does, also
+        // from parent directories up to the repository; hidden files are still analyzed.
+        let walker = ignore::WalkBuilder::new(root)
+            .hidden(false)
+            .git_global(false)
+            .require_git(false)
+            .sort_by_file_name(|a, b| a.cmp(b))
             .filter_entry(|e| {
                 e.depth() == 0
-                    || !(e.file_type().is_dir()
+                    || !(e.file_type().is_some_and(|t| t.is_dir())
                         && (SKIP_DIRS.contains(&e.file_name().to_string_lossy().as_ref())
                             || e.file_name().to_string_lossy().ends_with(".egg-info")))
-            });
+            })
+            .build();
         for e in walker.flatten() {
-            if !e.file_type().is_file() {
+            if !e.file_type().is_some_and(|t| t.is_file()) {
                 continue;
             }
             let Some(ext) = e.path().extension().and_then(|x| x.to_str()) else {
@@ -213,5 +218,34 @@ mod tests {
         assert_eq!(p.rel("/r/sub/a.js"), "sub/a.js");
         assert_eq!(p.rel("../top.py"), "top.py");
         assert_eq!(p.rel("/elsewhere/y.py"), "/elsewhere/y.py");
+    }
+
+    #[test]
+    fn the_walk_honours_gitignore_from_the_repo_root() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        for (f, text) in [
+            (".gitignore", "generated/\n*.tmp.py\n"),
+            ("app.py", "x = 1\n"),
+            ("generated/gen.py", "y = 2\n"),
+            ("sub/mod.py", "z = 3\n"),
+            ("sub/scratch.tmp.py", "w = 4\n"),
+            ("sub/.hidden.py", "h = 5\n"),
+        ] {
+            std::fs::create_dir_all(r.join(f).parent().unwrap()).unwrap();
+            std::fs::write(r.join(f), text).unwrap();
+        }
+        let all: Vec<String> = Project::scan(r, r)
+            .files
+            .iter()
+            .map(|f| slash(&f.rel))
+            .collect();
+        assert_eq!(all, ["app.py", "sub/.hidden.py", "sub/mod.py"]);
+        let sub: Vec<String> = Project::scan(&r.join("sub"), r)
+            .files
+            .iter()
+            .map(|f| slash(&f.rel))
+            .collect();
+        assert_eq!(sub, [".hidden.py", "mod.py"]);
     }
 }

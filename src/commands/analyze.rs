@@ -157,7 +157,7 @@ fn paint_sev(out: &Output, s: Severity) -> String {
         Severity::Low => "36",
         Severity::Info => "2",
     };
-    out.paint(code, &s.as_str().to_uppercase())
+    out.paint(code, &s.as_str().to_uppercase()).into()
 }
 
 /// The console summary: tools, findings grouped by severity, tests, recommendations.

@@ -1,5 +1,7 @@
 //! `bgrun completions bash|zsh|fish|man`: generated from the clap definitions.
 
+use std::io::Write;
+
 use anyhow::Result;
 use clap::CommandFactory;
 
@@ -8,7 +10,8 @@ use crate::cli::{Cli, CompletionShell};
 
 pub fn run(shell: CompletionShell) -> Result<Exit> {
     let mut cmd = Cli::command();
-    let mut out = std::io::stdout();
+    // Generated into memory, then written once: a closed stdout exits quietly.
+    let mut out: Vec<u8> = Vec::new();
     match shell {
         CompletionShell::Bash => {
             clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "bgrun", &mut out)
@@ -20,6 +23,10 @@ pub fn run(shell: CompletionShell) -> Result<Exit> {
             clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "bgrun", &mut out)
         }
         CompletionShell::Man => clap_mangen::Man::new(cmd).render(&mut out)?,
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(&out).and_then(|()| stdout.flush()) {
+        crate::output::exit_on_write_error(&e);
     }
     Ok(Exit::Ok)
 }

@@ -86,6 +86,10 @@ impl Progress for Bar {
 }
 
 pub fn run(ctx: &Ctx, a: DrainArgs) -> Result<Exit> {
+    if a.background {
+        // Started detached by another bgrun: leave its session and terminal.
+        crate::runner::detach::new_session();
+    }
     let max = a
         .max_concurrent
         .unwrap_or(ctx.config.execution.max_concurrent_tasks);

@@ -6,11 +6,14 @@
 //!
 //! It runs on every commit, so git waits for as little as possible: when a cheap look at
 //! the config shows the hook is not blocking (no config file: the embedded defaults, where
-//! none is; else `triggers.git_hooks.blocking` of the file's JSON), it forks at once and
-//! returns, and the detached child (at the tasks' CPU priority) loads the config, resolves
-//! the context, appends to the journal and starts the drainer. Messages from the child go
-//! to `<state>/bgrun.log`. A config that does not parse takes the full path, which warns on
-//! the terminal. `BGRUN_HOOK_SYNC=1` does it all in the foreground (debugging).
+//! none is; else `triggers.git_hooks.blocking` of the file's JSON), it starts a detached
+//! worker (`bgrun hook NAME` again, through `runner::detach`: posix_spawn, no fork of this
+//! process) and returns. A hook before git acts (pre-*) resolves its context (index, refs)
+//! first, as git sees it now, and hands it to the worker on its stdin with the hook's own
+//! stdin; after the fact (post-*) the worker resolves it. The worker (at the tasks' CPU
+//! priority) loads the config, appends to the journal and starts the drainer; its messages
+//! go to `<state>/bgrun.log`. A config that does not parse takes the full path, which warns
+//! on the terminal. `BGRUN_HOOK_SYNC=1` does it all in the foreground (debugging).
 
 use std::io::Read;
 use std::time::Duration;
@@ -58,6 +61,22 @@ fn skipped(name: &str) -> bool {
 /// a non-blocking git command.
 pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
     let name = a.name.replace('_', "-");
+    let args: Vec<String> = a
+        .args
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    if std::env::var_os(WORKER_ENV).is_some() {
+        // The detached worker (see `spawn_worker`): its stdin carries what the hook got.
+        crate::runner::detach::new_session();
+        let mut input = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut input);
+        match serde_json::from_slice::<WorkerInput>(&input) {
+            Ok(w) => queue_detached(g, &name, &args, &w.stdin.0, w.context),
+            Err(e) => log_hook(g, &format!("warning: {name} hook: bad worker input: {e}")),
+        }
+        return Ok(Exit::Ok);
+    }
     // Read a stdin hook's input in any case, so a writer (git) never sees a broken pipe.
     let mut stdin = Vec::new();
     if hooks::STDIN_HOOKS.contains(&name.as_str()) {
@@ -67,30 +86,8 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     let sync = std::env::var_os("BGRUN_HOOK_SYNC").is_some();
-    let args: Vec<String> = a
-        .args
-        .iter()
-        .map(|s| s.to_string_lossy().into_owned())
-        .collect();
-    if std::env::var_os(WORKER_ENV).is_some() {
-        // The detached worker of a post-* hook (see `spawn_worker`).
-        queue_detached(g, &name, &args, &stdin, None);
-        return Ok(Exit::Ok);
-    }
     if !sync && blocking_hint(g, &name) == Some(false) {
-        // After the fact (post-*) with no input, a fresh process can do the work: spawning it
-        // (vfork and exec) costs git far less than forking this one (a page-table copy).
-        if name.starts_with("post-") && stdin.is_empty() && spawn_worker(&a).is_ok() {
-            return Ok(Exit::Ok);
-        }
-        // A hook before git acts sees the index and refs as git does only now; after the
-        // fact (post-*), the context can be resolved once git has moved on.
-        let context = (!name.starts_with("post-")).then(|| hooks::context(&name, &args, &stdin));
-        if detach() {
-            queue_detached(g, &name, &args, &stdin, context);
-            // SAFETY: _exit ends this forked child without running the parent's exit paths.
-            unsafe { libc::_exit(0) };
-        }
+        hand_off(g, &a, &name, &args, stdin);
         return Ok(Exit::Ok);
     }
     let ctx = match Ctx::new(g) {
@@ -116,12 +113,7 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
     }
     let blocking = ctx.config.hook_is_blocking(&name);
     if !blocking && !sync {
-        let context = (!name.starts_with("post-")).then(|| hooks::context(&name, &args, &stdin));
-        if detach() {
-            queue(&ctx, &name, &args, &stdin, context);
-            // SAFETY: _exit ends this forked child without running the parent's exit paths.
-            unsafe { libc::_exit(0) };
-        }
+        hand_off(g, &a, &name, &args, stdin);
         return Ok(Exit::Ok);
     }
     let context = hooks::context(&name, &args, &stdin);
@@ -138,33 +130,55 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
     }
 }
 
-/// Marks the detached worker process of a post-* hook.
+/// Marks the detached worker process of a hook.
 const WORKER_ENV: &str = "BGRUN_HOOK_WORKER";
 
-/// Start `bgrun <same global options> hook NAME ARGS...` as a detached worker: stdio on
-/// /dev/null, its own process group, marked by `BGRUN_HOOK_WORKER`. No pre_exec hook, so
-/// std uses posix_spawn and this process returns as soon as the worker has exec'd.
-fn spawn_worker(a: &HookArgs) -> std::io::Result<()> {
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
+/// What a hook hands its worker on stdin.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WorkerInput {
+    /// Resolved by a pre-* hook before git acted; None: the worker resolves it.
+    context: Option<serde_json::Value>,
+    /// The hook's own stdin (pre-push's refs...), bytes as they came.
+    stdin: crate::state::task::Arg,
+}
+
+/// A non-blocking hook: resolve the context now if git is about to act (pre-*), start the
+/// worker and return. When the worker cannot start, the work is done here instead.
+fn hand_off(g: &GlobalArgs, a: &HookArgs, name: &str, args: &[String], stdin: Vec<u8>) {
+    let context = (!name.starts_with("post-")).then(|| hooks::context(name, args, &stdin));
+    let input = WorkerInput {
+        context,
+        stdin: crate::state::task::Arg(stdin),
+    };
+    if let Err(e) = spawn_worker(a, &input) {
+        eprintln!("bgrun: warning: cannot start the {name} hook's worker ({e}); queueing here");
+        queue_detached(g, name, args, &input.stdin.0, input.context);
+    }
+}
+
+/// Start `bgrun <same global options> hook NAME ARGS...` as a detached worker marked by
+/// `BGRUN_HOOK_WORKER`, with `input` on its stdin (see `runner::detach`).
+fn spawn_worker(a: &HookArgs, input: &WorkerInput) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
     // The global options as given (they are global, so they may follow the subcommand).
     let mut raw = std::env::args_os().skip(1);
-    let mut globals = Vec::new();
+    let mut argv = vec![exe.into_os_string()];
     for arg in raw.by_ref() {
         if arg == "hook" {
             break;
         }
-        globals.push(arg);
+        argv.push(arg);
     }
-    cmd.args(globals).arg("hook").arg(&a.name).args(&a.args);
-    cmd.env(WORKER_ENV, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    cmd.spawn().map(drop)
+    argv.push("hook".into());
+    argv.push(a.name.clone().into());
+    argv.extend(a.args.iter().cloned());
+    crate::runner::detach::spawn(&crate::runner::detach::Detached {
+        argv,
+        env: vec![(WORKER_ENV.into(), "1".into())],
+        input: Some(serde_json::to_vec(input).map_err(std::io::Error::other)?),
+        ..Default::default()
+    })
+    .map(drop)
 }
 
 /// Whether the hook blocks, decided without loading the config: no config file means the
@@ -199,13 +213,18 @@ fn queue_detached(
 ) {
     match Ctx::new(g) {
         Ok(ctx) => queue(&ctx, name, args, stdin, context),
-        Err(e) => {
-            let repo = crate::resolve_repo(g.repo.as_deref()).unwrap_or_default();
-            if let Ok(dir) = crate::state_dir_for(g, &repo) {
-                let why = crate::error::render(&e);
-                engine::log_to(&dir, &format!("warning: {name} hook skipped: {why}"));
-            }
-        }
+        Err(e) => log_hook(
+            g,
+            &format!("warning: {name} hook skipped: {}", crate::error::render(&e)),
+        ),
+    }
+}
+
+/// A line in `<state>/bgrun.log` for a detached hook (git has moved on), without a config.
+fn log_hook(g: &GlobalArgs, msg: &str) {
+    let repo = crate::resolve_repo(g.repo.as_deref()).unwrap_or_default();
+    if let Ok(dir) = crate::state_dir_for(g, &repo) {
+        engine::log_to(&dir, msg);
     }
 }
 
@@ -233,33 +252,6 @@ fn queue(ctx: &Ctx, name: &str, args: &[String], stdin: &[u8], context: Option<s
     }
 }
 
-/// Fork: the parent returns false at once (git goes on), the child returns true detached
-/// from git (new session, stdio on /dev/null) to queue the tasks. When fork fails, the
-/// parent does the work itself (returns true).
-fn detach() -> bool {
-    // SAFETY: this process is single-threaded here, so the child may run arbitrary code.
-    match unsafe { libc::fork() } {
-        -1 => true,
-        0 => {
-            // SAFETY: plain syscalls on this process's own descriptors and session.
-            unsafe {
-                libc::setsid();
-                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-                if null >= 0 {
-                    for fd in 0..3 {
-                        libc::dup2(null, fd);
-                    }
-                    if null > 2 {
-                        libc::close(null);
-                    }
-                }
-            }
-            true
-        }
-        _ => false,
-    }
-}
-
 fn fire(
     ctx: &Ctx,
     name: &str,
@@ -270,14 +262,9 @@ fn fire(
     let trigger = format!("hook:{name}");
     let mut news = Vec::new();
     for t in types {
-        match ctx.config.task_types.get(t) {
-            Some(tt) if !tt.enabled => {
-                ctx.out.warn(format!(
-                    "{name} hook: task type {t} is disabled (task_types.{t}.enabled); skipped"
-                ));
-                continue;
-            }
-            _ => {}
+        if let Some(why) = ctx.config.disabled_type(t) {
+            ctx.out.warn(format!("{name} hook: {why}; skipped"));
+            continue;
         }
         let mut n = NewTask::of_type(t, &trigger);
         n.context = context.clone();

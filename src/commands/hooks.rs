@@ -174,35 +174,17 @@ fn hook_json(ctx: &Ctx, st: &HookState, exe: &Path) -> Value {
 
 /// Hooks defined in git config (`hook.<name>.command` / `.event`, git 2.54+).
 fn config_hooks(hd: &HookDir) -> Vec<Value> {
-    let Ok(repo) = git2::Repository::open(&hd.git_dir) else {
-        return Vec::new();
-    };
-    let Ok(cfg) = repo.config() else {
-        return Vec::new();
-    };
     let mut by_name: std::collections::BTreeMap<String, (Vec<String>, Vec<String>)> =
         Default::default();
-    if let Ok(mut entries) = cfg.entries(Some(r"^hook\..*\.(command|event)$")) {
-        while let Some(Ok(e)) = entries.next() {
-            let (Ok(key), Ok(val)) = (e.name(), e.value()) else {
-                continue;
-            };
-            let Some(rest) = key.strip_prefix("hook.") else {
-                continue;
-            };
-            if let Some(n) = rest.strip_suffix(".command") {
-                by_name
-                    .entry(n.to_string())
-                    .or_default()
-                    .0
-                    .push(val.to_string());
-            } else if let Some(n) = rest.strip_suffix(".event") {
-                by_name
-                    .entry(n.to_string())
-                    .or_default()
-                    .1
-                    .push(val.to_string());
-            }
+    let entries = crate::triggers::git::config_entries(&hd.git_dir, r"^hook\..*\.(command|event)$");
+    for (key, val) in entries {
+        let Some(rest) = key.strip_prefix("hook.") else {
+            continue;
+        };
+        if let Some(n) = rest.strip_suffix(".command") {
+            by_name.entry(n.to_string()).or_default().0.push(val);
+        } else if let Some(n) = rest.strip_suffix(".event") {
+            by_name.entry(n.to_string()).or_default().1.push(val);
         }
     }
     by_name

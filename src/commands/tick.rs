@@ -102,16 +102,8 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let mut fired = Vec::new();
     for (i, at) in &due {
         let s = &scheds[*i];
-        if ctx
-            .config
-            .task_types
-            .get(&s.task_type)
-            .is_some_and(|t| !t.enabled)
-        {
-            ctx.out.warn(format!(
-                "{}: task type {} is disabled; not queued",
-                s.key, s.task_type
-            ));
+        if let Some(why) = ctx.config.disabled_type(&s.task_type) {
+            ctx.out.warn(format!("{}: {why}; not queued", s.key));
             continue;
         }
         let trigger = if s.key.starts_with("schedule:") {

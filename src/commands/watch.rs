@@ -75,7 +75,8 @@ fn settings(ctx: &Ctx, args: &WatchArgs) -> Result<Settings> {
                 types.insert(name, d);
             }
             Some(_) => ctx.out.warn(format!(
-                "task type {name:?} is disabled: file changes will not enqueue it"
+                "{}: file changes will not enqueue it",
+                ctx.config.disabled_type(&name).unwrap_or_default()
             )),
             None => ctx.out.warn(format!(
                 "triggers.file_watch.task_types: unknown task type {name:?}: skipped"
@@ -366,11 +367,7 @@ fn tick(ctx: &Ctx) {
 }
 
 fn clock() -> String {
-    let t = time::OffsetDateTime::now_local().unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    t.format(time::macros::format_description!(
-        "[hour]:[minute]:[second]"
-    ))
-    .unwrap_or_default()
+    crate::timefmt::clock()
 }
 
 /// A path for a terminal line: lossy, with control characters escaped.

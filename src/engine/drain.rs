@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::outbox::Outbox;
 use super::outcome::base_result;
 use super::recover::recover;
 use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
-use super::{Env, cleanup, commit, install_stop_handlers, log_event, open_store, stop_requested};
+use super::{
+    Env, cleanup, commit_then, install_stop_handlers, log_event, open_store, stop_requested,
+};
 use crate::model::Status;
 use crate::queue;
 use crate::results::{self, TaskResult};
@@ -72,6 +75,7 @@ pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result
         unsynced: false,
         last_sync: 0.0,
         summary: DrainSummary::default(),
+        outbox: Outbox::start(env),
     };
     loop {
         let at = now();
@@ -89,6 +93,11 @@ pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result
         d.sleep(store.view());
     }
     d.sync_if_due(&mut *store, f64::INFINITY)?;
+    let Drainer {
+        outbox, summary, ..
+    } = d;
+    // The queue is done: now wait for the last announcements.
+    outbox.close();
     if let Err(e) = store.worker_stopped(&worker) {
         eprintln!("bgrun: warning: {e:#}");
     }
@@ -98,7 +107,7 @@ pub fn drain(env: &Env, max_local: usize, progress: &mut dyn Progress) -> Result
     {
         eprintln!("bgrun: warning: cleanup failed: {e:#}");
     }
-    Ok(d.summary)
+    Ok(summary)
 }
 
 struct Drainer<'a> {
@@ -119,6 +128,8 @@ struct Drainer<'a> {
     unsynced: bool,
     last_sync: f64,
     summary: DrainSummary,
+    /// Announcements leave through here, so no channel stalls the loop.
+    outbox: Outbox,
 }
 
 impl Drainer<'_> {
@@ -200,7 +211,8 @@ impl Drainer<'_> {
         for (_, r) in done {
             txn.save_result(r, queued_now, running_now);
         }
-        let saved = commit(env, txn, Durability::Soon)?;
+        let outbox = &self.outbox;
+        let saved = commit_then(txn, Durability::Soon, |r| outbox.send(env, r))?;
         self.unsynced |= durable;
         for (task, attempt) in &started {
             progress.started(task, *attempt);

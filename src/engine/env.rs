@@ -3,10 +3,7 @@
 //! nothing in the engine knows about the command line, `Ctx` or `Output`.
 
 use std::ffi::OsString;
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 
@@ -139,7 +136,8 @@ impl Launcher {
         self.spawn_detached(["drain", "--background"])
     }
 
-    /// Start `bgrun <args>` fully detached: a new session, stdin from /dev/null, output to
+    /// Start `bgrun <args>` detached (see `runner::detach`): its own process group (it
+    /// starts its own session), stdin from /dev/null, output appended to
     /// `<state>/drainer.log`; reaped by a thread here, or by init once this process exits.
     pub fn spawn_detached<I, S>(&self, args: I) -> Result<u32>
     where
@@ -148,30 +146,20 @@ impl Launcher {
     {
         let argv = self.argv(args)?;
         crate::fsutil::ensure_private_dir(&self.state_dir)?;
-        let log_path = self.state_dir.join("drainer.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&log_path)
-            .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]);
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        cmd.current_dir(&self.repo);
-        // SAFETY: setsid is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().context("cannot start a background drainer")?;
-        let pid = child.id();
-        std::thread::spawn(move || child.wait());
-        Ok(pid)
+        let log = self.state_dir.join("drainer.log");
+        crate::runner::detach::spawn(&crate::runner::detach::Detached {
+            argv,
+            cwd: Some(self.repo.clone()),
+            log: Some(log.clone()),
+            reap: true,
+            ..Default::default()
+        })
+        .with_context(|| {
+            format!(
+                "cannot start a background bgrun (output to {})",
+                log.display()
+            )
+        })
     }
 }
 

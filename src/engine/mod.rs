@@ -8,6 +8,7 @@
 
 mod drain;
 mod env;
+mod outbox;
 mod outcome;
 mod recover;
 mod run;
@@ -111,9 +112,18 @@ pub(super) fn commit(
     txn: Box<dyn Txn + '_>,
     durability: Durability,
 ) -> Result<Vec<TaskResult>> {
+    commit_then(txn, durability, |r| announce(env, r))
+}
+
+/// [`commit`] with the announcing step given (the drainer hands results to its outbox).
+pub(super) fn commit_then(
+    txn: Box<dyn Txn + '_>,
+    durability: Durability,
+    mut announce: impl FnMut(&TaskResult),
+) -> Result<Vec<TaskResult>> {
     let saved = txn.commit(durability)?;
     for r in &saved {
-        announce(env, r);
+        announce(r);
     }
     Ok(saved)
 }

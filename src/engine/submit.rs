@@ -51,11 +51,8 @@ pub fn build_task(env: &Env, new: &NewTask, seq: u64, at: f64) -> Result<Task> {
                 known.join(", ")
             )));
         };
-        if !t.enabled {
-            return Err(error::usage(format!(
-                "task type {:?} is disabled (task_types.{}.enabled in {})",
-                new.task_type, new.task_type, env.config_source
-            )));
+        if let Some(why) = env.config.disabled_type(&new.task_type) {
+            return Err(error::usage(format!("{why} in {}", env.config_source)));
         }
         let action = match (&t.command, analyzer_of(&new.task_type)) {
             (Some(cmd), _) => {

@@ -1,6 +1,8 @@
-//! The process pool's parts: spawn a task in its own session with nice/ioprio, capture its
-//! output to a capped log, watch its tree's memory and CPU, stop it TERM-then-KILL.
+//! Processes: spawn a task in its own process group with nice/ioprio, capture its output to
+//! a capped log, watch its tree's memory and CPU, stop it TERM-then-KILL (`process`,
+//! `limits`, `logs`), and start bgrun's own detached children (`detach`).
 
+pub mod detach;
 pub mod limits;
 pub mod logs;
 pub mod process;

@@ -1,4 +1,4 @@
-//! Git hooks: where git looks for them (git2 discovery, `core.hooksPath`, linked worktrees,
+//! Git hooks: where git looks for them (`git rev-parse` discovery, `core.hooksPath`, linked worktrees,
 //! submodules), the tiny POSIX sh script bgrun installs (chaining the hook it replaces,
 //! kept beside it as `NAME.bgrun-orig`), install / uninstall / inspect of one hook file,
 //! and the context of a hook run (commit, pushed refs, changed files).
@@ -11,6 +11,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+
+use super::git;
 
 /// The script template (placeholders `@BGRUN@`, `@NAME@`, `@STDIN@`).
 const TEMPLATE: &str = include_str!("../../hooks/hook.sh");
@@ -45,27 +47,18 @@ pub struct HookDir {
 
 /// Find the hooks directory for `start` as git does. Refuses bare repositories.
 pub fn locate(start: &Path) -> Result<HookDir, String> {
-    let repo = git2::Repository::discover(start).map_err(|e| {
-        format!(
-            "{}: not in a git repository ({})",
-            start.display(),
-            e.message()
-        )
-    })?;
-    if repo.is_bare() {
+    let repo = git::discover(start)
+        .map_err(|e| format!("{}: not in a git repository ({e})", start.display()))?;
+    if repo.bare {
         return Err(format!(
             "{}: a bare repository has no working tree to run tasks in; install hooks from a \
              clone or worktree instead",
-            repo.path().display()
+            repo.git_dir.display()
         ));
     }
-    let workdir = repo.workdir().map(Path::to_path_buf);
-    let hooks_path = repo
-        .config()
-        .ok()
-        .and_then(|c| c.get_path("core.hooksPath").ok())
-        .filter(|p| !p.as_os_str().is_empty());
-    let common = repo.commondir().to_path_buf();
+    let workdir = repo.workdir;
+    let hooks_path = git::config_path(start, "core.hooksPath");
+    let common = repo.common_dir;
     let dir = match &hooks_path {
         // git: a relative core.hooksPath is relative to where hooks run, the top-level.
         Some(p) if p.is_relative() => workdir.clone().unwrap_or_else(|| common.clone()).join(p),
@@ -75,7 +68,7 @@ pub fn locate(start: &Path) -> Result<HookDir, String> {
     Ok(HookDir {
         dir,
         hooks_path,
-        git_dir: repo.path().to_path_buf(),
+        git_dir: repo.git_dir,
         common_dir: common,
         workdir,
     })
@@ -358,54 +351,30 @@ pub fn uninstall(dir: &Path, name: &str) -> Result<Removed, String> {
 const MAX_FILES: usize = 1000;
 
 /// What a hook run is about: the commit, pushed refs, changed files. Best effort: a field
-/// git2 cannot resolve is left out, never an error.
+/// git cannot resolve is left out, never an error. Runs `git` in the current directory
+/// with the hook's environment (`GIT_DIR`, `GIT_INDEX_FILE`...), as git set it.
 pub fn context(name: &str, args: &[String], stdin: &[u8]) -> Value {
     let mut ctx = json!({"hook": name, "args": args});
-    let Ok(repo) = git2::Repository::open_from_env() else {
-        return ctx;
-    };
-    let head = repo.head().ok();
-    if let Some(h) = &head {
-        if let Some(oid) = h.target() {
-            ctx["commit"] = json!(oid.to_string());
-        }
-        if h.is_branch() {
-            ctx["branch"] = json!(h.shorthand().ok());
-        }
+    if let Some(sha) = git::line(None, ["rev-parse", "-q", "--verify", "HEAD"]) {
+        ctx["commit"] = json!(sha);
     }
-    let head_commit = head.and_then(|h| h.peel_to_commit().ok());
+    if let Some(branch) = git::line(None, ["symbolic-ref", "-q", "--short", "HEAD"]) {
+        ctx["branch"] = json!(branch);
+    }
     let files: Option<Vec<String>> = match name {
         "pre-commit" | "pre-merge-commit" | "prepare-commit-msg" | "commit-msg" => {
-            let tree = head_commit.as_ref().and_then(|c| c.tree().ok());
-            repo.index()
-                .ok()
-                .and_then(|idx| {
-                    repo.diff_tree_to_index(tree.as_ref(), Some(&idx), None)
-                        .ok()
-                })
-                .map(|d| diff_files(&d))
+            diff(&["diff", "--cached"])
         }
-        "post-commit" => head_commit.as_ref().and_then(|c| {
-            let parent = c.parent(0).ok().and_then(|p| p.tree().ok());
-            tree_diff(&repo, parent.as_ref(), c.tree().ok().as_ref())
-        }),
-        "post-merge" => {
-            let orig = repo
-                .revparse_single("ORIG_HEAD")
-                .ok()
-                .and_then(|o| o.peel_to_tree().ok());
-            let new = head_commit.as_ref().and_then(|c| c.tree().ok());
-            tree_diff(&repo, orig.as_ref(), new.as_ref())
-        }
-        "post-checkout" if args.len() >= 2 => {
-            let t = |s: &str| {
-                git2::Oid::from_str(s)
-                    .ok()
-                    .and_then(|o| repo.find_commit(o).ok())
-                    .and_then(|c| c.tree().ok())
-            };
-            tree_diff(&repo, t(&args[0]).as_ref(), t(&args[1]).as_ref())
-        }
+        "post-commit" => diff(&[
+            "diff-tree",
+            "-r",
+            "--no-commit-id",
+            "--root",
+            "--diff-merges=first-parent",
+            "HEAD",
+        ]),
+        "post-merge" => diff(&["diff", "ORIG_HEAD", "HEAD"]),
+        "post-checkout" if args.len() >= 2 => diff(&["diff", &args[0], &args[1]]),
         "pre-push" => {
             let refs = parse_push_refs(stdin);
             if let Some(r) = args.first() {
@@ -416,7 +385,7 @@ pub fn context(name: &str, args: &[String], stdin: &[u8]) -> Value {
             }
             let mut all = std::collections::BTreeSet::new();
             for r in &refs {
-                for f in push_files(&repo, r).unwrap_or_default() {
+                for f in push_files(r).unwrap_or_default() {
                     all.insert(f);
                 }
             }
@@ -429,6 +398,17 @@ pub fn context(name: &str, args: &[String], stdin: &[u8]) -> Value {
         ctx["changed_files"] = json!(f);
     }
     ctx
+}
+
+/// The names a diff touches (renames as a deletion and an addition), at most `MAX_FILES`.
+fn diff(args: &[&str]) -> Option<Vec<String>> {
+    let mut argv: Vec<&str> = vec!["-c", "core.quotePath=false"];
+    argv.extend_from_slice(&args[..1]);
+    argv.extend(["--name-only", "-z", "--no-renames", "--no-ext-diff"]);
+    argv.extend_from_slice(&args[1..]);
+    git::run(None, &argv)
+        .ok()
+        .map(|out| git::names(&out, MAX_FILES))
 }
 
 /// One line of pre-push's stdin.
@@ -460,45 +440,25 @@ fn is_zero(sha: &str) -> bool {
     sha.bytes().all(|c| c == b'0')
 }
 
-fn push_files(repo: &git2::Repository, r: &PushRef) -> Option<Vec<String>> {
+fn push_files(r: &PushRef) -> Option<Vec<String>> {
     if is_zero(&r.local_sha) {
         return None; // a deletion
     }
-    let local = repo
-        .find_commit(git2::Oid::from_str(&r.local_sha).ok()?)
-        .ok()?;
+    let local = format!("{}^{{commit}}", r.local_sha);
+    git::line(None, ["rev-parse", "-q", "--verify", &local])?;
     let base = if is_zero(&r.remote_sha) {
-        local.parent(0).ok()
+        format!("{}^", r.local_sha)
     } else {
-        git2::Oid::from_str(&r.remote_sha)
-            .ok()
-            .and_then(|o| repo.find_commit(o).ok())
+        format!("{}^{{commit}}", r.remote_sha)
     };
-    let base_tree = base.and_then(|c| c.tree().ok());
-    tree_diff(repo, base_tree.as_ref(), local.tree().ok().as_ref())
-}
-
-fn tree_diff(
-    repo: &git2::Repository,
-    old: Option<&git2::Tree>,
-    new: Option<&git2::Tree>,
-) -> Option<Vec<String>> {
-    repo.diff_tree_to_tree(old, new, None)
-        .ok()
-        .map(|d| diff_files(&d))
-}
-
-fn diff_files(d: &git2::Diff) -> Vec<String> {
-    d.deltas()
-        .take(MAX_FILES)
-        .filter_map(|delta| {
-            delta
-                .new_file()
-                .path()
-                .or_else(|| delta.old_file().path())
-                .map(|p| p.to_string_lossy().into_owned())
-        })
-        .collect()
+    if git::line(None, ["rev-parse", "-q", "--verify", &base]).is_some() {
+        diff(&["diff", &base, &local])
+    } else {
+        // No base here (a new branch's root, or a remote commit not fetched): every file.
+        git::run(None, ["ls-tree", "-r", "--name-only", "-z", &local])
+            .ok()
+            .map(|out| git::names(&out, MAX_FILES))
+    }
 }
 
 #[cfg(test)]

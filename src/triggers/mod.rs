@@ -2,5 +2,6 @@
 //! into task requests; `commands` submit them to the engine.
 
 pub mod cron;
+pub mod git;
 pub mod hooks;
 pub mod watch;

@@ -5,6 +5,7 @@ mod analyze;
 mod core;
 mod cron;
 mod hooks;
+mod house;
 mod notify;
 mod pg;
 mod state_compat;

@@ -145,9 +145,12 @@ fn console_prints_icon_and_severity_without_color_when_not_a_tty() {
         &env,
         json!({"console": {"enabled": true, "min_severity": "warning"}}),
     );
-    let out = env
-        .cmd()
-        .args([
+    let console_notify = |no_color: bool| {
+        let mut c = env.cmd();
+        if !no_color {
+            c.env_remove("NO_COLOR");
+        }
+        c.args([
             "notify",
             "-s",
             "error",
@@ -159,7 +162,17 @@ fn console_prints_icon_and_severity_without_color_when_not_a_tty() {
             "console",
         ])
         .output()
-        .expect("run");
+        .expect("run")
+    };
+    // NO_COLOR asks for plain output: no colour and no emoji.
+    let plain = console_notify(true);
+    assert_code(&plain, 0);
+    let err = text(&plain.stderr);
+    assert!(
+        err.contains("[ERROR] Build: broken") && !err.contains('❌') && !err.contains('\x1b'),
+        "{err}"
+    );
+    let out = console_notify(false);
     assert_code(&out, 0);
     let err = text(&out.stderr);
     assert!(

@@ -6,7 +6,7 @@
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -132,55 +132,27 @@ pub type Entry = (Box<[u8]>, Option<Kind>);
 /// The entries of an open directory (without `.` and `..`), with their kind when the
 /// filesystem reports it (`None`: ask `stat_at`).
 pub fn list(dir: &OwnedFd) -> io::Result<Vec<Entry>> {
-    // fdopendir takes ownership of the descriptor it is given: give it a duplicate.
-    // SAFETY: plain dup of a valid descriptor.
-    let dup = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: dup is a valid directory descriptor owned by the DIR stream from here on.
-    let dirp = unsafe { libc::fdopendir(dup) };
-    if dirp.is_null() {
-        let e = io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so dup is still ours to close.
-        unsafe { libc::close(dup) };
-        return Err(e);
-    }
+    use rustix::fs::{Dir, FileType};
+    // rustix reads the entries (getdents64 on Linux, readdir elsewhere) through its own
+    // descriptor for the same directory; errors are errno values, no libc errno games.
+    let mut d = Dir::read_from(dir).map_err(io::Error::from)?;
     let mut out = Vec::new();
-    let result = loop {
-        // SAFETY: errno is thread-local; readdir returns null at the end or on error.
-        unsafe { *libc::__errno_location() = 0 };
-        let ent = unsafe { libc::readdir(dirp) };
-        if ent.is_null() {
-            let e = io::Error::last_os_error();
-            break if e.raw_os_error().unwrap_or(0) == 0 {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
-        // SAFETY: ent points at a valid dirent until the next readdir.
-        let (name, d_type) = unsafe {
-            (
-                CStr::from_ptr((*ent).d_name.as_ptr()).to_bytes(),
-                (*ent).d_type,
-            )
-        };
+    while let Some(ent) = d.read() {
+        let ent = ent.map_err(io::Error::from)?;
+        let name = ent.file_name().to_bytes();
         if name == b"." || name == b".." {
             continue;
         }
-        let kind = match d_type {
-            libc::DT_REG => Some(Kind::File),
-            libc::DT_LNK => Some(Kind::Symlink),
-            libc::DT_DIR => Some(Kind::Dir),
-            libc::DT_UNKNOWN => None,
+        let kind = match ent.file_type() {
+            FileType::RegularFile => Some(Kind::File),
+            FileType::Symlink => Some(Kind::Symlink),
+            FileType::Directory => Some(Kind::Dir),
+            FileType::Unknown => None,
             _ => Some(Kind::Other),
         };
         out.push((name.into(), kind));
-    };
-    // SAFETY: dirp came from fdopendir; closedir also closes dup.
-    unsafe { libc::closedir(dirp) };
-    result.map(|()| out)
+    }
+    Ok(out)
 }
 
 /// The hash of a file's content (a symlink: of its target), read relative to `dir`.
