@@ -24,6 +24,7 @@ use anyhow::{Context, Result};
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::Env;
+use super::outbox::Outbox;
 use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
 use super::{DrainSummary, Progress, announce, install_stop_handlers, log_event, stop_requested};
 use crate::model::Status;
@@ -185,6 +186,7 @@ pub fn work(env: &Env, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
         woken: true,
         stop_deadline: None,
         summary: DrainSummary::default(),
+        outbox: Outbox::start(env),
     };
     log_event(
         env,
@@ -196,12 +198,19 @@ pub fn work(env: &Env, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
     );
     let result = w.run(&wake, progress);
     super::wake_on_stop(-1);
+    let Worker {
+        outbox,
+        summary,
+        mut db,
+        ..
+    } = w;
+    outbox.close();
     quit.store(true, Ordering::SeqCst);
-    if let Some(db) = w.db.as_mut() {
+    if let Some(db) = db.as_mut() {
         let _ = db.unregister_worker(worker_id);
     }
     log_event(env, &format!("worker {worker_id} stopped"));
-    result.map(|()| w.summary)
+    result.map(|()| summary)
 }
 
 struct Worker<'a> {
@@ -230,6 +239,8 @@ struct Worker<'a> {
     /// After SIGTERM: give up handing back (the database is gone) after this.
     stop_deadline: Option<f64>,
     summary: DrainSummary,
+    /// Notifications leave through here, so a slow channel never stalls the loop.
+    outbox: Outbox,
 }
 
 impl Worker<'_> {
@@ -373,7 +384,7 @@ impl Worker<'_> {
                 );
                 continue;
             }
-            announce(self.env, &p.result);
+            self.outbox.send(self.env, &p.result);
             progress.finished(&p.result, 0);
             self.summary.ran += 1;
             if p.result.status.is_failure() && !p.result.will_retry {
