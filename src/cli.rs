@@ -49,6 +49,10 @@ pub struct GlobalArgs {
     /// Run a committed config's commands this once although it is not trusted (manual commands)
     #[arg(long, global = true)]
     pub trust_once: bool,
+    /// Use the shared PostgreSQL store at URL (postgres://USER@HOST/DB; default: store.url,
+    /// else the local journal)
+    #[arg(long = "store", value_name = "URL", env = "BGRUN_STORE", global = true)]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +132,11 @@ pub enum Command {
     /// Managed, pinned tool environments in $XDG_CACHE_HOME/bgrun/tools
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// The shared PostgreSQL store: apply schema migrations, or show its state
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Drain the shared store as a long-running worker of this host (until SIGTERM)
+    Worker(WorkerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +184,21 @@ pub struct ReportArgs {
     /// Where to write the HTML file (default: <state>/report.html)
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create or upgrade the store's schema (safe to run again; concurrent runs wait)
+    Migrate,
+    /// Schema version, queue depth by state, workers alive
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// At most N tasks at once on this host, across its workers (default: no host limit)
+    #[arg(long, value_name = "N")]
+    pub host_limit: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

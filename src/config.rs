@@ -122,6 +122,8 @@ pub struct Config {
     /// The HTML report (new).
     #[serde(default)]
     pub report: ReportSettings,
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 /// `report`: the HTML report of `bgrun report`.
@@ -130,6 +132,29 @@ pub struct ReportSettings {
     /// Refresh `<state>/report.html` after each drain.
     #[serde(default)]
     pub auto: bool,
+}
+
+/// The shared PostgreSQL store (issue 16): `store.url` (else `--store`/`$BGRUN_STORE`),
+/// and how long a claim's lease lasts before any bgrun command may re-queue the task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreConfig {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+fn default_lease_seconds() -> u64 {
+    30
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            lease_seconds: default_lease_seconds(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -930,6 +955,7 @@ fn parse_value(user: Value, file: &str) -> Result<(Config, Vec<String>), Vec<Str
             "results" => c.results = check_section(value, key, file, e, w),
             "analysis" => c.analysis = check_section(value, key, file, e, w),
             "report" => c.report = check_section(value, key, file, e, w),
+            "store" => c.store = check_section(value, key, file, e, w),
             _ => w.push(format!("{file}: {key}: unknown key (ignored)")),
         }
     }
@@ -949,6 +975,7 @@ fn parse_value(user: Value, file: &str) -> Result<(Config, Vec<String>), Vec<Str
         results: c.results.ok_or_else(|| missing("results"))?,
         analysis: c.analysis.ok_or_else(|| missing("analysis"))?,
         report: c.report.unwrap_or_default(),
+        store: c.store.unwrap_or_default(),
     };
     validate(&config, file, &mut errors, &mut warnings);
     crate::config_check::check_ranges(&config, file, &mut errors);
@@ -972,6 +999,7 @@ struct Sections {
     results: Option<Results>,
     analysis: Option<Analysis>,
     report: Option<ReportSettings>,
+    store: Option<StoreConfig>,
 }
 
 fn check_section<T: DeserializeOwned>(
@@ -1007,6 +1035,18 @@ fn check_section<T: DeserializeOwned>(
 /// Semantic checks that serde cannot make.
 fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec<String>) {
     validate_tools(&c.analysis, file, errors);
+    if c.store.lease_seconds < 2 || c.store.lease_seconds > 86_400 {
+        errors.push(format!(
+            "{file}: store.lease_seconds: must be between 2 and 86400 (seconds)"
+        ));
+    }
+    if let Some(u) = &c.store.url
+        && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    {
+        errors.push(format!(
+            "{file}: store.url: expected a postgres://... URL (or null for the local journal)"
+        ));
+    }
     let sev = ["info", "warning", "error", "critical"];
     if c.execution.max_concurrent_tasks == 0 {
         errors.push(format!(

@@ -40,6 +40,7 @@ pub mod inbox;
 pub mod model;
 pub mod notify;
 pub mod output;
+pub mod pgstore;
 pub mod present;
 pub mod queue;
 pub mod report;
@@ -67,6 +68,8 @@ pub struct Ctx {
     pub env: engine::Env,
     pub config_warnings: Vec<String>,
     pub out: output::Output,
+    /// The shared store's URL (`--store`, `$BGRUN_STORE`, `store.url`); `None`: the local journal.
+    pub store_url: Option<String>,
 }
 
 impl std::ops::Deref for Ctx {
@@ -89,8 +92,11 @@ impl Ctx {
     pub fn with_config(g: &cli::GlobalArgs, repo: PathBuf, loaded: config::Loaded) -> Result<Ctx> {
         let state_dir = state_dir_for(g, &repo)?;
         let config_arg = g.config.as_ref().map(|p| absolute(p)).transpose()?;
+        let store_url = pgstore::url_of(g.store.as_deref(), loaded.config.store.url.as_deref());
         Ok(Ctx {
-            env: engine::Env::new(repo, state_dir, loaded.config, loaded.source, config_arg),
+            env: engine::Env::new(repo, state_dir, loaded.config, loaded.source, config_arg)
+                .with_store(store_url.clone()),
+            store_url,
             config_warnings: loaded.warnings,
             out: output::Output::new(g.json, g.quiet, g.verbose),
         })

@@ -8,13 +8,23 @@ use crate::{Ctx, Exit};
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let samples = results::samples(&ctx.state_dir);
-    let per_type = results::aggregate(&samples);
     let state = crate::engine::recover_now(ctx)?;
+    show(ctx, state.queued.len(), state.running.len(), &samples)
+}
+
+/// Print the metrics of `samples` with the queue's current length and running count.
+pub(super) fn show(
+    ctx: &Ctx,
+    queued: usize,
+    running: usize,
+    samples: &[results::Sample],
+) -> Result<Exit> {
+    let per_type = results::aggregate(samples);
     let peak_concurrency = samples.iter().map(|s| s.concurrent).max().unwrap_or(0);
     if ctx.out.json {
         super::print_json(&serde_json::json!({
-            "queue_length": state.queued.len(),
-            "running": state.running.len(),
+            "queue_length": queued,
+            "running": running,
             "peak_concurrency": peak_concurrency,
             "per_type": per_type,
         }))?;
@@ -22,9 +32,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     }
     println!(
         "queue length {}  running {}  peak concurrency {}",
-        state.queued.len(),
-        state.running.len(),
-        peak_concurrency
+        queued, running, peak_concurrency
     );
     println!(
         "{:<22} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9}",

@@ -16,6 +16,7 @@ mod notify;
 mod report;
 mod results;
 mod run;
+mod shared_store;
 mod state;
 mod status;
 mod stop;
@@ -77,6 +78,11 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
     {
         return Ok(Exit::Ok);
     }
+    // The shared PostgreSQL store takes the queue commands when a URL is configured.
+    let command = match shared_store::dispatch(&ctx, command)? {
+        Ok(exit) => return Ok(exit),
+        Err(c) => c,
+    };
     match command {
         Command::Enqueue(a) => enqueue::run(&ctx, a),
         Command::Drain(a) => drain::run(&ctx, a),
@@ -105,7 +111,9 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         | Command::Config(_)
         | Command::Trust { .. }
         | Command::Untrust
-        | Command::State(_) => {
+        | Command::State(_)
+        | Command::Store(_)
+        | Command::Worker(_) => {
             unreachable!("handled above")
         }
     }

@@ -42,6 +42,7 @@ impl Env {
             repo: repo.clone(),
             state_dir: state_dir.clone(),
             config_arg,
+            store_url: None,
         };
         Env {
             repo,
@@ -51,6 +52,17 @@ impl Env {
             launcher,
             spawner: Arc::new(OsSpawner),
         }
+    }
+
+    /// Children use the shared store at `url` too (`--store URL`), when given.
+    pub fn with_store(mut self, url: Option<String>) -> Env {
+        self.launcher.store_url = url;
+        self
+    }
+
+    /// The shared store's URL, when one is configured (issue 16).
+    pub fn store_url(&self) -> Option<&str> {
+        self.launcher.store_url.as_deref()
     }
 
     /// The global options a bgrun child needs to see the same project.
@@ -68,6 +80,8 @@ pub struct Launcher {
     repo: PathBuf,
     state_dir: PathBuf,
     config_arg: Option<PathBuf>,
+    /// The shared store's URL (issue 16), passed on as `--store`.
+    store_url: Option<String>,
 }
 
 impl Launcher {
@@ -90,6 +104,10 @@ impl Launcher {
         if let Some(c) = &self.config_arg {
             v.push("--config".into());
             v.push(c.clone().into());
+        }
+        if let Some(u) = &self.store_url {
+            v.push("--store".into());
+            v.push(u.into());
         }
         v
     }
@@ -162,6 +180,7 @@ mod tests {
             repo: "/r".into(),
             state_dir: "/s".into(),
             config_arg: Some("/c.json".into()),
+            store_url: None,
         };
         let argv = l.analyze_argv("code", Path::new("/s/out.json")).unwrap();
         let want: Vec<OsString> = [

@@ -17,6 +17,7 @@ mod stop;
 mod submit;
 #[cfg(test)]
 mod tests;
+mod worker;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -39,6 +40,7 @@ pub use recover::recover_now;
 pub use run::{run_now, run_now_with};
 pub use stop::{Stopped, ago, stop, wait_for};
 pub use submit::{build_task, submit};
+pub use worker::{WorkerOpts, requeue_expired, work};
 
 /// A request to queue a task.
 #[derive(Debug, Clone)]
@@ -184,6 +186,12 @@ pub fn log_to(state_dir: &std::path::Path, msg: &str) {
 
 /// Start a detached drainer unless one is alive (it will pick up the new tasks).
 pub fn ensure_drainer(env: &Env) -> Result<Option<u32>> {
+    if let Some(url) = env.store_url()
+        && worker::any_worker(env, url)?
+    {
+        // A shared store with live workers: they drain it.
+        return Ok(None);
+    }
     if !procs::alive(&env.state_dir, Some("drainer")).is_empty() {
         return Ok(None);
     }
@@ -193,9 +201,26 @@ pub fn ensure_drainer(env: &Env) -> Result<Option<u32>> {
 static STOP: AtomicBool = AtomicBool::new(false);
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
+/// A pipe to write to on a stop signal, so that a sleeping `poll` wakes whichever thread
+/// the signal was delivered to (-1: none).
+static STOP_WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
 extern "C" fn on_signal(sig: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
     STOP_SIGNAL.store(sig, Ordering::SeqCst);
+    let fd = STOP_WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let b = [1u8];
+        // SAFETY: write is async-signal-safe; fd is a pipe kept open by its owner.
+        unsafe {
+            libc::write(fd, b.as_ptr().cast(), 1);
+        }
+    }
+}
+
+/// Have stop signals also write a byte to `fd` (the owner keeps it open; -1 to stop).
+pub(super) fn wake_on_stop(fd: std::os::fd::RawFd) {
+    STOP_WAKE_FD.store(fd, Ordering::SeqCst);
 }
 
 /// Catch SIGTERM, SIGINT and SIGHUP into a flag that the loops check.

@@ -120,6 +120,9 @@ pub fn submit(env: &Env, news: &[NewTask]) -> Result<Vec<Submitted>> {
     for n in news {
         tasks.push(build_task(env, n, 0, at)?);
     }
+    if let Some(url) = env.store_url() {
+        return super::worker::submit_shared(env, url, &tasks);
+    }
     let max = env.config.execution.max_queue_size;
     let mut store = open_store(env);
     let mut txn = store.begin()?;

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -318,6 +318,36 @@ pub fn wait_fds(fds: impl IntoIterator<Item = Option<std::os::fd::RawFd>>, timeo
         timeout.as_millis().min(5) as i32
     };
     // SAFETY: polled is a valid array of pollfd (poll with none just sleeps).
+    unsafe {
+        libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms);
+    }
+}
+
+/// Like [`wait_fds`], and also wakes when `extra` (e.g. a notification pipe) is readable.
+pub fn wait_fds_or(fds: impl IntoIterator<Item = Option<RawFd>>, extra: RawFd, timeout: Duration) {
+    let mut all = true;
+    let mut polled: Vec<libc::pollfd> = Vec::new();
+    for fd in fds {
+        match fd {
+            Some(fd) => polled.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            }),
+            None => all = false,
+        }
+    }
+    polled.push(libc::pollfd {
+        fd: extra,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let ms = if all {
+        timeout.as_millis().min(i32::MAX as u128) as i32
+    } else {
+        timeout.as_millis().min(5) as i32
+    };
+    // SAFETY: polled is a valid array of pollfd.
     unsafe {
         libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms);
     }

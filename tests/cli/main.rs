@@ -10,6 +10,7 @@ mod harden;
 mod hooks;
 mod house;
 mod notify;
+mod pg;
 mod see;
 mod state_compat;
 mod tools;

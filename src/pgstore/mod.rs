@@ -1,0 +1,1067 @@
+//! The shared PostgreSQL store (issue 16): one queue for many hosts. It owns the schema and
+//! every statement against it; the engine's worker loop (`engine::worker`) drives it.
+//!
+//! - Enqueue: `INSERT ... ON CONFLICT DO NOTHING` against a partial unique index on the
+//!   dedup key (one live task per key, no race), overflow of `max_queue_size` drops the
+//!   lowest priority visibly, and `NOTIFY bgrun_queue` wakes the workers at commit.
+//! - Claim: `FOR UPDATE SKIP LOCKED` in effective-priority order, marking the rows running
+//!   with a lease (token + expiry) in the same statement, under `max_concurrent_tasks` for
+//!   the whole fleet and an optional per-host limit.
+//! - Renew (heartbeat), requeue-expired (attempt + 1, or abandoned past `max_retries`;
+//!   called by every bgrun command that opens the store), hand back, and a fenced finish:
+//!   the result write checks the lease token, so a task never gets two results.
+//!
+//! Nothing here is loaded unless a store URL is configured. Times are the database's
+//! clock (Unix seconds), so hosts with skewed clocks agree on when a lease expired.
+
+pub mod schema;
+
+use std::collections::VecDeque;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use postgres::{Client, NoTls};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error;
+use crate::model::Status;
+use crate::results::{Sample, TaskResult};
+use crate::state::store::Exec;
+use crate::state::task::Task;
+
+/// The channel workers LISTEN on.
+pub const CHANNEL: &str = "bgrun_queue";
+
+/// Advisory lock keys: migrations, enqueue (exact queue-size bound), claims (fleet limit).
+const LOCK_MIGRATE: i64 = 0x6267_7275_6e00_0001;
+const LOCK_ENQUEUE: i64 = 0x6267_7275_6e00_0002;
+const LOCK_CLAIM: i64 = 0x6267_7275_6e00_0003;
+
+/// How far `status` counts rows of one state before it says "at least".
+pub const COUNT_CAP: i64 = 100_000;
+
+/// The store URL in force: `--store`/`$BGRUN_STORE`, else `store.url`.
+pub fn url_of(flag: Option<&str>, config: Option<&str>) -> Option<String> {
+    flag.or(config)
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+}
+
+/// The URL with any password masked, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, tail) = match rest.split_once('@') {
+        Some((a, t)) => (a, t),
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{tail}"),
+        None => url.to_string(),
+    }
+}
+
+/// This host's name in claims and results: `$BGRUN_HOST`, else the system host name.
+pub fn host_name() -> String {
+    if let Ok(h) = std::env::var("BGRUN_HOST")
+        && !h.trim().is_empty()
+    {
+        return h.trim().to_string();
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        let s = String::from_utf8_lossy(&buf[..end]).into_owned();
+        if !s.is_empty() {
+            return s;
+        }
+    }
+    "localhost".to_string()
+}
+
+/// Open a connection (exit 3 naming the URL when the database cannot be reached).
+pub fn connect(url: &str) -> Result<Client> {
+    let mut cfg = postgres::Config::from_str(url).map_err(|e| {
+        error::usage(format!(
+            "store URL {}: {e} (expected postgres://USER@HOST[:PORT]/DB)",
+            redact(url)
+        ))
+    })?;
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(Duration::from_secs(5));
+    }
+    cfg.application_name("bgrun");
+    cfg.connect(NoTls).map_err(|e| {
+        error::state(format!(
+            "cannot connect to the store {}: {e} (is PostgreSQL up? check --store, \
+             $BGRUN_STORE or store.url)",
+            redact(url)
+        ))
+    })
+}
+
+/// A connection to the shared store.
+pub struct PgStore {
+    pub client: Client,
+    pub host: String,
+}
+
+/// What became of one enqueued task.
+#[derive(Debug, Clone)]
+pub enum Enqueued {
+    Queued {
+        id: String,
+        dropped: Option<TaskResult>,
+    },
+    Duplicate {
+        id: String,
+    },
+    Dropped {
+        result: TaskResult,
+    },
+}
+
+/// A claimed task: run attempt `task.attempt + 1` while the lease `token` is renewed.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub task: Task,
+    pub token: String,
+}
+
+/// What a claim found besides the claimed tasks.
+#[derive(Debug, Default)]
+pub struct ClaimOutcome {
+    pub claimed: Vec<Claimed>,
+    /// The fleet or this host is at its limit (look again soon: no notification comes).
+    pub full: bool,
+    /// Queued tasks remain that are ready now or later; the earliest `not_before`.
+    pub queued_left: bool,
+    pub next_ready: Option<f64>,
+}
+
+/// What a renewal found.
+#[derive(Debug, Default)]
+pub struct Renewed {
+    /// Leases lost: stop the task, its result will be refused.
+    pub lost: Vec<i64>,
+    /// Tasks `bgrun stop` asked to stop.
+    pub stop: Vec<i64>,
+}
+
+/// What `stop` did.
+#[derive(Debug, Default, Serialize)]
+pub struct Stopping {
+    pub cancelled: Vec<i64>,
+    pub stopping: Vec<i64>,
+    pub missing: Vec<i64>,
+}
+
+/// Queue depth by state and the fleet, for `store status` and `status`.
+#[derive(Debug, Serialize)]
+pub struct StoreStatus {
+    pub url: String,
+    pub schema_version: i32,
+    pub latest_version: i32,
+    pub queued: i64,
+    pub running: i64,
+    pub done: i64,
+    /// Counts stop at `COUNT_CAP` ("at least").
+    pub capped: bool,
+    pub workers: Vec<WorkerInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerInfo {
+    pub host: String,
+    pub pid: i32,
+    pub started_at: String,
+    pub running: i64,
+    pub heartbeat_at: String,
+}
+
+/// A row of the queue for `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveTask {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub task_type: String,
+    pub name: String,
+    pub state: String,
+    pub priority: i64,
+    pub attempt: i32,
+    pub host: Option<String>,
+    pub enqueued_at: String,
+}
+
+fn sql_now(c: &mut impl postgres::GenericClient) -> Result<f64> {
+    let row = c.query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[])?;
+    Ok(row.get(0))
+}
+
+impl PgStore {
+    /// Connect; the schema must be current (else exit 3: run `bgrun store migrate`).
+    pub fn open(url: &str) -> Result<PgStore> {
+        let mut s = PgStore::open_unchecked(url)?;
+        let v = s.schema_version()?;
+        if v != schema::latest() {
+            return Err(error::state(format!(
+                "the store {} has schema version {v}, this bgrun needs {}: run `bgrun store \
+                 migrate`",
+                redact(url),
+                schema::latest()
+            )));
+        }
+        Ok(s)
+    }
+
+    /// Connect without checking the schema (for `store migrate` and `store status`).
+    pub fn open_unchecked(url: &str) -> Result<PgStore> {
+        Ok(PgStore {
+            client: connect(url)?,
+            host: host_name(),
+        })
+    }
+
+    /// The applied schema version (0 before the first migration).
+    pub fn schema_version(&mut self) -> Result<i32> {
+        let exists: bool = self
+            .client
+            .query_one(
+                "SELECT to_regclass('bgrun_schema_version') IS NOT NULL",
+                &[],
+            )?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
+        let row = self.client.query_one(
+            "SELECT coalesce(max(version), 0) FROM bgrun_schema_version",
+            &[],
+        )?;
+        Ok(row.get(0))
+    }
+
+    /// Apply every migration not yet applied; returns (from, to).
+    pub fn migrate(&mut self) -> Result<(i32, i32)> {
+        let mut tx = self.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS bgrun_schema_version (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now())",
+        )?;
+        let from: i32 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM bgrun_schema_version",
+                &[],
+            )?
+            .get(0);
+        if from > schema::latest() {
+            return Err(error::state(format!(
+                "the store has schema version {from}, newer than this bgrun knows ({}): \
+                 upgrade bgrun",
+                schema::latest()
+            )));
+        }
+        for (v, sql) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+            tx.batch_execute(sql)
+                .with_context(|| format!("store migration {v} failed"))?;
+            tx.execute(
+                "INSERT INTO bgrun_schema_version (version) VALUES ($1)",
+                &[v],
+            )?;
+        }
+        tx.commit()?;
+        Ok((from, schema::latest()))
+    }
+
+    /// Queue tasks. Dedup by the partial unique index; on overflow the lowest priority
+    /// (the newest among equals, possibly the incoming task) is dropped and recorded.
+    pub fn enqueue(&mut self, tasks: &[Task], max_queue: usize) -> Result<Vec<Enqueued>> {
+        let host = self.host.clone();
+        let max_queue = i64::try_from(max_queue).unwrap_or(i64::MAX);
+        let mut tx = self.client.transaction()?;
+        // Serializes enqueues (a short transaction) so the queue bound is exact.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_ENQUEUE])?;
+        let now = sql_now(&mut tx)?;
+        let factors = type_factors(&mut tx)?;
+        let mut out = Vec::with_capacity(tasks.len());
+        let mut queued = count_state(&mut tx, "queued", max_queue.saturating_add(1))?;
+        for t in tasks {
+            let mut t = t.clone();
+            t.enqueued_at = now;
+            t.first_enqueued_at = now;
+            let key = t.dedup_key();
+            let factor = factors
+                .iter()
+                .find(|(ty, _)| *ty == t.task_type)
+                .map_or(1.0, |(_, f)| *f);
+            let json = serde_json::to_value(&t)?;
+            let row = tx.query_opt(
+                "INSERT INTO bgrun_tasks (dedup_key, task_type, priority, eff_priority, state,
+                     attempt, max_retries, task, enqueued_at)
+                 VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7)
+                 ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING
+                 RETURNING id",
+                &[
+                    &key,
+                    &t.task_type,
+                    &t.priority,
+                    &(t.priority as f64 * factor),
+                    &i32::try_from(t.max_retries).unwrap_or(i32::MAX),
+                    &json,
+                    &now,
+                ],
+            )?;
+            let Some(row) = row else {
+                let id: i64 = tx
+                    .query_one(
+                        "SELECT id FROM bgrun_tasks WHERE dedup_key = $1
+                           AND state IN ('queued', 'running')",
+                        &[&key],
+                    )?
+                    .get(0);
+                out.push(Enqueued::Duplicate { id: id.to_string() });
+                continue;
+            };
+            let id: i64 = row.get(0);
+            t.id = id.to_string();
+            t.seq = u64::try_from(id).unwrap_or(0);
+            queued += 1;
+            if queued <= max_queue {
+                out.push(Enqueued::Queued {
+                    id: t.id,
+                    dropped: None,
+                });
+                continue;
+            }
+            // Overflow: drop the lowest base priority, the newest among equals.
+            let victim = tx.query_one(
+                "SELECT id, task, attempt FROM bgrun_tasks WHERE state = 'queued'
+                 ORDER BY priority ASC, id DESC LIMIT 1",
+                &[],
+            )?;
+            let vid: i64 = victim.get(0);
+            let mut vt: Task = serde_json::from_value(victim.get(1))?;
+            vt.id = vid.to_string();
+            vt.attempt = u32::try_from(victim.get::<_, i32>(2)).unwrap_or(0);
+            let result = dropped_result(&vt, now, max_queue);
+            tx.execute(
+                "UPDATE bgrun_tasks SET state = 'done', final_status = 'dropped',
+                   finished_at = $2 WHERE id = $1",
+                &[&vid, &now],
+            )?;
+            insert_result(&mut tx, vid, vt.attempt, &host, &result, now)?;
+            queued -= 1;
+            if vid == id {
+                out.push(Enqueued::Dropped { result });
+            } else {
+                out.push(Enqueued::Queued {
+                    id: t.id,
+                    dropped: Some(result),
+                });
+            }
+        }
+        tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Claim up to `want` ready tasks in priority order for worker `worker_id`, leased
+    /// for `lease_s`, within `fleet_max` running in total and `host_limit` on this host.
+    pub fn claim(
+        &mut self,
+        worker_id: i64,
+        want: usize,
+        fleet_max: usize,
+        host_limit: Option<usize>,
+        lease_s: f64,
+    ) -> Result<ClaimOutcome> {
+        let host = self.host.clone();
+        let mut out = ClaimOutcome::default();
+        let mut tx = self.client.transaction()?;
+        // Claims are serialized (a short transaction) so the fleet limit holds exactly.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_CLAIM])?;
+        let now = sql_now(&mut tx)?;
+        let fleet_max = i64::try_from(fleet_max).unwrap_or(i64::MAX);
+        let running = count_state(&mut tx, "running", fleet_max)?;
+        let mut n = i64::try_from(want)
+            .unwrap_or(i64::MAX)
+            .min(fleet_max - running);
+        if let Some(limit) = host_limit {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let here: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
+                       WHERE state = 'running' AND host = $1 LIMIT $2) s",
+                    &[&host, &limit],
+                )?
+                .get(0);
+            n = n.min(limit - here);
+        }
+        if n <= 0 {
+            out.full = true;
+        } else {
+            let rows = tx.query(
+                "WITH c AS (
+                   SELECT id FROM bgrun_tasks
+                    WHERE state = 'queued' AND (not_before IS NULL OR not_before <= $1)
+                    ORDER BY eff_priority DESC, id
+                    LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 UPDATE bgrun_tasks t
+                    SET state = 'running', lease_token = gen_random_uuid()::text,
+                        lease_expires = $1::float8 + $3::float8, worker_id = $4, host = $5, started_at = $1
+                   FROM c WHERE t.id = c.id
+                 RETURNING t.id, t.attempt, t.task, t.lease_token, t.eff_priority",
+                &[&now, &n, &lease_s, &worker_id, &host],
+            )?;
+            let mut claimed: Vec<(f64, Claimed)> = Vec::with_capacity(rows.len());
+            for row in rows {
+                let id: i64 = row.get(0);
+                let mut task: Task = serde_json::from_value(row.get(2))?;
+                task.id = id.to_string();
+                task.seq = u64::try_from(id).unwrap_or(0);
+                task.attempt = u32::try_from(row.get::<_, i32>(1)).unwrap_or(0);
+                claimed.push((
+                    row.get(4),
+                    Claimed {
+                        task,
+                        token: row.get(3),
+                    },
+                ));
+            }
+            claimed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.task.seq.cmp(&b.1.task.seq)));
+            out.claimed = claimed.into_iter().map(|(_, c)| c).collect();
+            if i64::try_from(out.claimed.len()).unwrap_or(0) >= n {
+                out.full = running + n >= fleet_max;
+            }
+        }
+        let row = tx.query_one(
+            "SELECT count(*) > 0, min(not_before) FROM
+               (SELECT not_before FROM bgrun_tasks WHERE state = 'queued' LIMIT 1000) s",
+            &[],
+        )?;
+        out.queued_left = row.get(0);
+        out.next_ready = row.get(1);
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Renew the leases of `(id, token)` for `lease_s` and the worker's heartbeat; returns
+    /// the ids whose lease is lost (re-queued by someone else: stop them, drop their result)
+    /// and the ids `bgrun stop` asked to stop.
+    pub fn renew(
+        &mut self,
+        worker_id: i64,
+        held: &[(i64, String)],
+        lease_s: f64,
+    ) -> Result<Renewed> {
+        let ids: Vec<i64> = held.iter().map(|h| h.0).collect();
+        let tokens: Vec<String> = held.iter().map(|h| h.1.clone()).collect();
+        let mut tx = self.client.transaction()?;
+        let now = sql_now(&mut tx)?;
+        tx.execute(
+            "UPDATE bgrun_workers SET heartbeat_at = $2 WHERE id = $1",
+            &[&worker_id, &now],
+        )?;
+        let rows = tx.query(
+            "UPDATE bgrun_tasks t SET lease_expires = $3::float8 + $4::float8
+               FROM unnest($1::bigint[], $2::text[]) AS u(id, tok)
+              WHERE t.id = u.id AND t.lease_token = u.tok AND t.state = 'running'
+             RETURNING t.id, t.stop_requested",
+            &[&ids, &tokens, &now, &lease_s],
+        )?;
+        tx.commit()?;
+        let kept: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(Renewed {
+            lost: ids.into_iter().filter(|i| !kept.contains(i)).collect(),
+            stop: rows.iter().filter(|r| r.get(1)).map(|r| r.get(0)).collect(),
+        })
+    }
+
+    /// `bgrun stop`: queued tasks end as cancelled (with a result); running ones are marked
+    /// for their worker to stop (it records them as cancelled). `None`: every live task.
+    /// Returns (cancelled queued ids, ids asked to stop, ids not found live).
+    pub fn stop(&mut self, ids: Option<&[i64]>) -> Result<Stopping> {
+        let host = self.host.clone();
+        let mut tx = self.client.transaction()?;
+        let now = sql_now(&mut tx)?;
+        let rows = match ids {
+            Some(ids) => tx.query(
+                "SELECT id, state, attempt, task FROM bgrun_tasks
+                  WHERE id = ANY($1) AND state IN ('queued', 'running') FOR UPDATE",
+                &[&ids],
+            )?,
+            None => tx.query(
+                "SELECT id, state, attempt, task FROM bgrun_tasks
+                  WHERE state IN ('queued', 'running') FOR UPDATE",
+                &[],
+            )?,
+        };
+        let mut out = Stopping::default();
+        for row in rows {
+            let id: i64 = row.get(0);
+            let state: String = row.get(1);
+            if state == "running" {
+                tx.execute(
+                    "UPDATE bgrun_tasks SET stop_requested = true WHERE id = $1",
+                    &[&id],
+                )?;
+                out.stopping.push(id);
+                continue;
+            }
+            let mut task: Task = serde_json::from_value(row.get(3))?;
+            task.id = id.to_string();
+            // The run it would have been: never made, so no result can exist for it.
+            let attempt = u32::try_from(row.get::<_, i32>(2)).unwrap_or(0) + 1;
+            let mut r = base_result(&task, attempt, now);
+            r.status = Status::Cancelled;
+            r.error = Some("cancelled by `bgrun stop` before it ran".to_string());
+            tx.execute(
+                "UPDATE bgrun_tasks SET state = 'done', final_status = 'cancelled',
+                   finished_at = $2 WHERE id = $1",
+                &[&id, &now],
+            )?;
+            insert_result(&mut tx, id, attempt, &host, &r, now)?;
+            out.cancelled.push(id);
+        }
+        if let Some(ids) = ids {
+            out.missing = ids
+                .iter()
+                .filter(|i| !out.cancelled.contains(i) && !out.stopping.contains(i))
+                .copied()
+                .collect();
+        }
+        tx.execute("SELECT pg_notify($1, 'stop')", &[&CHANNEL])?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Re-queue every task whose lease expired (attempt + 1), or end it as abandoned past
+    /// its retries; each lost run gets its result. Cheap when nothing expired (an index
+    /// probe). Returns the results recorded.
+    pub fn requeue_expired(&mut self) -> Result<Vec<Value>> {
+        let host = self.host.clone();
+        let now = sql_now(&mut self.client)?;
+        let any = self.client.query_opt(
+            "SELECT 1 FROM bgrun_tasks WHERE state = 'running' AND lease_expires < $1 LIMIT 1",
+            &[&now],
+        )?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.client.transaction()?;
+        let rows = tx.query(
+            "SELECT id, attempt, max_retries, task, host, started_at FROM bgrun_tasks
+              WHERE state = 'running' AND lease_expires < $1
+              FOR UPDATE SKIP LOCKED",
+            &[&now],
+        )?;
+        let mut out = Vec::new();
+        let mut requeued = false;
+        for row in rows {
+            let id: i64 = row.get(0);
+            let made = row.get::<_, i32>(1).saturating_add(1);
+            let max_retries: i32 = row.get(2);
+            let mut task: Task = serde_json::from_value(row.get(3))?;
+            task.id = id.to_string();
+            let ran_on: Option<String> = row.get(4);
+            let started: Option<f64> = row.get(5);
+            let retry = made <= max_retries;
+            let mut r = base_result(&task, u32::try_from(made).unwrap_or(0), now);
+            r.status = Status::Abandoned;
+            r.started_at = started.map(crate::timefmt::rfc3339);
+            r.will_retry = retry;
+            r.error = Some(format!(
+                "the lease expired: the worker on {} stopped renewing it (died or lost the \
+                 database){}",
+                ran_on.as_deref().unwrap_or("?"),
+                if retry { "; re-queued" } else { "" }
+            ));
+            let ran_on = ran_on.unwrap_or_else(|| host.clone());
+            let v = insert_result(
+                &mut tx,
+                id,
+                u32::try_from(made).unwrap_or(0),
+                &ran_on,
+                &r,
+                now,
+            )?;
+            record_history(&mut tx, &task.task_type, false, 0.0, now)?;
+            if retry {
+                task.attempt = u32::try_from(made).unwrap_or(0);
+                task.enqueued_at = now;
+                task.not_before = None;
+                tx.execute(
+                    "UPDATE bgrun_tasks SET state = 'queued', attempt = $2, task = $3,
+                       lease_token = NULL, lease_expires = NULL, worker_id = NULL, host = NULL,
+                       started_at = NULL, not_before = NULL WHERE id = $1",
+                    &[&id, &made, &serde_json::to_value(&task)?],
+                )?;
+                requeued = true;
+            } else {
+                tx.execute(
+                    "UPDATE bgrun_tasks SET state = 'done', attempt = $2, final_status =
+                       'abandoned', finished_at = $3, lease_token = NULL WHERE id = $1",
+                    &[&id, &made, &now],
+                )?;
+            }
+            out.push(v);
+        }
+        if requeued {
+            tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Record a finished run, fenced by its lease token: refused (false) when the lease was
+    /// lost. `retry`, when given, is the task to queue again. Also the metrics sample and
+    /// the adaptive-priority history.
+    pub fn finish(
+        &mut self,
+        token: &str,
+        r: &TaskResult,
+        retry: Option<&Task>,
+        sample: &Sample,
+    ) -> Result<bool> {
+        let host = self.host.clone();
+        let id: i64 =
+            r.id.parse()
+                .with_context(|| format!("task id {:?} is not a store id", r.id))?;
+        let mut tx = self.client.transaction()?;
+        let now = sql_now(&mut tx)?;
+        let updated = match retry {
+            Some(t) => {
+                let attempt = i32::try_from(t.attempt).unwrap_or(i32::MAX);
+                let mut t = t.clone();
+                t.enqueued_at = now;
+                t.not_before = Some(now + t.retry_delay_s as f64);
+                tx.execute(
+                    "UPDATE bgrun_tasks SET state = 'queued', attempt = $3, task = $4,
+                       not_before = $5, lease_token = NULL, lease_expires = NULL,
+                       worker_id = NULL, host = NULL, started_at = NULL
+                     WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+                    &[
+                        &id,
+                        &token,
+                        &attempt,
+                        &serde_json::to_value(&t)?,
+                        &t.not_before,
+                    ],
+                )?
+            }
+            None => tx.execute(
+                "UPDATE bgrun_tasks SET state = 'done', attempt = $3, final_status = $4,
+                   finished_at = $5, lease_token = NULL, lease_expires = NULL
+                 WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+                &[
+                    &id,
+                    &token,
+                    &i32::try_from(r.attempt).unwrap_or(i32::MAX),
+                    &r.status.as_str(),
+                    &now,
+                ],
+            )?,
+        };
+        if updated == 0 {
+            // The lease was lost: someone re-queued the task. No second result.
+            return Ok(false);
+        }
+        insert_result(&mut tx, id, r.attempt, &host, r, now)?;
+        tx.execute(
+            "INSERT INTO bgrun_metrics (at, host, sample) VALUES ($1, $2, $3)",
+            &[&now, &host, &serde_json::to_value(sample)?],
+        )?;
+        if !r.status.never_ran() {
+            record_history(
+                &mut tx,
+                &r.task_type,
+                r.status == Status::Succeeded,
+                r.duration_s,
+                now,
+            )?;
+        }
+        if retry.is_some() {
+            tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Give claimed tasks back to the queue unrun (a worker stopping): same attempt.
+    pub fn hand_back(&mut self, held: &[(i64, String)]) -> Result<usize> {
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = held.iter().map(|h| h.0).collect();
+        let tokens: Vec<String> = held.iter().map(|h| h.1.clone()).collect();
+        let mut tx = self.client.transaction()?;
+        let n = tx.execute(
+            "UPDATE bgrun_tasks t SET state = 'queued', lease_token = NULL,
+                 lease_expires = NULL, worker_id = NULL, host = NULL, started_at = NULL
+               FROM unnest($1::bigint[], $2::text[]) AS u(id, tok)
+              WHERE t.id = u.id AND t.lease_token = u.tok AND t.state = 'running'",
+            &[&ids, &tokens],
+        )?;
+        tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
+        tx.commit()?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Register a worker of this host; returns its id.
+    pub fn register_worker(&mut self) -> Result<i64> {
+        let now = sql_now(&mut self.client)?;
+        let pid = i32::try_from(std::process::id()).unwrap_or(0);
+        let row = self.client.query_one(
+            "INSERT INTO bgrun_workers (host, pid, started_at, heartbeat_at)
+             VALUES ($1, $2, $3, $3) RETURNING id",
+            &[&self.host, &pid, &now],
+        )?;
+        Ok(row.get(0))
+    }
+
+    pub fn unregister_worker(&mut self, worker_id: i64) -> Result<()> {
+        let now = sql_now(&mut self.client)?;
+        self.client.execute(
+            "UPDATE bgrun_workers SET stopped_at = $2 WHERE id = $1",
+            &[&worker_id, &now],
+        )?;
+        Ok(())
+    }
+
+    /// Workers whose heartbeat is younger than `2 x lease_s`.
+    pub fn workers(&mut self, lease_s: f64) -> Result<Vec<WorkerInfo>> {
+        let now = sql_now(&mut self.client)?;
+        let rows = self.client.query(
+            "SELECT w.host, w.pid, w.started_at, w.heartbeat_at,
+                    (SELECT count(*) FROM bgrun_tasks t
+                      WHERE t.state = 'running' AND t.worker_id = w.id)
+               FROM bgrun_workers w
+              WHERE w.stopped_at IS NULL AND w.heartbeat_at > $1
+              ORDER BY w.host, w.pid",
+            &[&(now - 2.0 * lease_s)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| WorkerInfo {
+                host: r.get(0),
+                pid: r.get(1),
+                started_at: crate::timefmt::rfc3339(r.get(2)),
+                heartbeat_at: crate::timefmt::rfc3339(r.get(3)),
+                running: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Version, bounded queue depth by state, live workers.
+    pub fn status(&mut self, url: &str, lease_s: f64) -> Result<StoreStatus> {
+        let version = self.schema_version()?;
+        let mut s = StoreStatus {
+            url: redact(url),
+            schema_version: version,
+            latest_version: schema::latest(),
+            queued: 0,
+            running: 0,
+            done: 0,
+            capped: false,
+            workers: Vec::new(),
+        };
+        if version == 0 {
+            return Ok(s);
+        }
+        s.queued = count_state(&mut self.client, "queued", COUNT_CAP)?;
+        s.running = count_state(&mut self.client, "running", COUNT_CAP)?;
+        s.done = count_state(&mut self.client, "done", COUNT_CAP)?;
+        s.capped = [s.queued, s.running, s.done].contains(&COUNT_CAP);
+        s.workers = self.workers(lease_s)?;
+        Ok(s)
+    }
+
+    /// Queued and running tasks (at most `limit`), running first, then in run order.
+    pub fn live_tasks(&mut self, limit: i64) -> Result<Vec<LiveTask>> {
+        let rows = self.client.query(
+            "SELECT id, task_type, task->>'name', state, priority, attempt, host, enqueued_at
+               FROM bgrun_tasks WHERE state IN ('queued', 'running')
+              ORDER BY state DESC, eff_priority DESC, id LIMIT $1",
+            &[&limit],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| LiveTask {
+                id: r.get::<_, i64>(0).to_string(),
+                task_type: r.get(1),
+                name: r.get::<_, Option<String>>(2).unwrap_or_default(),
+                state: r.get(3),
+                priority: r.get(4),
+                attempt: r.get(5),
+                host: r.get(6),
+                enqueued_at: crate::timefmt::rfc3339(r.get(7)),
+            })
+            .collect())
+    }
+
+    /// Stored results, newest first (each names its host); of one task when `id` is given.
+    pub fn results(&mut self, id: Option<&str>, last: usize) -> Result<Vec<Value>> {
+        let last = i64::try_from(last).unwrap_or(i64::MAX);
+        let rows = match id {
+            Some(id) => {
+                let Ok(n) = id.parse::<i64>() else {
+                    return Ok(Vec::new());
+                };
+                self.client.query(
+                    "SELECT result FROM bgrun_results WHERE task_id = $1
+                      ORDER BY attempt DESC LIMIT $2",
+                    &[&n, &last],
+                )?
+            }
+            None => self.client.query(
+                "SELECT result FROM bgrun_results ORDER BY finished_at DESC LIMIT $1",
+                &[&last],
+            )?,
+        };
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Metrics samples since `since` (Unix seconds), the newest `limit` at most.
+    pub fn samples(&mut self, since: f64, limit: i64) -> Result<Vec<Sample>> {
+        let rows = self.client.query(
+            "SELECT sample FROM (SELECT sample, id FROM bgrun_metrics WHERE at >= $1
+               ORDER BY id DESC LIMIT $2) s ORDER BY id",
+            &[&since, &limit],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_value(r.get(0)).ok())
+            .collect())
+    }
+
+    /// Retention: results and finished tasks older than `results_days`, metrics samples
+    /// older than `metrics_days`, stopped or silent workers older than a day. Returns the
+    /// rows removed (results, tasks, samples, workers).
+    pub fn cleanup(&mut self, results_days: u64, metrics_days: u64) -> Result<[u64; 4]> {
+        let now = sql_now(&mut self.client)?;
+        let r_cut = now - results_days as f64 * 86_400.0;
+        let m_cut = now - metrics_days as f64 * 86_400.0;
+        let mut tx = self.client.transaction()?;
+        let results = tx.execute(
+            "DELETE FROM bgrun_results WHERE finished_at < $1",
+            &[&r_cut],
+        )?;
+        let tasks = tx.execute(
+            "DELETE FROM bgrun_tasks WHERE state = 'done' AND finished_at < $1",
+            &[&r_cut],
+        )?;
+        let samples = tx.execute("DELETE FROM bgrun_metrics WHERE at < $1", &[&m_cut])?;
+        let workers = tx.execute(
+            "DELETE FROM bgrun_workers WHERE heartbeat_at < $1",
+            &[&(now - 86_400.0)],
+        )?;
+        tx.commit()?;
+        Ok([results, tasks, samples, workers])
+    }
+
+    /// Whether any worker is alive.
+    pub fn any_worker(&mut self, lease_s: f64) -> Result<bool> {
+        let now = sql_now(&mut self.client)?;
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT 1 FROM bgrun_workers WHERE stopped_at IS NULL AND heartbeat_at > $1
+                 LIMIT 1",
+                &[&(now - 2.0 * lease_s)],
+            )?
+            .is_some())
+    }
+}
+
+/// Rows of one state, counted up to `cap` (never a full scan of a huge table).
+fn count_state(c: &mut impl postgres::GenericClient, state: &str, cap: i64) -> Result<i64> {
+    let row = c.query_one(
+        "SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks WHERE state = $1 LIMIT $2) s",
+        &[&state, &cap],
+    )?;
+    Ok(row.get(0))
+}
+
+fn type_factors(c: &mut impl postgres::GenericClient) -> Result<Vec<(String, f64)>> {
+    Ok(c.query("SELECT task_type, factor FROM bgrun_types", &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Insert a run's result (naming its host); a second result for the same run is refused
+/// by the primary key. Returns the stored JSON.
+fn insert_result(
+    c: &mut impl postgres::GenericClient,
+    id: i64,
+    attempt: u32,
+    host: &str,
+    r: &TaskResult,
+    now: f64,
+) -> Result<Value> {
+    let mut v = serde_json::to_value(r)?;
+    if let Value::Object(m) = &mut v {
+        m.insert("host".to_string(), Value::String(host.to_string()));
+    }
+    let n = c.execute(
+        "INSERT INTO bgrun_results (task_id, attempt, host, status, finished_at, result)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        &[
+            &id,
+            &i32::try_from(attempt).unwrap_or(i32::MAX),
+            &host,
+            &r.status.as_str(),
+            &now,
+            &v,
+        ],
+    )?;
+    if n == 0 {
+        anyhow::bail!("task {id} run {attempt} already has a result; not recorded twice");
+    }
+    Ok(v)
+}
+
+/// Append to the type's history; when its adaptive factor changes, re-rank its queued tasks.
+fn record_history(
+    c: &mut impl postgres::GenericClient,
+    task_type: &str,
+    ok: bool,
+    duration_s: f64,
+    now: f64,
+) -> Result<()> {
+    let row = c.query_one(
+        "INSERT INTO bgrun_history (task_type, ok, duration_s, at) VALUES ($1, $2, $3, $4)
+         RETURNING id",
+        &[&task_type, &ok, &duration_s, &now],
+    )?;
+    let id: i64 = row.get(0);
+    let recent = c.query(
+        "SELECT ok, duration_s, at FROM bgrun_history WHERE task_type = $1
+          ORDER BY id DESC LIMIT 10",
+        &[&task_type],
+    )?;
+    let mut h: VecDeque<Exec> = recent
+        .iter()
+        .map(|r| Exec {
+            ok: r.get(0),
+            duration_s: r.get(1),
+            at: r.get(2),
+        })
+        .collect();
+    h.make_contiguous().reverse();
+    let factor = crate::queue::adaptive_factor(Some(&h));
+    let old: Option<f64> = c
+        .query_opt(
+            "SELECT factor FROM bgrun_types WHERE task_type = $1",
+            &[&task_type],
+        )?
+        .map(|r| r.get(0));
+    if old.unwrap_or(1.0) != factor || old.is_none() {
+        c.execute(
+            "INSERT INTO bgrun_types (task_type, factor) VALUES ($1, $2)
+             ON CONFLICT (task_type) DO UPDATE SET factor = EXCLUDED.factor",
+            &[&task_type, &factor],
+        )?;
+        c.execute(
+            "UPDATE bgrun_tasks SET eff_priority = priority * $2::float8
+              WHERE state = 'queued' AND task_type = $1",
+            &[&task_type, &factor],
+        )?;
+    }
+    if id % 100 == 0 {
+        // Keep the last 100 executions per type.
+        c.execute(
+            "DELETE FROM bgrun_history WHERE task_type = $1 AND id <
+               (SELECT min(id) FROM (SELECT id FROM bgrun_history WHERE task_type = $1
+                  ORDER BY id DESC LIMIT 100) k)",
+            &[&task_type],
+        )?;
+    }
+    Ok(())
+}
+
+/// The result of a task dropped on overflow.
+pub fn dropped_result(t: &Task, at: f64, max: i64) -> TaskResult {
+    let mut r = base_result(t, t.attempt, at);
+    r.status = Status::Dropped;
+    r.error = Some(format!(
+        "dropped: the queue was full ({max} tasks) and this task had the lowest priority"
+    ));
+    r
+}
+
+/// A result with the task's fields filled in.
+pub fn base_result(t: &Task, attempt: u32, at: f64) -> TaskResult {
+    use crate::state::task::{Action, Arg};
+    TaskResult {
+        id: t.id.clone(),
+        task_type: t.task_type.clone(),
+        name: t.name.clone(),
+        status: Status::Failed,
+        exit_code: None,
+        signal: None,
+        attempt,
+        trigger: t.trigger.clone(),
+        enqueued_at: crate::timefmt::rfc3339(t.enqueued_at),
+        started_at: None,
+        finished_at: crate::timefmt::rfc3339(at),
+        duration_s: 0.0,
+        queue_s: (at - t.enqueued_at).max(0.0),
+        peak_rss_mb: 0.0,
+        cpu_s: 0.0,
+        log: None,
+        error: None,
+        will_retry: false,
+        findings: None,
+        report: None,
+        report_path: None,
+        context: t.context.clone(),
+        argv: match &t.action {
+            Action::Command { argv, .. } => argv.iter().map(Arg::lossy).collect(),
+            Action::Analyzer { analyzer } => vec![format!("bgrun analyze {analyzer}")],
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_masks_only_the_password() {
+        assert_eq!(
+            redact("postgres://u:secret@db:5432/x"),
+            "postgres://u:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(redact("nonsense"), "nonsense");
+    }
+
+    #[test]
+    fn flag_wins_over_config_and_blank_is_none() {
+        assert_eq!(
+            url_of(Some("postgres://a"), Some("postgres://b")).as_deref(),
+            Some("postgres://a")
+        );
+        assert_eq!(
+            url_of(None, Some("postgres://b")).as_deref(),
+            Some("postgres://b")
+        );
+        assert_eq!(url_of(Some("  "), None), None);
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        let v: Vec<i32> = schema::MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(v.windows(2).all(|w| w[1] == w[0] + 1));
+        assert_eq!(v.first(), Some(&1));
+    }
+}
