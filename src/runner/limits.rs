@@ -247,9 +247,13 @@ mod tests {
         let leader = child.id();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut members = Vec::new();
+        // Wait until sh has all three children and the third has left the group (setsid
+        // runs a moment after its fork: before that it is still a member).
         while std::time::Instant::now() < deadline {
             members = proc_tree::members(leader).expect("children files");
-            if members.len() >= 3 {
+            let kids = std::fs::read_to_string(format!("/proc/{leader}/task/{leader}/children"))
+                .unwrap_or_default();
+            if kids.split_whitespace().count() >= 3 && members.len() == 3 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
