@@ -196,6 +196,15 @@ impl Drainer<'_> {
             }
             durable |= recover(env, &mut *txn, Some(&self.me))? > 0;
         }
+        // The results of the tasks that ended go into the transaction before claiming: the
+        // claim's flush writes their end lines, and a result must be on disk before its end.
+        {
+            let state = txn.state()?;
+            let (queued, running) = (state.queued.len(), state.running.len());
+            for (_, r) in done.drain(..) {
+                txn.save_result(r, queued, running);
+            }
+        }
         let started = if stopping {
             Vec::new()
         } else {

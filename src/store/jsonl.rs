@@ -467,6 +467,7 @@ impl Store for JsonlStore {
             loaded: false,
             ops: Vec::new(),
             results: Vec::new(),
+            persisted: Vec::new(),
         }))
     }
 
@@ -508,6 +509,8 @@ struct JsonlTxn<'a> {
     loaded: bool,
     ops: Vec<Op>,
     results: Vec<(TaskResult, usize, usize)>,
+    /// Results already written by a `flush` (announced at commit).
+    persisted: Vec<TaskResult>,
 }
 
 impl JsonlTxn<'_> {
@@ -776,6 +779,12 @@ impl Txn for JsonlTxn<'_> {
     }
 
     fn flush(&mut self) -> Result<()> {
+        // As at commit: results first, then the journal lines that end their tasks (an
+        // ended task flushed with the claims must never be on disk without its result).
+        for (r, queue_len, concurrent) in std::mem::take(&mut self.results) {
+            persist(&self.store.dir, &r, queue_len, concurrent);
+            self.persisted.push(r);
+        }
         let ops = std::mem::take(&mut self.ops);
         let file = self
             .file
@@ -798,7 +807,7 @@ impl Txn for JsonlTxn<'_> {
         // between the two leaves a result whose task is still running in the journal (it
         // is recovered and run again as the next attempt), never an ended task without
         // its result (issue 14: 0 lost under kill -9).
-        let mut saved = Vec::with_capacity(self.results.len());
+        let mut saved = std::mem::take(&mut self.persisted);
         for (r, queue_len, concurrent) in std::mem::take(&mut self.results) {
             persist(&self.store.dir, &r, queue_len, concurrent);
             saved.push(r);
