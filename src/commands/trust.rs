@@ -18,25 +18,40 @@ fn committed(g: &GlobalArgs) -> Result<(std::path::PathBuf, Source)> {
 
 pub fn run_trust(g: &GlobalArgs, show: bool) -> Result<Exit> {
     let (repo, source) = committed(g)?;
+    let tools_trusted = trust::repo_trusted(&repo);
     if show {
-        println!(
-            "{}: its own tools (.venv/bin, node_modules/.bin) are {}",
-            repo.display(),
-            if trust::repo_trusted(&repo) {
-                "trusted"
-            } else {
-                "not trusted (managed tools and $PATH are used)"
-            }
-        );
+        if !g.json {
+            println!(
+                "{}: its own tools (.venv/bin, node_modules/.bin) are {}",
+                repo.display(),
+                if tools_trusted {
+                    "trusted"
+                } else {
+                    "not trusted (managed tools and $PATH are used)"
+                }
+            );
+        }
     } else {
         trust::trust_repo(&repo)?;
         println!("trusted {} (its own tools may run)", repo.display());
     }
     let Source::File(path) = &source else {
-        println!("no config file: the embedded defaults need no trust");
+        if show && g.json {
+            super::print_json(&serde_json::json!({
+                "path": null, "state": "no config file", "repo_tools_trusted": tools_trusted,
+            }))?;
+        } else {
+            println!("no config file: the embedded defaults need no trust");
+        }
         return Ok(Exit::Ok);
     };
     if !trust::is_committed(&repo, path) {
+        if show && g.json {
+            super::print_json(&serde_json::json!({
+                "path": path, "state": "your own config", "repo_tools_trusted": tools_trusted,
+            }))?;
+            return Ok(Exit::Ok);
+        }
         println!(
             "{} is your own config (--config, $BGRUN_CONFIG or .bgrun/config.json): it needs no trust",
             path.display()
@@ -60,7 +75,7 @@ pub fn run_trust(g: &GlobalArgs, show: bool) -> Result<Exit> {
         };
         if g.json {
             super::print_json(&serde_json::json!({
-                "path": path, "sha256": now, "state": state,
+                "path": path, "sha256": now, "state": state, "repo_tools_trusted": tools_trusted,
             }))?;
         } else {
             println!("{}: {state} (sha256 {now})", path.display());

@@ -1130,3 +1130,30 @@ fn a_config_written_by_init_is_trusted_until_it_changes() {
     assert_code(&run(&["trust"]), 0);
     assert_code(&run(&["enqueue", "--no-drain", "mark"]), 0);
 }
+
+/// `trust --show --json` prints one JSON object and trusts nothing.
+#[test]
+fn trust_show_json_is_one_object_and_changes_nothing() {
+    let e = Env::new();
+    let data = tempfile::tempdir().unwrap();
+    e.write(
+        "bgrun.json",
+        r#"{"task_types": {"mark": {"command": ["true"]}}}"#,
+    );
+    e.git(&["add", "-A"]);
+    e.git(&["commit", "-qm", "config"]);
+    let run = |args: &[&str]| {
+        e.cmd()
+            .env("BGRUN_DATA_DIR", data.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--json", "trust", "--show"]);
+    assert_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["state"], "not trusted");
+    assert_eq!(v["repo_tools_trusted"], false);
+    // Still untrusted: --show approved nothing.
+    assert_code(&run(&["enqueue", "--no-drain", "mark"]), 2);
+}
