@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::outbox::Outbox;
-use super::outcome::base_result;
 use super::recover::recover;
 use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
 use super::{
@@ -373,7 +372,7 @@ impl Drainer<'_> {
                 }
                 Err(failed) => {
                     let (task, why) = *failed;
-                    let mut r = base_result(&task, task.attempt + 1, at);
+                    let mut r = task.base_result(task.attempt + 1, at);
                     r.status = Status::Failed;
                     r.error = Some(why);
                     let end = End {

@@ -9,7 +9,6 @@
 mod drain;
 mod env;
 mod outbox;
-mod outcome;
 mod recover;
 mod run;
 mod slot;

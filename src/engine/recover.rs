@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::outcome::base_result;
 use super::{Env, commit, log_event, open_store};
 use crate::model::Status;
 use crate::runner::process;
@@ -61,7 +60,7 @@ pub(super) fn recover(env: &Env, txn: &mut dyn Txn, mine: Option<&str>) -> Resul
             } else {
                 Status::Abandoned
             };
-            let mut res = base_result(&r.task, made, at);
+            let mut res = r.task.base_result(made, at);
             res.status = status;
             res.started_at = Some(rfc3339(r.claimed_at));
             res.duration_s = (at - r.claimed_at).max(0.0);

@@ -8,7 +8,6 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::Env;
-use super::outcome::base_result;
 use crate::results::{Findings, TaskResult};
 use crate::runner::limits::{Sampler, Throttle};
 use crate::runner::process::{self, Spec};
@@ -218,7 +217,7 @@ pub(super) fn sample(slots: &mut [Slot], sampler: &mut Sampler, env: &Env, at: f
 /// Build the result of a finished slot.
 pub(super) fn finish_slot(env: &Env, mut slot: Slot, at: f64) -> (Task, TaskResult) {
     let (ended, stdout) = slot.child.reap();
-    let mut r = base_result(&slot.task, slot.attempt, at);
+    let mut r = slot.task.base_result(slot.attempt, at);
     r.started_at = Some(rfc3339(slot.started));
     r.duration_s = (at - slot.started).max(0.0);
     r.queue_s = (slot.started - slot.task.enqueued_at).max(0.0);

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::Env;
-use super::outcome::base_result;
 use super::{commit, open_store};
 use crate::error;
 use crate::results::TaskResult;
@@ -49,7 +48,7 @@ pub fn stop(env: &Env, ids: &[String], all: bool) -> Result<Stopped> {
     for id in targets {
         let state = txn.state()?;
         if let Some(t) = state.queued.get(&id) {
-            let mut r = base_result(t, t.attempt, at);
+            let mut r = t.base_result(t.attempt, at);
             r.status = Status::Cancelled;
             r.error = Some("cancelled by `bgrun stop` before it started".to_string());
             cancelled.push(r);

@@ -4,7 +4,6 @@
 use anyhow::Result;
 
 use super::Env;
-use super::outcome::dropped_result;
 use super::recover::recover_orphans_fast;
 use super::{NewTask, Submitted, analyzer_of, commit, log_event, open_store};
 use crate::error;
@@ -148,7 +147,7 @@ pub fn submit(env: &Env, news: &[NewTask]) -> Result<Vec<Submitted>> {
         task.seq = st.next_seq;
         task.id = task.seq.to_string();
         let victim = queue::overflow_victim(st.queued.values(), &task).clone();
-        let result = dropped_result(&victim, at, max);
+        let result = victim.dropped_result(at, max);
         dropped.push(result.clone());
         if victim.id == task.id {
             out.push(Submitted::Dropped { result });

@@ -491,7 +491,7 @@ impl Worker<'_> {
                 }
                 Err(failed) => {
                     let (task, why) = *failed;
-                    let mut r = pgstore::base_result(&task, task.attempt + 1, at);
+                    let mut r = task.base_result(task.attempt + 1, at);
                     r.status = Status::Failed;
                     r.error = Some(why);
                     let sample = Sample {

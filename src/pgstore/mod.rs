@@ -351,7 +351,7 @@ impl PgStore {
             let mut vt: Task = serde_json::from_value(victim.get(1))?;
             vt.id = vid.to_string();
             vt.attempt = u32::try_from(victim.get::<_, i32>(2)).unwrap_or(0);
-            let result = dropped_result(&vt, now, max_queue);
+            let result = vt.dropped_result(now, max_queue);
             tx.execute(
                 "UPDATE bgrun_tasks SET state = 'done', final_status = 'dropped',
                    finished_at = $2 WHERE id = $1",
@@ -520,7 +520,7 @@ impl PgStore {
             task.id = id.to_string();
             // The run it would have been: never made, so no result can exist for it.
             let attempt = u32::try_from(row.get::<_, i32>(2)).unwrap_or(0) + 1;
-            let mut r = base_result(&task, attempt, now);
+            let mut r = task.base_result(attempt, now);
             r.status = Status::Cancelled;
             r.error = Some("cancelled by `bgrun stop` before it ran".to_string());
             tx.execute(
@@ -574,7 +574,7 @@ impl PgStore {
             let ran_on: Option<String> = row.get(4);
             let started: Option<f64> = row.get(5);
             let retry = made <= max_retries;
-            let mut r = base_result(&task, u32::try_from(made).unwrap_or(0), now);
+            let mut r = task.base_result(u32::try_from(made).unwrap_or(0), now);
             r.status = Status::Abandoned;
             r.started_at = started.map(crate::timefmt::rfc3339);
             r.will_retry = retry;
@@ -986,49 +986,6 @@ fn record_history(
         )?;
     }
     Ok(())
-}
-
-/// The result of a task dropped on overflow.
-pub fn dropped_result(t: &Task, at: f64, max: i64) -> TaskResult {
-    let mut r = base_result(t, t.attempt, at);
-    r.status = Status::Dropped;
-    r.error = Some(format!(
-        "dropped: the queue was full ({max} tasks) and this task had the lowest priority"
-    ));
-    r
-}
-
-/// A result with the task's fields filled in.
-pub fn base_result(t: &Task, attempt: u32, at: f64) -> TaskResult {
-    use crate::state::task::{Action, Arg};
-    TaskResult {
-        id: t.id.clone(),
-        task_type: t.task_type.clone(),
-        name: t.name.clone(),
-        status: Status::Failed,
-        exit_code: None,
-        signal: None,
-        attempt,
-        trigger: t.trigger.clone(),
-        enqueued_at: crate::timefmt::rfc3339(t.enqueued_at),
-        started_at: None,
-        finished_at: crate::timefmt::rfc3339(at),
-        duration_s: 0.0,
-        queue_s: (at - t.enqueued_at).max(0.0),
-        peak_rss_mb: 0.0,
-        cpu_s: 0.0,
-        log: None,
-        error: None,
-        will_retry: false,
-        findings: None,
-        report: None,
-        report_path: None,
-        context: t.context.clone(),
-        argv: match &t.action {
-            Action::Command { argv, .. } => argv.iter().map(Arg::lossy).collect(),
-            Action::Analyzer { analyzer } => vec![format!("bgrun analyze {analyzer}")],
-        },
-    }
 }
 
 #[cfg(test)]

@@ -115,6 +115,50 @@ pub struct Task {
 }
 
 impl Task {
+    /// The common part of every result the engine or a store writes for this task (status
+    /// `failed` until the caller says otherwise).
+    pub fn base_result(&self, attempt: u32, at: f64) -> crate::model::TaskResult {
+        use crate::timefmt::rfc3339;
+        crate::model::TaskResult {
+            id: self.id.clone(),
+            task_type: self.task_type.clone(),
+            name: self.name.clone(),
+            status: crate::model::Status::Failed,
+            exit_code: None,
+            signal: None,
+            attempt,
+            trigger: self.trigger.clone(),
+            enqueued_at: rfc3339(self.enqueued_at),
+            started_at: None,
+            finished_at: rfc3339(at),
+            duration_s: 0.0,
+            queue_s: (at - self.enqueued_at).max(0.0),
+            peak_rss_mb: 0.0,
+            cpu_s: 0.0,
+            log: None,
+            error: None,
+            will_retry: false,
+            findings: None,
+            report: None,
+            report_path: None,
+            context: self.context.clone(),
+            argv: match &self.action {
+                Action::Command { argv, .. } => argv.iter().map(Arg::lossy).collect(),
+                Action::Analyzer { analyzer } => vec![format!("bgrun analyze {analyzer}")],
+            },
+        }
+    }
+
+    /// The result of this task when it is dropped from a full queue of `max` tasks.
+    pub fn dropped_result(&self, at: f64, max: impl std::fmt::Display) -> crate::model::TaskResult {
+        let mut r = self.base_result(self.attempt, at);
+        r.status = crate::model::Status::Dropped;
+        r.error = Some(format!(
+            "dropped: the queue was full ({max} tasks) and this task had the lowest priority"
+        ));
+        r
+    }
+
     /// The duplicate-detection key: task type and argv.
     pub fn dedup_key(&self) -> String {
         dedup_key(&self.task_type, &self.action)
