@@ -3,11 +3,11 @@
 //! tool cannot block on a full pipe. Also the tool's version, looked up cheaply.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+
+use crate::runner::pipes::{collect, drain, kill_group};
 use std::time::Duration;
 
 use super::{Invocation, Raw};
@@ -36,7 +36,7 @@ pub fn run(inv: &Invocation, timeout: Duration) -> Result<Raw, String> {
     let pgid = child.id() as i32;
     let out = child.stdout.take().map(drain);
     let err = child.stderr.take().map(drain);
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait());
     });
@@ -69,36 +69,6 @@ pub fn run(inv: &Invocation, timeout: Duration) -> Result<Raw, String> {
         result_file,
         started: Some(started),
     })
-}
-
-fn drain<R: Read + Send + 'static>(mut r: R) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        let _ = tx.send(buf);
-    });
-    rx
-}
-
-fn collect(rx: Option<mpsc::Receiver<Vec<u8>>>, pgid: i32) -> Vec<u8> {
-    let Some(rx) = rx else { return Vec::new() };
-    match rx.recv_timeout(Duration::from_secs(2)) {
-        Ok(b) => b,
-        Err(_) => {
-            kill_group(pgid);
-            rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
-        }
-    }
-}
-
-fn kill_group(pgid: i32) {
-    if pgid > 1 {
-        // SAFETY: kill with a negative pid signals that process group; no memory involved.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
-    }
 }
 
 /// Find an executable: the project's `.venv/bin`, `venv/bin`, `node_modules/.bin` (in the

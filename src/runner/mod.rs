@@ -6,6 +6,7 @@ pub mod detach;
 pub mod escape;
 pub mod limits;
 pub mod logs;
+pub mod pipes;
 pub mod process;
 pub mod scrub;
 pub mod spawner;

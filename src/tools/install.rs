@@ -5,11 +5,11 @@
 //! dies with bgrun (PR_SET_PDEATHSIG) so an interrupted install leaves no writer behind.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+
+use crate::runner::pipes::{collect, drain, kill_group};
 use std::time::{Duration, Instant};
 
 use super::{Cache, Ecosystem, MARKER, Spec, valid_version};
@@ -403,7 +403,7 @@ pub(super) fn step(
     let pgid = child.id() as i32;
     let out = child.stdout.take().map(drain);
     let errs = child.stderr.take().map(drain);
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait());
     });
@@ -462,36 +462,6 @@ fn tail(bytes: &[u8]) -> String {
         s = "no output".into();
     }
     s
-}
-
-fn drain<R: Read + Send + 'static>(mut r: R) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        let _ = tx.send(buf);
-    });
-    rx
-}
-
-fn collect(rx: Option<mpsc::Receiver<Vec<u8>>>, pgid: i32) -> Vec<u8> {
-    let Some(rx) = rx else { return Vec::new() };
-    match rx.recv_timeout(Duration::from_secs(2)) {
-        Ok(b) => b,
-        Err(_) => {
-            kill_group(pgid);
-            rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
-        }
-    }
-}
-
-fn kill_group(pgid: i32) {
-    if pgid > 1 {
-        // SAFETY: kill with a negative pid signals that process group; no memory involved.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
-    }
 }
 
 #[cfg(test)]
