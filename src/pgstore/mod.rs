@@ -15,12 +15,14 @@
 //! clock (Unix seconds), so hosts with skewed clocks agree on when a lease expired.
 
 pub mod schema;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use postgres::config::SslMode;
 use postgres::error::SqlState;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
@@ -87,25 +89,64 @@ pub fn host_name() -> String {
     "localhost".to_string()
 }
 
-/// Open a connection (exit 3 naming the URL when the database cannot be reached).
+/// Open a connection (exit 3 naming the URL when the database cannot be reached), with
+/// TLS as the URL's `sslmode` asks (see [`tls`]).
 pub fn connect(url: &str) -> Result<Client> {
-    let mut cfg = postgres::Config::from_str(url).map_err(|e| {
+    let shown = redact(url);
+    let (rest, tls) = tls::split(url, &shown)?;
+    let mut cfg = postgres::Config::from_str(&rest).map_err(|e| {
         error::usage(format!(
-            "store URL {}: {e} (expected postgres://USER@HOST[:PORT]/DB)",
-            redact(url)
+            "store URL {shown}: {e} (expected postgres://USER@HOST[:PORT]/DB)"
         ))
     })?;
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(5));
     }
     cfg.application_name("bgrun");
-    cfg.connect(NoTls).map_err(|e| {
+    // As libpq: no TLS over a Unix socket.
+    let unix = cfg
+        .get_hosts()
+        .iter()
+        .all(|h| !matches!(h, postgres::config::Host::Tcp(_)));
+    let failed = |e: postgres::Error| {
         error::state(format!(
-            "cannot connect to the store {}: {e} (is PostgreSQL up? check --store, \
-             $BGRUN_STORE or store.url)",
-            redact(url)
+            "cannot connect to the store {shown}: {} (is PostgreSQL up? check --store, \
+             $BGRUN_STORE or store.url{})",
+            error_text(&e),
+            if tls.mode == tls::Mode::Disable {
+                ""
+            } else {
+                ", and its sslmode"
+            }
         ))
-    })
+    };
+    if tls.mode == tls::Mode::Disable || unix {
+        cfg.ssl_mode(SslMode::Disable);
+        return cfg.connect(NoTls).map_err(failed);
+    }
+    cfg.ssl_mode(if tls.mode == tls::Mode::Prefer {
+        SslMode::Prefer
+    } else {
+        SslMode::Require
+    });
+    let config = tls::client_config(&tls, &shown)?;
+    cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+        .map_err(failed)
+}
+
+/// A driver error with its cause (the TLS or socket error behind "error connecting").
+fn error_text(e: &postgres::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
 }
 
 /// A connection to the shared store.

@@ -204,6 +204,101 @@ impl Pg {
     }
 }
 
+impl Pg {
+    /// Turn TLS on with a server certificate for `localhost` only (not `127.0.0.1`), signed
+    /// by a CA made here, and refuse plain TCP connections (`hostnossl ... reject`).
+    /// Returns (the CA's PEM file, another CA's PEM file that signed nothing).
+    pub fn enable_tls(&self) -> (PathBuf, PathBuf) {
+        let dir = self.dir.path().join("certs");
+        std::fs::create_dir_all(&dir).expect("certs dir");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .current_dir(&dir)
+                .args(args)
+                .output()
+                .expect("openssl (scripts/deps/apt-store.txt: openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                text(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let mut a = vec!["req", "-x509", "-days", "2", "-subj"];
+            let subj = format!("/CN=bgrun test {ca}");
+            a.push(&subj);
+            a.extend(ec);
+            let (key, crt) = (format!("{ca}.key"), format!("{ca}.crt"));
+            a.extend(["-keyout", &key, "-out", &crt]);
+            openssl(&a);
+        }
+        let mut a = vec!["req", "-subj", "/CN=localhost", "-keyout", "server.key"];
+        a.extend(ec);
+        a.extend(["-out", "server.csr"]);
+        openssl(&a);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext.cnf");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.crt",
+        ]);
+        let data = self.data();
+        for f in ["server.crt", "server.key"] {
+            std::fs::copy(dir.join(f), data.join(f)).expect("copy cert");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod key");
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+        conf.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(data.join("postgresql.conf"), conf).expect("conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("hba");
+        if let Some(u) = &self.user {
+            let out = Command::new("chown")
+                .args(["-R", &u.name])
+                .arg(&data)
+                .output()
+                .expect("chown");
+            assert!(out.status.success(), "chown: {}", text(&out.stderr));
+        }
+        self.stop_server();
+        self.start_server();
+        (dir.join("ca.crt"), dir.join("other-ca.crt"))
+    }
+}
+
 impl Drop for Pg {
     fn drop(&mut self) {
         let _ = self
@@ -942,4 +1037,101 @@ fn stop_cancels_queued_tasks_and_has_workers_stop_running_ones() {
     ok(bg(&e, &pg, "ctl").arg("cleanup").output().expect("cleanup"));
     sigterm(&w.0[0]);
     wait_exit(&mut w.0[0], Duration::from_secs(20));
+}
+
+/// TLS for the store connection, against the real server with `ssl=on` that refuses plain
+/// TCP: `sslmode` as libpq users expect it.
+#[test]
+fn tls_sslmode_disable_require_verify_ca_verify_full() {
+    let Some(pg) = Pg::start() else { return };
+    let (ca, other) = pg.enable_tls();
+    let e = host(r#"{"execution": {"max_retries": 0}}"#);
+    let at = |host: &str, q: &str| {
+        format!(
+            "postgres://bgrun@{host}:{}/postgres?connect_timeout=5&{q}",
+            pg.port
+        )
+    };
+    let run = |url: String, args: &[&str]| {
+        e.cmd()
+            .env("BGRUN_STORE", url)
+            .env("BGRUN_HOST", "tls-host")
+            .args(args)
+            .output()
+            .expect("bgrun")
+    };
+    let ca = ca.display().to_string();
+    let other = other.display().to_string();
+    // require: encrypted, the certificate unchecked (the server refuses anything else).
+    ok(run(
+        at("127.0.0.1", "sslmode=require"),
+        &["store", "migrate"],
+    ));
+    // disable: the server refuses the plain connection; exit 3 naming the way out.
+    let out = run(at("127.0.0.1", "sslmode=disable"), &["store", "status"]);
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stderr).contains("cannot connect to the store"),
+        "{}",
+        text(&out.stderr)
+    );
+    // prefer, the default: TLS because the server offers it.
+    ok(run(at("127.0.0.1", ""), &["store", "status"]));
+    // verify-ca: the chain is checked against sslrootcert, not the name.
+    let verify_ca = at("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}"));
+    ok(run(verify_ca.clone(), &["store", "status"]));
+    // verify-full: the certificate names localhost, not 127.0.0.1.
+    let out = run(
+        at(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        &["store", "status"],
+    );
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stderr).contains("certificate"),
+        "{}",
+        text(&out.stderr)
+    );
+    ok(run(
+        at(
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        &["store", "status"],
+    ));
+    // A CA that did not sign the server's certificate.
+    let out = run(
+        at(
+            "127.0.0.1",
+            &format!("sslmode=verify-ca&sslrootcert={other}"),
+        ),
+        &["store", "status"],
+    );
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stderr).contains("certificate"),
+        "{}",
+        text(&out.stderr)
+    );
+    // An unknown mode is a usage error (exit 2), before any connection.
+    let out = run(at("127.0.0.1", "sslmode=sometimes"), &["store", "status"]);
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stderr).contains("sslmode=sometimes"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Real work over verified TLS: enqueue, a worker drains it, the result names the host.
+    let out = ok(run(
+        verify_ca.clone(),
+        &["enqueue", "--no-drain", "custom", "--", "true"],
+    ));
+    let id = text(&out.stdout).trim().to_string();
+    ok(run(verify_ca.clone(), &["drain"]));
+    let out = ok(run(verify_ca, &["--json", "results", &id]));
+    let v = json_of(&out);
+    assert_eq!(v[0]["status"], "succeeded", "{v}");
+    assert_eq!(v[0]["host"], "tls-host", "{v}");
 }
