@@ -74,6 +74,8 @@ pub struct Pg {
     dir: tempfile::TempDir,
     pub port: u16,
     user: Option<PgUser>,
+    /// `listen_addresses` (127.0.0.1, plus the namespaces' links when there are some).
+    listen: std::sync::Mutex<String>,
 }
 
 fn free_port() -> u16 {
@@ -111,6 +113,7 @@ impl Pg {
             dir,
             port: free_port(),
             user,
+            listen: std::sync::Mutex::new("127.0.0.1".to_string()),
         };
         let out = pg
             .tool("initdb")
@@ -152,8 +155,9 @@ impl Pg {
     /// `pg_ctl start`, waiting until it accepts connections.
     pub fn start_server(&self) {
         let opts = format!(
-            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
+            "-c listen_addresses={} -c port={} -c unix_socket_directories={} \
              -c fsync=off -c max_connections=200",
+            self.listen.lock().expect("listen"),
             self.port,
             self.dir.path().display()
         );
@@ -369,6 +373,85 @@ fn wait_exit(c: &mut Child, timeout: Duration) -> std::process::ExitStatus {
             panic!("process {} did not exit within {timeout:?}", c.id());
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A network namespace joined to the root namespace by a veth pair: a "host" that reaches
+/// the database only over its own link. Deleted on drop.
+struct NetNs {
+    name: String,
+    /// The root side of the link: the database's address as seen from the namespace.
+    db_ip: String,
+    link: String,
+}
+
+impl NetNs {
+    /// `None` (said on stderr) where the machine does not allow `ip netns`.
+    fn create(i: usize) -> Option<NetNs> {
+        let pid = std::process::id();
+        let tag = format!("{}{i}", pid % 100_000);
+        let net = format!("10.{}.{}", 100 + pid % 100, 10 + i);
+        let ns = NetNs {
+            name: format!("bgns{tag}"),
+            db_ip: format!("{net}.1"),
+            link: format!("bgva{tag}"),
+        };
+        let peer = format!("bgvb{tag}");
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !ip(&["netns", "add", &ns.name]) {
+            eprintln!("*** `ip netns` is not allowed here: hosts share the network ***");
+            return None;
+        }
+        let (db_cidr, ns_cidr) = (format!("{net}.1/24"), format!("{net}.2/24"));
+        let steps: [&[&str]; 7] = [
+            &[
+                "link", "add", &ns.link, "type", "veth", "peer", "name", &peer,
+            ],
+            &["link", "set", &peer, "netns", &ns.name],
+            &["addr", "add", &db_cidr, "dev", &ns.link],
+            &["link", "set", &ns.link, "up"],
+            &["-n", &ns.name, "addr", "add", &ns_cidr, "dev", &peer],
+            &["-n", &ns.name, "link", "set", &peer, "up"],
+            &["-n", &ns.name, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            assert!(ip(step), "ip {step:?} failed");
+        }
+        Some(ns)
+    }
+
+    /// `cmd`, run inside the namespace (`ip netns exec`, which execs it: same pid).
+    fn wrap(&self, cmd: &Command) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        if let Some(d) = cmd.get_current_dir() {
+            c.current_dir(d);
+        }
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -738,13 +821,33 @@ fn the_fleet_limit_holds_across_workers() {
 #[test]
 fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     const WRITERS: usize = 10;
-    const PER_WRITER: usize = 100;
+    // The issue's 5,000 tasks; `BGRUN_PG_E2E_TASKS` may lower it on a slow machine.
+    let per_writer: usize = std::env::var("BGRUN_PG_E2E_TASKS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(5000)
+        .div_ceil(WRITERS)
+        .max(1);
     const LEASE: f64 = 8.0;
     let Some(pg) = Pg::start() else { return };
     let config = r#"{"execution": {"max_concurrent_tasks": 6, "max_retries": 2,
         "retry_delay_seconds": 0, "max_queue_size": 100000, "kill_grace_seconds": 1},
         "store": {"lease_seconds": 8}}"#;
     let writer = host(config);
+    // Each worker host in its own network namespace, reaching the database over its own
+    // link, where the machine allows it.
+    let nets: Option<Vec<NetNs>> = (0..3).map(NetNs::create).collect();
+    if let Some(nets) = &nets {
+        let mut listen = vec!["127.0.0.1".to_string()];
+        listen.extend(nets.iter().map(|n| n.db_ip.clone()));
+        *pg.listen.lock().expect("listen") = listen.join(",");
+        let hba = pg.data().join("pg_hba.conf");
+        let mut conf = std::fs::read_to_string(&hba).expect("hba");
+        conf.push_str("\nhost all all 10.0.0.0/8 trust\n");
+        std::fs::write(&hba, conf).expect("hba");
+        pg.stop_server();
+        pg.start_server();
+    }
     migrate(&pg, &writer);
     let ran = writer.root().join("ran.txt");
     let ran_s = ran.to_str().expect("utf8").to_string();
@@ -754,18 +857,39 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
         hosts
             .iter()
             .zip(names)
-            .map(|(e, h)| {
+            .enumerate()
+            .map(|(i, (e, h))| {
                 let extra: &[&str] = if h == "host-c" {
                     &["--host-limit", "2"]
                 } else {
                     &[]
                 };
-                spawn_worker(e, &pg, h, extra)
+                let Some(net) = nets.as_ref().map(|n| &n[i]) else {
+                    return spawn_worker(e, &pg, h, extra);
+                };
+                let mut c = bg(e, &pg, h);
+                c.env(
+                    "BGRUN_STORE",
+                    format!(
+                        "postgres://bgrun@{}:{}/postgres?connect_timeout=5",
+                        net.db_ip, pg.port
+                    ),
+                )
+                .arg("worker")
+                .args(extra);
+                net.wrap(&c)
+                    .stdout(Stdio::null())
+                    .stderr(
+                        std::fs::File::create(e.root().join(format!("worker-{h}.err")))
+                            .expect("err"),
+                    )
+                    .spawn()
+                    .expect("spawn worker in its namespace")
             })
             .collect(),
     );
     // A slow task first, at the highest priority: it is what the killed worker runs.
-    let script = "echo \"$BGRUN_TASK_ID $BGRUN_ATTEMPT\" >> \"$1\"; sleep \"$2\"";
+    let script = "echo \"$BGRUN_TASK_ID $BGRUN_ATTEMPT\" >> \"$1\"; [ \"$2\" = 0 ] || sleep \"$2\"";
     let slow = enqueue_id(
         &writer,
         &pg,
@@ -788,7 +912,7 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
             let ran_s = ran_s.clone();
             std::thread::spawn(move || {
                 let mut ids = Vec::new();
-                for i in 0..PER_WRITER {
+                for i in 0..per_writer {
                     let out = Command::new(crate::bin())
                         .current_dir(&root)
                         .env_remove("BGRUN_CONFIG")
@@ -804,7 +928,7 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
                             script,
                             "sh",
                         ])
-                        .args([ran_s.as_str(), "0.02", &format!("{wi}-{i}")])
+                        .args([ran_s.as_str(), "0", &format!("{wi}-{i}")])
                         .output()
                         .expect("enqueue");
                     assert_code(&out, 0);
@@ -829,7 +953,7 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     }
     assert_eq!(
         ids.len(),
-        WRITERS * PER_WRITER,
+        WRITERS * per_writer,
         "every enqueue got its own id"
     );
     let slow: i64 = slow.parse().expect("id");
