@@ -348,15 +348,87 @@ impl PgStore {
         Ok((from, schema::latest()))
     }
 
-    /// Queue tasks in one short transaction of four round trips: the lock, one query for
-    /// everything the command needs to know (schema version, database clock, queue depth,
-    /// the types' adaptive factors, whether a lease expired, whether a worker is alive),
-    /// one insert per task (with the duplicate's id in the same statement), and the
+    /// Queue tasks. One round trip in the common case: `bgrun_enqueue` (schema version 2)
+    /// checks the schema version, locks, inserts with dedup, notifies, and reports expired
+    /// leases and live workers. When the queue may overflow, the general path: the lock,
+    /// one query for everything the command needs to know (schema version, database
+    /// clock, queue depth, the types' adaptive factors, expired leases, live workers), one
+    /// insert per task (with the duplicate's id in the same statement), and the
     /// notification with the commit. Dedup by the partial unique index; on overflow the
     /// lowest priority (the newest among equals, possibly the incoming task) is dropped and
     /// recorded. The schema version is checked here, so the caller connects with
     /// [`PgStore::open_unchecked`].
     pub fn enqueue(
+        &mut self,
+        tasks: &[Task],
+        max_queue: usize,
+        lease_s: f64,
+    ) -> Result<(Vec<Enqueued>, Seen)> {
+        // The common case in one round trip (schema version 2's `bgrun_enqueue`).
+        let arg: Vec<Value> = tasks
+            .iter()
+            .map(|t| {
+                Ok(serde_json::json!({
+                    "key": t.dedup_key(),
+                    "type": t.task_type,
+                    "priority": t.priority,
+                    "max_retries": t.max_retries,
+                    "task": serde_json::to_value(t)?,
+                }))
+            })
+            .collect::<Result<_>>()?;
+        let arg = Value::Array(arg);
+        let max = i64::try_from(max_queue).unwrap_or(i64::MAX - 1);
+        let answer = self.client.query_typed_one(
+            "SELECT bgrun_enqueue($1, $2, $3, $4)",
+            &[
+                (&schema::latest(), Type::INT4),
+                (&arg, Type::JSONB),
+                (&max, Type::INT8),
+                (&lease_s, Type::FLOAT8),
+            ],
+        );
+        let answer: Value = match answer {
+            Ok(row) => row.get(0),
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => {
+                let v = self.schema_version()?;
+                return Err(self.schema_error(v));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let version = answer
+            .get("version")
+            .and_then(Value::as_i64)
+            .and_then(|v| i32::try_from(v).ok())
+            .unwrap_or(0);
+        if version != schema::latest() {
+            return Err(self.schema_error(version));
+        }
+        if answer.get("overflow") == Some(&Value::Bool(true)) {
+            return self.enqueue_general(tasks, max_queue, lease_s);
+        }
+        let ids = answer.get("ids").and_then(Value::as_array);
+        let mut out = Vec::with_capacity(tasks.len());
+        for pair in ids.into_iter().flatten() {
+            let id = pair.get(0).and_then(Value::as_i64).unwrap_or(0).to_string();
+            out.push(if pair.get(1) == Some(&Value::Bool(true)) {
+                Enqueued::Queued { id, dropped: None }
+            } else {
+                Enqueued::Duplicate { id }
+            });
+        }
+        if out.len() != tasks.len() {
+            anyhow::bail!("the store answered the enqueue with {answer}");
+        }
+        let seen = Seen {
+            expired: answer.get("expired") == Some(&Value::Bool(true)),
+            worker_alive: answer.get("alive") == Some(&Value::Bool(true)),
+        };
+        Ok((out, seen))
+    }
+
+    /// The general enqueue, for when the queue may overflow: four round trips.
+    fn enqueue_general(
         &mut self,
         tasks: &[Task],
         max_queue: usize,
@@ -1298,6 +1370,13 @@ mod tests {
             Some("postgres://b")
         );
         assert_eq!(url_of(Some("  "), None), None);
+    }
+
+    #[test]
+    fn the_enqueue_function_takes_the_enqueue_lock() {
+        let (_, v2) = schema::MIGRATIONS[1];
+        assert!(v2.contains(&format!("pg_advisory_xact_lock({LOCK_ENQUEUE})")));
+        assert!(v2.contains(&format!("pg_notify('{CHANNEL}'")));
     }
 
     #[test]

@@ -547,9 +547,30 @@ fn migrate_status_enqueue_dedup_drain_results() {
         .args(["--json", "store", "migrate"])
         .output()
         .expect("migrate")));
-    assert_eq!(again["from"], 1);
-    assert_eq!(again["to"], 1);
-    assert_eq!(pg.sql("SELECT max(version) FROM bgrun_schema_version"), "1");
+    assert_eq!(again["from"], 2);
+    assert_eq!(again["to"], 2);
+    assert_eq!(pg.sql("SELECT max(version) FROM bgrun_schema_version"), "2");
+    // A store left at version 1 (no one-round-trip enqueue yet): enqueue asks for the
+    // migration (exit 3), which upgrades it.
+    pg.sql(
+        "DROP FUNCTION bgrun_enqueue(integer, jsonb, bigint, float8);
+         DELETE FROM bgrun_schema_version WHERE version = 2",
+    );
+    let out = bg(&e, &pg, "h1")
+        .args(["enqueue", "--no-drain", "custom", "--", "true"])
+        .output()
+        .expect("enqueue");
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stderr).contains("schema version 1") && text(&out.stderr).contains("migrate"),
+        "{}",
+        text(&out.stderr)
+    );
+    let up = json_of(&ok(bg(&e, &pg, "h1")
+        .args(["--json", "store", "migrate"])
+        .output()
+        .expect("migrate")));
+    assert_eq!((up["from"].clone(), up["to"].clone()), (1.into(), 2.into()));
     // Dedup: the same task while queued is the same id; a different argv is new.
     let marker = e.root().join("ran file.txt");
     let m = marker.to_str().expect("utf8");
