@@ -164,7 +164,7 @@ pub fn work(env: &Env, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
     super::wake_on_stop(wake.write.as_raw_fd());
     let quit = Arc::new(AtomicBool::new(false));
     spawn_listener(opts.url.clone(), wake.write.clone(), quit.clone());
-    let lease = env.config.store.lease_seconds as f64;
+    let lease = pgstore::lease_s(env.config.store.lease_seconds);
     let mut w = Worker {
         env,
         opts,
@@ -600,7 +600,7 @@ pub(super) fn submit_shared(env: &Env, url: &str, tasks: &[Task]) -> Result<Vec<
     let (out, seen) = db.enqueue(
         tasks,
         env.config.execution.max_queue_size,
-        env.config.store.lease_seconds as f64,
+        pgstore::lease_s(env.config.store.lease_seconds),
     )?;
     WORKER_SEEN.store(if seen.worker_alive { 2 } else { 1 }, Ordering::SeqCst);
     if seen.expired {
@@ -668,5 +668,5 @@ pub(super) fn any_worker(env: &Env, url: &str) -> Result<bool> {
         _ => {}
     }
     let mut db = PgStore::open(url)?;
-    db.any_worker(env.config.store.lease_seconds as f64)
+    db.any_worker(pgstore::lease_s(env.config.store.lease_seconds))
 }

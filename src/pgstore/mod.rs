@@ -46,6 +46,15 @@ const LOCK_CLAIM: i64 = 0x6267_7275_6e00_0003;
 /// How far `status` counts rows of one state before it says "at least".
 pub const COUNT_CAP: i64 = 100_000;
 
+/// The shortest lease a worker takes, whatever `store.lease_seconds` says (it renews every
+/// third of it, so a shorter one would expire under a merely busy worker).
+pub const MIN_LEASE_S: f64 = 3.0;
+
+/// The lease length in force for `store.lease_seconds`.
+pub fn lease_s(configured: u64) -> f64 {
+    (configured as f64).max(MIN_LEASE_S)
+}
+
 /// The store URL in force: `--store`/`$BGRUN_STORE`, else `store.url`.
 pub fn url_of(flag: Option<&str>, config: Option<&str>) -> Option<String> {
     flag.or(config)
