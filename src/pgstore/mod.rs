@@ -17,15 +17,16 @@
 pub mod schema;
 pub mod tls;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use postgres::config::SslMode;
 use postgres::error::SqlState;
+use postgres::types::ToSql;
 use postgres::types::Type;
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Row, Statement};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -164,6 +165,8 @@ pub struct PgStore {
     pub host: String,
     /// The URL it was opened with (for messages, redacted).
     url: String,
+    /// The worker's hot statements, prepared once per connection.
+    prepared: HashMap<&'static str, Statement>,
 }
 
 /// What an enqueue saw of the store besides the queue, so the command needs no further
@@ -308,6 +311,7 @@ impl PgStore {
             client: connect(url)?,
             host: host_name(),
             url: url.to_string(),
+            prepared: HashMap::new(),
         })
     }
 
@@ -647,10 +651,87 @@ impl PgStore {
         }
     }
 
+    /// A statement of the worker's turn, prepared once per connection (parsed and planned
+    /// once, then one round trip each), with its rows.
+    fn q(&mut self, sql: &'static str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>> {
+        let st = match self.prepared.get(sql) {
+            Some(st) => st.clone(),
+            None => {
+                let types: Vec<Type> = params.iter().map(|p| p.1.clone()).collect();
+                let st = self.client.prepare_typed(sql, &types)?;
+                self.prepared.insert(sql, st.clone());
+                st
+            }
+        };
+        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.0).collect();
+        Ok(self.client.query(&st, &values)?)
+    }
+
+    /// Append runs to their types' histories (one statement), read each type's last ten runs
+    /// and stored factor (one statement), and where the adaptive factor changed, store it and
+    /// re-rank that type's queued tasks.
+    fn record_histories(&mut self, types: &[&str], oks: &[bool], durations: &[f64]) -> Result<()> {
+        self.q(
+            "INSERT INTO bgrun_history (task_type, ok, duration_s, at)
+             SELECT ty, ok, d, extract(epoch FROM clock_timestamp())::float8
+               FROM unnest($1::text[], $2::bool[], $3::float8[]) AS x(ty, ok, d)",
+            &[
+                (&types, Type::TEXT_ARRAY),
+                (&oks, Type::BOOL_ARRAY),
+                (&durations, Type::FLOAT8_ARRAY),
+            ],
+        )?;
+        let rows = self.q(
+            "SELECT ty, (SELECT factor FROM bgrun_types WHERE task_type = ty),
+                    h.oks, h.durs, h.ats, h.top
+               FROM (SELECT DISTINCT unnest($1::text[]) AS ty) d
+               CROSS JOIN LATERAL (
+                 SELECT array_agg(ok ORDER BY id) AS oks, array_agg(duration_s ORDER BY id) AS durs,
+                        array_agg(at ORDER BY id) AS ats, max(id) AS top
+                   FROM (SELECT id, ok, duration_s, at FROM bgrun_history WHERE task_type = ty
+                          ORDER BY id DESC LIMIT 10) r) h",
+            &[(&types, Type::TEXT_ARRAY)],
+        )?;
+        for row in rows {
+            let ty: String = row.get(0);
+            let old: Option<f64> = row.get(1);
+            let oks: Vec<bool> = row.get::<_, Option<Vec<bool>>>(2).unwrap_or_default();
+            let durs: Vec<f64> = row.get::<_, Option<Vec<f64>>>(3).unwrap_or_default();
+            let ats: Vec<f64> = row.get::<_, Option<Vec<f64>>>(4).unwrap_or_default();
+            let top: Option<i64> = row.get(5);
+            let h: VecDeque<Exec> = oks
+                .iter()
+                .zip(&durs)
+                .zip(&ats)
+                .map(|((ok, d), at)| Exec {
+                    ok: *ok,
+                    duration_s: *d,
+                    at: *at,
+                })
+                .collect();
+            let factor = crate::queue::adaptive_factor(Some(&h));
+            if old != Some(factor) {
+                self.q(
+                    "WITH f AS (INSERT INTO bgrun_types (task_type, factor) VALUES ($1, $2)
+                       ON CONFLICT (task_type) DO UPDATE SET factor = EXCLUDED.factor)
+                     UPDATE bgrun_tasks SET eff_priority = priority * $2::float8
+                      WHERE state = 'queued' AND task_type = $1",
+                    &[(&ty, Type::TEXT), (&factor, Type::FLOAT8)],
+                )?;
+            }
+            let added = types.iter().filter(|t| **t == ty).count();
+            if top.is_some_and(|top| usize::try_from(top.rem_euclid(100)).unwrap_or(0) < added) {
+                // Keep the last 100 executions per type (about once per 100 inserts).
+                prune_history(&mut self.client, &ty)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Make every earlier commit of this connection durable: a synchronous commit of the
     /// worker's heartbeat flushes the write-ahead log past them (and is the heartbeat).
     pub fn flush(&mut self, worker_id: i64) -> Result<()> {
-        self.client.execute_typed(
+        self.q(
             "UPDATE bgrun_workers SET heartbeat_at = extract(epoch FROM clock_timestamp())
               WHERE id = $1",
             &[(&worker_id, Type::INT8)],
@@ -692,7 +773,8 @@ impl PgStore {
             samples.push(serde_json::to_value(f.sample)?);
         }
         // The fenced end (queued again for a retry), its result and its metrics sample.
-        let rows = self.client.query_typed(
+        let host = self.host.clone();
+        let rows = self.q(
             "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
              u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[],
                      $5::text[], $6::jsonb[], $7::float8[], $8::jsonb[], $9::jsonb[])
@@ -732,7 +814,7 @@ impl PgStore {
                 (&delays, Type::FLOAT8_ARRAY),
                 (&results, Type::JSONB_ARRAY),
                 (&samples, Type::JSONB_ARRAY),
-                (&self.host, Type::TEXT),
+                (&host, Type::TEXT),
             ],
         )?;
         let kept: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
@@ -751,7 +833,7 @@ impl PgStore {
                 .map(|f| f.result.status == Status::Succeeded)
                 .collect();
             let durations: Vec<f64> = ran.iter().map(|f| f.result.duration_s).collect();
-            record_histories(&mut self.client, &types, &oks, &durations)?;
+            self.record_histories(&types, &oks, &durations)?;
         }
         Ok(accepted)
     }
@@ -766,7 +848,8 @@ impl PgStore {
         let host_limit = c.host_limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
         self.client
             .batch_execute(&format!("SELECT pg_advisory_xact_lock({LOCK_CLAIM})"))?;
-        let rows = self.client.query_typed(
+        let host = self.host.clone();
+        let rows = self.q(
             "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
              room AS (SELECT least($1::bigint,
                  $2::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
@@ -789,7 +872,7 @@ impl PgStore {
                 (&want, Type::INT8),
                 (&fleet_max, Type::INT8),
                 (&host_limit, Type::INT8),
-                (&self.host, Type::TEXT),
+                (&host, Type::TEXT),
                 (&c.lease_s, Type::FLOAT8),
                 (&c.worker_id, Type::INT8),
             ],
@@ -814,7 +897,7 @@ impl PgStore {
         if out.claimed.len() < c.want {
             // Fewer than asked: the fleet or host is full, other workers hold the rest, or
             // the queue is (nearly) empty. Say which tasks are left, ready now or later.
-            let row = self.client.query_typed_one(
+            let rows = self.q(
                 "SELECT bool_or(not_before IS NULL
                                OR not_before <= extract(epoch FROM clock_timestamp())),
                         min(not_before) FILTER (WHERE not_before
@@ -824,6 +907,7 @@ impl PgStore {
                           LIMIT 1000) s",
                 &[],
             )?;
+            let row = rows.first().context("no row from an aggregate")?;
             let ready_now: Option<bool> = row.get(0);
             out.full = ready_now.unwrap_or(false);
             out.next_ready = row.get(1);
@@ -1227,67 +1311,6 @@ fn insert_result(
         anyhow::bail!("task {id} run {attempt} already has a result; not recorded twice");
     }
     Ok(v)
-}
-
-/// Append runs to their types' histories (one statement), read each type's last ten runs
-/// and stored factor (one statement), and where the adaptive factor changed, store it and
-/// re-rank that type's queued tasks.
-fn record_histories(c: &mut Client, types: &[&str], oks: &[bool], durations: &[f64]) -> Result<()> {
-    c.execute_typed(
-        "INSERT INTO bgrun_history (task_type, ok, duration_s, at)
-         SELECT ty, ok, d, extract(epoch FROM clock_timestamp())::float8
-           FROM unnest($1::text[], $2::bool[], $3::float8[]) AS x(ty, ok, d)",
-        &[
-            (&types, Type::TEXT_ARRAY),
-            (&oks, Type::BOOL_ARRAY),
-            (&durations, Type::FLOAT8_ARRAY),
-        ],
-    )?;
-    let rows = c.query_typed(
-        "SELECT ty, (SELECT factor FROM bgrun_types WHERE task_type = ty),
-                h.oks, h.durs, h.ats, h.top
-           FROM (SELECT DISTINCT unnest($1::text[]) AS ty) d
-           CROSS JOIN LATERAL (
-             SELECT array_agg(ok ORDER BY id) AS oks, array_agg(duration_s ORDER BY id) AS durs,
-                    array_agg(at ORDER BY id) AS ats, max(id) AS top
-               FROM (SELECT id, ok, duration_s, at FROM bgrun_history WHERE task_type = ty
-                      ORDER BY id DESC LIMIT 10) r) h",
-        &[(&types, Type::TEXT_ARRAY)],
-    )?;
-    for row in rows {
-        let ty: String = row.get(0);
-        let old: Option<f64> = row.get(1);
-        let oks: Vec<bool> = row.get::<_, Option<Vec<bool>>>(2).unwrap_or_default();
-        let durs: Vec<f64> = row.get::<_, Option<Vec<f64>>>(3).unwrap_or_default();
-        let ats: Vec<f64> = row.get::<_, Option<Vec<f64>>>(4).unwrap_or_default();
-        let top: Option<i64> = row.get(5);
-        let h: VecDeque<Exec> = oks
-            .iter()
-            .zip(&durs)
-            .zip(&ats)
-            .map(|((ok, d), at)| Exec {
-                ok: *ok,
-                duration_s: *d,
-                at: *at,
-            })
-            .collect();
-        let factor = crate::queue::adaptive_factor(Some(&h));
-        if old != Some(factor) {
-            c.execute_typed(
-                "WITH f AS (INSERT INTO bgrun_types (task_type, factor) VALUES ($1, $2)
-                   ON CONFLICT (task_type) DO UPDATE SET factor = EXCLUDED.factor)
-                 UPDATE bgrun_tasks SET eff_priority = priority * $2::float8
-                  WHERE state = 'queued' AND task_type = $1",
-                &[(&ty, Type::TEXT), (&factor, Type::FLOAT8)],
-            )?;
-        }
-        let added = types.iter().filter(|t| **t == ty).count();
-        if top.is_some_and(|top| usize::try_from(top.rem_euclid(100)).unwrap_or(0) < added) {
-            // Keep the last 100 executions per type (about once per 100 inserts).
-            prune_history(c, &ty)?;
-        }
-    }
-    Ok(())
 }
 
 fn prune_history(c: &mut impl postgres::GenericClient, task_type: &str) -> Result<()> {
