@@ -1012,7 +1012,7 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     pg.stop_server();
     std::thread::sleep(Duration::from_secs(5));
     pg.start_server();
-    // A bound for a loaded machine, not an expectation (about 60 s on two idle cores).
+    // A bound for a loaded machine, not an expectation.
     let bound = Duration::from_secs_f64((0.1 * (WRITERS * per_writer) as f64).max(300.0));
     wait_until("every task is done", bound, || {
         pg.sql("SELECT count(*) FROM bgrun_tasks WHERE state <> 'done'") == "0"
