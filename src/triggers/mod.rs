@@ -5,6 +5,7 @@
 pub mod cron;
 pub mod crontab;
 pub mod git;
+pub mod hook;
 pub mod hooks;
 pub mod tick;
 pub mod watch;
