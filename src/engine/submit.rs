@@ -178,6 +178,10 @@ pub fn submit(env: &Env, news: &[NewTask]) -> Result<Vec<Submitted>> {
 
 /// What became of one request a trigger handed over (see [`hand_over`]).
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per request, short-lived; as large as Submitted itself"
+)]
 pub enum Handed {
     /// Its task type is disabled in the config (why, for the warning): not queued.
     Skipped { why: String },
