@@ -25,7 +25,8 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
         .map(|s| s.to_string_lossy().into_owned())
         .collect();
     if hook::is_worker() {
-        match hook::worker_input() {
+        let repo = crate::resolve_repo(g.repo.as_deref()).ok();
+        match hook::worker_input(g.config.as_deref(), repo.as_deref()) {
             Ok(input) => queue_detached(g, &name, &args, input),
             Err(e) => log_hook(g, &format!("warning: {name} hook: {e}")),
         }

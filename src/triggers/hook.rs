@@ -72,9 +72,14 @@ pub struct WorkerInput {
     pub stdin: Arg,
 }
 
-/// In the worker, first thing: leave git's session and read what the hook handed over.
-pub fn worker_input() -> Result<WorkerInput, String> {
+/// In the worker, first thing: leave git's session, take the tasks' CPU priority (from a
+/// cheap look at the config in `repo`, see [`nice_hint`]), so that loading the config, the
+/// checks and git's context all run at it, and read what the hook handed over.
+pub fn worker_input(config_arg: Option<&Path>, repo: Option<&Path>) -> Result<WorkerInput, String> {
     crate::runner::detach::new_session();
+    if let Some(nice) = repo.and_then(|r| nice_hint(config_arg, r)) {
+        renice(nice);
+    }
     let mut input = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut input);
     serde_json::from_slice(&input).map_err(|e| format!("bad worker input: {e}"))
@@ -107,6 +112,35 @@ pub fn blocking_hint(config_arg: Option<&Path>, repo: &Path, name: &str) -> Opti
                 Some(_) => None,
             }
         }
+    }
+}
+
+/// The nice level of `resource_limits.priority`, decided without loading the config: the
+/// files' merged JSON, else the embedded defaults'. None when it cannot be told (the full
+/// load decides then).
+pub fn nice_hint(config_arg: Option<&Path>, repo: &Path) -> Option<i32> {
+    let of = |v: &Value| v.pointer("/resource_limits/priority").cloned();
+    let given = match crate::config::discover(config_arg, repo) {
+        crate::config::Source::Embedded => None,
+        crate::config::Source::File(_) => of(&crate::config::user_json(config_arg, repo)?),
+    };
+    let p = match given {
+        Some(p) => p,
+        None => of(&serde_json::from_str(crate::config::DEFAULT_CONFIG).ok()?)?,
+    };
+    let limits = crate::config::ResourceLimits {
+        max_memory_mb: 0,
+        max_cpu_percent: 0.0,
+        priority: serde_json::from_value(p).ok()?,
+    };
+    Some(limits.nice_and_ioprio().0)
+}
+
+/// Lower this process's CPU priority to `nice` (a higher nice only: never raised back).
+fn renice(nice: i32) {
+    if nice > 0 {
+        // SAFETY: setpriority on this process has no memory-safety preconditions.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
     }
 }
 
@@ -152,11 +186,7 @@ pub fn queue_in_worker(
     }
     // The drainer started from here inherits this nice level, so it does not compete with
     // git for the CPU while the commit finishes; tasks get that level anyway.
-    let (nice, _) = env.config.resource_limits.nice_and_ioprio();
-    if nice > 0 {
-        // SAFETY: setpriority on this process has no memory-safety preconditions.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
-    }
+    renice(env.config.resource_limits.nice_and_ioprio().0);
     let context = input
         .context
         .unwrap_or_else(|| hooks::context(name, args, &input.stdin.0));
