@@ -26,7 +26,7 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
         .collect();
     if hook::is_worker() {
         let repo = crate::resolve_repo(g.repo.as_deref()).ok();
-        match hook::worker_input(g.config.as_deref(), repo.as_deref()) {
+        match hook::worker_input(g.config.as_deref(), repo.as_deref(), &name) {
             Ok(input) => queue_detached(g, &name, &args, input),
             Err(e) => log_hook(g, &format!("warning: {name} hook: {e}")),
         }
@@ -44,11 +44,12 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
     {
         crate::inbox::show_unread(&dir);
     }
-    let hint = repo
+    let look = repo
         .ok()
-        .and_then(|r| hook::blocking_hint(g.config.as_deref(), &r, &name));
-    if !sync && hint == Some(false) {
-        hand_off(g, &a, &name, &args, stdin);
+        .map(|r| hook::look(g.config.as_deref(), &r, &name));
+    let nice = look.as_ref().and_then(|l| l.nice);
+    if !sync && look.is_some_and(|l| l.blocking == Some(false)) {
+        hand_off(g, &a, &name, &args, stdin, nice);
         return Ok(Exit::Ok);
     }
     let ctx = match Ctx::new(g) {
@@ -73,7 +74,8 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
     }
     let blocking = ctx.config.hook_is_blocking(&name);
     if !blocking && !sync {
-        hand_off(g, &a, &name, &args, stdin);
+        let nice = Some(ctx.config.resource_limits.nice_and_ioprio().0);
+        hand_off(g, &a, &name, &args, stdin, nice);
         return Ok(Exit::Ok);
     }
     let context = crate::triggers::hooks::context(&name, &args, &stdin);
@@ -99,7 +101,14 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
 
 /// Start the detached worker with the global options as given (they may follow the
 /// subcommand); when it cannot start, queue here.
-fn hand_off(g: &GlobalArgs, a: &HookArgs, name: &str, args: &[String], stdin: Vec<u8>) {
+fn hand_off(
+    g: &GlobalArgs,
+    a: &HookArgs,
+    name: &str,
+    args: &[String],
+    stdin: Vec<u8>,
+    nice: Option<i32>,
+) {
     let Ok(exe) = std::env::current_exe() else {
         return queue_detached(
             g,
@@ -116,7 +125,7 @@ fn hand_off(g: &GlobalArgs, a: &HookArgs, name: &str, args: &[String], stdin: Ve
     argv.push("hook".into());
     argv.push(a.name.clone().into());
     argv.extend(a.args.iter().cloned());
-    if let Err((e, input)) = hook::hand_off(argv, name, args, stdin) {
+    if let Err((e, input)) = hook::hand_off(argv, nice, name, args, stdin) {
         eprintln!("bgrun: warning: cannot start the {name} hook's worker ({e}); queueing here");
         queue_detached(g, name, args, input);
     }

@@ -4,7 +4,7 @@
 //! (what the terminal is told) is `commands/hook.rs`'s; this returns typed outcomes.
 //!
 //! It runs on every commit, so git waits for as little as possible: when the cheap look
-//! ([`blocking_hint`]) shows the hook is not blocking, [`hand_off`] starts a detached worker
+//! ([`look`]) shows the hook is not blocking, [`hand_off`] starts a detached worker
 //! (`bgrun hook NAME` again, marked by [`WORKER_ENV`], through `runner::detach`: posix_spawn,
 //! no fork of this process) and the hook returns. A hook before git acts (pre-*) resolves
 //! its context (index, refs) first, as git sees it now, and hands it to the worker on its
@@ -72,13 +72,21 @@ pub struct WorkerInput {
     pub stdin: Arg,
 }
 
-/// In the worker, first thing: leave git's session, take the tasks' CPU priority (from a
-/// cheap look at the config in `repo`, see [`nice_hint`]), so that loading the config, the
-/// checks and git's context all run at it, and read what the hook handed over.
-pub fn worker_input(config_arg: Option<&Path>, repo: Option<&Path>) -> Result<WorkerInput, String> {
+/// In the worker, first thing: leave git's session, make sure it runs at the tasks' CPU
+/// priority (the hook set it when it could; else a cheap [`look`] at the config in `repo`),
+/// so that loading the config, the checks and git's context all run at it, and read what
+/// the hook handed over.
+pub fn worker_input(
+    config_arg: Option<&Path>,
+    repo: Option<&Path>,
+    name: &str,
+) -> Result<WorkerInput, String> {
     crate::runner::detach::new_session();
-    if let Some(nice) = repo.and_then(|r| nice_hint(config_arg, r)) {
-        renice(nice);
+    // SAFETY: getpriority of this process has no memory-safety preconditions.
+    if unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) } <= 0
+        && let Some(nice) = repo.and_then(|r| look(config_arg, r, name).nice)
+    {
+        renice(0, nice);
     }
     let mut input = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut input);
@@ -94,37 +102,54 @@ pub fn read_stdin(name: &str) -> Vec<u8> {
     stdin
 }
 
-/// Whether the hook blocks, decided without loading the config: no config file means the
-/// embedded defaults, where no hook blocks; otherwise `triggers.git_hooks.blocking` of the
-/// file's JSON. None when the file cannot be read or parsed (the full load reports it).
-pub fn blocking_hint(config_arg: Option<&Path>, repo: &Path, name: &str) -> Option<bool> {
-    match crate::config::discover(config_arg, repo) {
-        crate::config::Source::Embedded => Some(false),
-        crate::config::Source::File(_) => {
-            // Every file of the chain, merged (comments accepted), as the full load does.
-            let v = crate::config::user_json(config_arg, repo)?;
-            match v.pointer("/triggers/git_hooks/blocking") {
-                None => Some(false),
-                Some(Value::Array(list)) => Some(
-                    list.iter()
-                        .any(|x| x.as_str().is_some_and(|s| s.replace('_', "-") == name)),
-                ),
-                Some(_) => None,
+/// What a cheap look at the config tells a hook, without loading it (one read of the
+/// files' merged JSON, comments accepted, as the full load does; none when no file: the
+/// embedded defaults).
+pub struct Look {
+    /// Whether the hook blocks: `triggers.git_hooks.blocking` (no file: the embedded
+    /// defaults, where no hook blocks). None when the file cannot be read or parsed (the
+    /// full load reports it).
+    pub blocking: Option<bool>,
+    /// The tasks' nice level (`resource_limits.priority`, else the embedded defaults').
+    pub nice: Option<i32>,
+}
+
+/// Look at the config for hook `name` (see [`Look`]).
+pub fn look(config_arg: Option<&Path>, repo: &Path, name: &str) -> Look {
+    let json = match crate::config::discover(config_arg, repo) {
+        crate::config::Source::Embedded => None,
+        crate::config::Source::File(_) => match crate::config::user_json(config_arg, repo) {
+            Some(v) => Some(v),
+            None => {
+                return Look {
+                    blocking: None,
+                    nice: None,
+                };
             }
-        }
+        },
+    };
+    let blocking = match json
+        .as_ref()
+        .and_then(|v| v.pointer("/triggers/git_hooks/blocking"))
+    {
+        None => Some(false),
+        Some(Value::Array(list)) => Some(
+            list.iter()
+                .any(|x| x.as_str().is_some_and(|s| s.replace('_', "-") == name)),
+        ),
+        Some(_) => None,
+    };
+    Look {
+        blocking,
+        nice: nice_of(json.as_ref()),
     }
 }
 
-/// The nice level of `resource_limits.priority`, decided without loading the config: the
-/// files' merged JSON, else the embedded defaults'. None when it cannot be told (the full
-/// load decides then).
-pub fn nice_hint(config_arg: Option<&Path>, repo: &Path) -> Option<i32> {
+/// The nice level of `resource_limits.priority` in the files' merged JSON, else in the
+/// embedded defaults. None when it cannot be told (the full load decides then).
+fn nice_of(json: Option<&Value>) -> Option<i32> {
     let of = |v: &Value| v.pointer("/resource_limits/priority").cloned();
-    let given = match crate::config::discover(config_arg, repo) {
-        crate::config::Source::Embedded => None,
-        crate::config::Source::File(_) => of(&crate::config::user_json(config_arg, repo)?),
-    };
-    let p = match given {
+    let p = match json.and_then(of) {
         Some(p) => p,
         None => of(&serde_json::from_str(crate::config::DEFAULT_CONFIG).ok()?)?,
     };
@@ -136,19 +161,21 @@ pub fn nice_hint(config_arg: Option<&Path>, repo: &Path) -> Option<i32> {
     Some(limits.nice_and_ioprio().0)
 }
 
-/// Lower this process's CPU priority to `nice` (a higher nice only: never raised back).
-fn renice(nice: i32) {
+/// Lower the CPU priority of process `pid` (0: this one) to `nice` (a higher nice only).
+fn renice(pid: u32, nice: i32) {
     if nice > 0 {
-        // SAFETY: setpriority on this process has no memory-safety preconditions.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+        // SAFETY: setpriority has no memory-safety preconditions; a gone process is an error.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) };
     }
 }
 
 /// A non-blocking hook: resolve the context now if git is about to act (pre-*), then start
-/// the worker, `argv` (`bgrun <global options> hook NAME ARGS...`), with it on its stdin.
+/// the worker, `argv` (`bgrun <global options> hook NAME ARGS...`), with it on its stdin,
+/// at CPU priority `nice` when known (set at once, so that even its start-up yields to git).
 /// When the worker cannot start, the error and the input come back (queue it here then).
 pub fn hand_off(
     argv: Vec<OsString>,
+    nice: Option<i32>,
     name: &str,
     args: &[String],
     stdin: Vec<u8>,
@@ -168,7 +195,11 @@ pub fn hand_off(
         input: Some(bytes),
         ..Default::default()
     })
-    .map(drop)
+    .map(|pid| {
+        if let Some(n) = nice {
+            renice(pid, n);
+        }
+    })
     .map_err(|e| (e, input))
 }
 
@@ -186,7 +217,7 @@ pub fn queue_in_worker(
     }
     // The drainer started from here inherits this nice level, so it does not compete with
     // git for the CPU while the commit finishes; tasks get that level anyway.
-    renice(env.config.resource_limits.nice_and_ioprio().0);
+    renice(0, env.config.resource_limits.nice_and_ioprio().0);
     let context = input
         .context
         .unwrap_or_else(|| hooks::context(name, args, &input.stdin.0));
