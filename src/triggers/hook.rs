@@ -293,3 +293,36 @@ pub fn wait(env: &Env, types: &[String], ids: &[String]) -> Result<Vec<TaskResul
         .sum();
     engine::wait_for(env, ids, Duration::from_secs(total.saturating_add(60)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cheap_look_reads_blocking_and_nice_from_the_file_else_the_defaults() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let repo = dir.path();
+        // No config file: the embedded defaults (no hook blocks; priority low: nice 19).
+        let l = look(None, repo, "post-commit");
+        assert_eq!((l.blocking, l.nice), (Some(false), Some(19)));
+        std::fs::create_dir(repo.join(".bgrun")).expect("mkdir");
+        let cfg = repo.join(".bgrun/config.json");
+        std::fs::write(
+            &cfg,
+            r#"{"resource_limits": {"priority": "high"},
+                "triggers": {"git_hooks": {"blocking": ["pre_push"]}}}"#,
+        )
+        .expect("write");
+        let l = look(None, repo, "pre-push");
+        assert_eq!((l.blocking, l.nice), (Some(true), Some(0)));
+        assert_eq!(look(None, repo, "post-commit").blocking, Some(false));
+        // A file without the keys: not blocking, the default priority.
+        std::fs::write(&cfg, r#"{"execution": {}}"#).expect("write");
+        let l = look(None, repo, "post-commit");
+        assert_eq!((l.blocking, l.nice), (Some(false), Some(19)));
+        // A file that does not parse: nothing is told (the full load reports it).
+        std::fs::write(&cfg, "{").expect("write");
+        let l = look(None, repo, "post-commit");
+        assert_eq!((l.blocking, l.nice), (None, None));
+    }
+}
