@@ -978,7 +978,9 @@ fn parse_value(user: Value, file: &str) -> Result<(Config, Vec<String>), Vec<Str
         store: c.store.unwrap_or_default(),
     };
     validate(&config, file, &mut errors, &mut warnings);
-    crate::config_check::check_ranges(&config, file, &mut errors);
+    if let Ok(v) = serde_json::to_value(&config) {
+        crate::config_check::check_ranges(&v, file, &mut errors);
+    }
     crate::config_check::suggest_near_keys(&mut warnings, &known, file);
     if errors.is_empty() {
         Ok((config, warnings))

@@ -10,8 +10,6 @@ use std::fmt;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::config::Config;
-
 /// An inclusive range of a numeric setting.
 #[derive(Debug, Clone, Copy)]
 pub struct Range {
@@ -92,15 +90,13 @@ pub const RANGES: &[(&str, Range)] = &[
     ("analysis.tool_timeout_seconds", r(1.0, 86_400.0)),
 ];
 
-/// Check every numeric setting against its range: `file: key: V is out of range (A to B)`.
-pub fn check_ranges(c: &Config, file: &str, errors: &mut Vec<String>) {
-    let Ok(v) = serde_json::to_value(c) else {
-        return;
-    };
+/// Check every numeric setting of a config (as its JSON value) against its range:
+/// `file: key: V is out of range (A to B)`.
+pub fn check_ranges(v: &Value, file: &str, errors: &mut Vec<String>) {
     for (key, range) in RANGES {
         let parts: Vec<&str> = key.split('.').collect();
         let mut found: Vec<(String, &Value)> = Vec::new();
-        collect(&v, &parts, String::new(), &mut found);
+        collect(v, &parts, String::new(), &mut found);
         for (path, x) in found {
             let Some(n) = x.as_f64() else {
                 continue; // null: unset
