@@ -48,7 +48,8 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// A directory this process waits to see created, and what to do then.
-static WHEN_CREATED: Mutex<Option<(PathBuf, fn(&Path))>> = Mutex::new(None);
+type Wish = (PathBuf, fn(&Path));
+static WHEN_CREATED: Mutex<Option<Wish>> = Mutex::new(None);
 
 /// Call `then(dir)` once, right after [`ensure_private_dir`] in this process creates `dir`
 /// (`state::owner` records a state dir it found absent this way). Replaces an earlier wish.

@@ -7,9 +7,9 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::runner::pipes::{collect, drain, kill_group};
+use crate::runner::capture;
 use std::time::{Duration, Instant};
 
 use super::{Cache, Ecosystem, MARKER, Spec, valid_version};
@@ -382,13 +382,9 @@ pub(super) fn step(
     let mut cmd = Command::new(program);
     cmd.args(args)
         .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .env("PIP_NO_INPUT", "1")
         .env_remove("PYTHONPATH")
-        .env_remove("VIRTUAL_ENV")
-        .process_group(0);
+        .env_remove("VIRTUAL_ENV");
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
     unsafe {
@@ -397,29 +393,14 @@ pub(super) fn step(
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| err(format!("cannot start {what}: {e}")))?;
-    let pgid = child.id() as i32;
-    let out = child.stdout.take().map(drain);
-    let errs = child.stderr.take().map(drain);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = match rx.recv_timeout(left) {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(err(format!("cannot wait for {what}: {e}"))),
-        Err(_) => {
-            kill_group(pgid);
-            let _ = rx.recv_timeout(Duration::from_secs(5));
-            return Err(err(format!(
-                "{what} timed out and was killed (analysis.install_timeout_seconds)"
-            )));
-        }
-    };
-    let stdout = collect(out, pgid);
-    let stderr = collect(errs, pgid);
+    let done = capture::run(&mut cmd, left).map_err(|e| match e {
+        capture::Error::Spawn { source, .. } => err(format!("cannot start {what}: {source}")),
+        capture::Error::Wait(e) => err(format!("cannot wait for {what}: {e}")),
+        capture::Error::Timeout(_) => err(format!(
+            "{what} timed out and was killed (analysis.install_timeout_seconds)"
+        )),
+    })?;
+    let (status, stdout, stderr) = (done.status, done.stdout, done.stderr);
     if status.success() {
         return Ok(stdout);
     }
