@@ -294,6 +294,103 @@ mod tests {
 }
 
 #[cfg(test)]
+mod closed_words {
+    //! The config's closed word sets are serde enums: the same words in and out, and any
+    //! other word an error naming the key and the words.
+
+    use crate::config::{self, ChannelKind, EmailFormat, TlsMode};
+    use crate::model::Level;
+
+    fn errors(text: &str) -> Vec<String> {
+        config::parse(text, "f").err().unwrap_or_default()
+    }
+
+    #[test]
+    fn words_are_read_and_written_as_they_are_spelled() {
+        let (c, _) = config::parse(
+            r#"{"notifications": {"channels": {
+                "email": {"tls": "implicit", "format": "html", "min_severity": "error"},
+                "mine": {"type": "command", "command": ["true"], "min_severity": "critical"}}},
+               "analysis": {"tools": {"ruff": {"source": "system"}}}}"#,
+            "f",
+        )
+        .unwrap();
+        let ch = &c.notifications.channels;
+        assert_eq!(ch.email.tls, Some(TlsMode::Implicit));
+        assert_eq!(ch.email.format, EmailFormat::Html);
+        assert_eq!(ch.email.min_severity, Level::Error);
+        assert_eq!(ch.custom["mine"].kind, ChannelKind::Command);
+        assert_eq!(ch.custom["mine"].min_severity, Level::Critical);
+        assert_eq!(
+            c.analysis.tools["ruff"].source,
+            Some(crate::tools::Source::System)
+        );
+        let v = serde_json::to_value(&c).unwrap();
+        let chv = &v["notifications"]["channels"];
+        assert_eq!(chv["email"]["tls"], "implicit");
+        assert_eq!(chv["email"]["format"], "html");
+        assert_eq!(chv["mine"]["type"], "command");
+        assert_eq!(chv["mine"]["min_severity"], "critical");
+        assert_eq!(chv["console"]["min_severity"], "info");
+    }
+
+    #[test]
+    fn another_word_names_the_key_and_the_words() {
+        assert_eq!(
+            errors(r#"{"notifications": {"channels": {"console": {"min_severity": "loud"}}}}"#),
+            [
+                "f: notifications.channels.console.min_severity: expected info, warning, error or critical, found \"loud\""
+            ]
+        );
+        assert_eq!(
+            errors(r#"{"notifications": {"channels": {"email": {"tls": "ssl"}}}}"#),
+            [
+                "f: notifications.channels.email.tls: expected starttls, implicit or none, found \"ssl\""
+            ]
+        );
+        assert_eq!(
+            errors(r#"{"notifications": {"channels": {"email": {"format": "md"}}}}"#),
+            ["f: notifications.channels.email.format: expected text, html or both"]
+        );
+        assert_eq!(
+            errors(
+                r#"{"notifications": {"channels": {"mine": {"type": "shell", "command": ["x"]}}}}"#
+            ),
+            [
+                "f: notifications.channels.mine.type: expected \"command\" (the only custom channel type), found \"shell\""
+            ]
+        );
+        // `warn` is a word of the command line, not of the config.
+        assert_eq!(
+            errors(
+                r#"{"notifications": {"channels": {"mine": {"type": "command", "command": ["x"], "min_severity": "warn"}}}}"#
+            ),
+            [
+                "f: notifications.channels.mine.min_severity: expected info, warning, error or critical, found \"warn\""
+            ]
+        );
+        assert_eq!(
+            errors(r#"{"analysis": {"tools": {"ruff": {"source": "pip"}}}}"#),
+            ["f: analysis.tools.ruff.source: expected managed, project or system, found \"pip\""]
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_named_channel_is_warned_about() {
+        let (_, w) = config::parse(
+            r#"{"notifications": {"channels": {"mine": {"type": "command", "command": ["x"], "bogus": 1}}}}"#,
+            "f",
+        )
+        .unwrap();
+        assert!(
+            w.iter()
+                .any(|w| w == "f: notifications.channels.mine.bogus: unknown key (ignored)"),
+            "{w:?}"
+        );
+    }
+}
+
+#[cfg(test)]
 mod fuzz {
     //! 2,000+ mutated configs through `parse` (and the schedule parser for those that
     //! pass): every one ends in a config or a list of errors, never a panic.

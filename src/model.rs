@@ -339,6 +339,23 @@ pub enum Level {
     Critical,
 }
 
+/// A config's `min_severity`: exactly one of the four words (the command line's wider
+/// [`Level::parse`] also takes `warn` and any case).
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "info" => Ok(Level::Info),
+            "warning" => Ok(Level::Warning),
+            "error" => Ok(Level::Error),
+            "critical" => Ok(Level::Critical),
+            _ => Err(serde::de::Error::custom(format!(
+                "expected info, warning, error or critical, found {s:?}"
+            ))),
+        }
+    }
+}
+
 impl Level {
     pub fn parse(s: &str) -> Option<Level> {
         match s.to_ascii_lowercase().as_str() {

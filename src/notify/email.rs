@@ -12,7 +12,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use super::{Channel, Notification};
-use crate::config::EmailChannel;
+use crate::config::{EmailChannel, EmailFormat, TlsMode};
 
 pub struct Email {
     c: EmailChannel,
@@ -49,13 +49,13 @@ impl Email {
         }
     }
 
-    /// starttls | implicit | none; from `tls`, else the predecessor's `use_tls`.
-    pub fn mode(&self) -> &str {
-        match (&self.c.tls, self.c.use_tls) {
+    /// From `tls`, else the predecessor's `use_tls` (465: implicit).
+    pub fn mode(&self) -> TlsMode {
+        match (self.c.tls, self.c.use_tls) {
             (Some(t), _) => t,
-            (None, Some(false)) => "none",
-            _ if self.c.smtp_port == 465 => "implicit",
-            _ => "starttls",
+            (None, Some(false)) => TlsMode::None,
+            _ if self.c.smtp_port == 465 => TlsMode::Implicit,
+            _ => TlsMode::Starttls,
         }
     }
 
@@ -123,10 +123,10 @@ impl Email {
                 .map_err(|e| format!("notifications.channels.email.to_emails: {to:?}: {e}"))?;
             b = b.to(m);
         }
-        let built = match self.c.format.as_str() {
-            "text" => b.singlepart(SinglePart::plain(n.text_body())),
-            "html" => b.singlepart(SinglePart::html(n.html_body())),
-            _ => b.multipart(MultiPart::alternative_plain_html(
+        let built = match self.c.format {
+            EmailFormat::Text => b.singlepart(SinglePart::plain(n.text_body())),
+            EmailFormat::Html => b.singlepart(SinglePart::html(n.html_body())),
+            EmailFormat::Both => b.multipart(MultiPart::alternative_plain_html(
                 n.text_body(),
                 n.html_body(),
             )),
@@ -136,9 +136,9 @@ impl Email {
 
     fn transport(&self) -> Result<SmtpTransport, String> {
         let tls = match self.mode() {
-            "none" => Tls::None,
-            "implicit" => Tls::Wrapper(self.tls_params()?),
-            _ => Tls::Required(self.tls_params()?),
+            TlsMode::None => Tls::None,
+            TlsMode::Implicit => Tls::Wrapper(self.tls_params()?),
+            TlsMode::Starttls => Tls::Required(self.tls_params()?),
         };
         let mut b = SmtpTransport::builder_dangerous(self.c.smtp_server.clone())
             .port(self.c.smtp_port)
@@ -199,13 +199,16 @@ mod tests {
 
     #[test]
     fn tls_mode_from_tls_or_use_tls() {
-        assert_eq!(email("{}").mode(), "starttls");
-        assert_eq!(email(r#"{"use_tls": false}"#).mode(), "none");
+        assert_eq!(email("{}").mode(), TlsMode::Starttls);
+        assert_eq!(email(r#"{"use_tls": false}"#).mode(), TlsMode::None);
         assert_eq!(
             email(r#"{"use_tls": true, "smtp_port": 465}"#).mode(),
-            "implicit"
+            TlsMode::Implicit
         );
-        assert_eq!(email(r#"{"tls": "none", "use_tls": true}"#).mode(), "none");
+        assert_eq!(
+            email(r#"{"tls": "none", "use_tls": true}"#).mode(),
+            TlsMode::None
+        );
     }
 
     #[test]

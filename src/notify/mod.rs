@@ -83,17 +83,17 @@ fn build(name: &str, config: &Config, repo: &Path) -> Box<dyn Channel> {
 }
 
 /// (enabled, min_severity) of a channel in the config.
-fn settings<'c>(name: &str, config: &'c Config) -> (bool, &'c str) {
+fn settings(name: &str, config: &Config) -> (bool, Severity) {
     let ch = &config.notifications.channels;
     if let Some(c) = ch.custom.get(name) {
-        return (c.enabled, &c.min_severity);
+        return (c.enabled, c.min_severity);
     }
     match name {
-        "console" => (ch.console.enabled, &ch.console.min_severity),
-        "desktop" => (!ch.desktop.enabled.is_off(), &ch.desktop.min_severity),
-        "file" => (ch.file.enabled, &ch.file.min_severity),
-        "email" => (ch.email.enabled, &ch.email.min_severity),
-        _ => (ch.webhook.enabled, &ch.webhook.min_severity),
+        "console" => (ch.console.enabled, ch.console.min_severity),
+        "desktop" => (!ch.desktop.enabled.is_off(), ch.desktop.min_severity),
+        "file" => (ch.file.enabled, ch.file.min_severity),
+        "email" => (ch.email.enabled, ch.email.min_severity),
+        _ => (ch.webhook.enabled, ch.webhook.min_severity),
     }
 }
 
@@ -125,7 +125,6 @@ pub fn dispatch(
         if !wanted {
             continue;
         }
-        let min = Severity::parse(min).unwrap_or(Severity::Info);
         let mut skip = (n.severity < min).then(|| format!("below min_severity {}", min.as_str()));
         // `"auto"`: only where there is a desktop; elsewhere skipped, never failed.
         if skip.is_none()

@@ -143,7 +143,7 @@ pub fn managed_names() -> Vec<&'static str> {
 }
 
 /// Where a tool is taken from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// bgrun's own pinned environment in the user cache (the default).
@@ -170,6 +170,16 @@ impl Source {
             "system" => Some(Source::System),
             _ => None,
         }
+    }
+}
+
+/// Exactly the three words (`analysis.tools.NAME.source` in the config).
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
+        let s = String::deserialize(d)?;
+        Source::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("expected managed, project or system, found {s:?}"))
+        })
     }
 }
 
