@@ -11,7 +11,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
-use super::{Channel, Notification};
+use super::{Channel, Error, Notification};
 use crate::config::{EmailChannel, EmailFormat, TlsMode};
 
 pub struct Email {
@@ -59,14 +59,14 @@ impl Email {
         }
     }
 
-    fn password(&self) -> Result<String, String> {
+    fn password(&self) -> Result<String, Error> {
         if let Some(f) = &self.c.password_file {
             let p = self.repo.join(f);
             let text = std::fs::read_to_string(&p).map_err(|e| {
-                format!(
+                Error::Settings(format!(
                     "cannot read the password file {} (notifications.channels.email.password_file): {e}",
                     p.display()
-                )
+                ))
             })?;
             return Ok(text.trim_end_matches(['\r', '\n']).to_string());
         }
@@ -76,33 +76,33 @@ impl Email {
             .as_deref()
             .unwrap_or("BGRUN_SMTP_PASSWORD");
         std::env::var(var).map_err(|_| {
-            format!(
+            Error::Settings(format!(
                 "a username is set but the environment variable {var} (password_env) is not; \
                  export it or name a file in notifications.channels.email.password_file"
-            )
+            ))
         })
     }
 
-    fn tls_params(&self) -> Result<TlsParameters, String> {
+    fn tls_params(&self) -> Result<TlsParameters, Error> {
         let mut b = TlsParameters::builder(self.c.smtp_server.clone());
         if let Some(ca) = &self.c.ca_file {
             let p = self.repo.join(ca);
             let pem = std::fs::read(&p)
-                .map_err(|e| format!("cannot read ca_file {}: {e}", p.display()))?;
+                .map_err(|e| Error::Tls(format!("cannot read ca_file {}: {e}", p.display())))?;
             let cert = Certificate::from_pem(&pem)
-                .map_err(|e| format!("ca_file {}: {}", p.display(), chain(&e)))?;
+                .map_err(|e| Error::Tls(format!("ca_file {}: {}", p.display(), chain(&e))))?;
             b = b.add_root_certificate(cert);
         }
         b.build_rustls()
-            .map_err(|e| format!("TLS setup: {}", chain(&e)))
+            .map_err(|e| Error::Tls(format!("TLS setup: {}", chain(&e))))
     }
 
-    pub fn message(&self, n: &Notification) -> Result<Message, String> {
+    pub fn message(&self, n: &Notification) -> Result<Message, Error> {
         let from: Mailbox = self.c.from_email.parse().map_err(|e| {
-            format!(
+            Error::Settings(format!(
                 "notifications.channels.email.from_email {:?}: {e}",
                 self.c.from_email
-            )
+            ))
         })?;
         let mut b = Message::builder()
             .message_id(None)
@@ -115,12 +115,16 @@ impl Email {
             .header(XHeader::<false>(n.severity.as_str().to_string()))
             .header(XHeader::<true>(n.event.clone()));
         if self.c.to_emails.is_empty() {
-            return Err("notifications.channels.email.to_emails is empty: add a recipient".into());
+            return Err(Error::Settings(
+                "notifications.channels.email.to_emails is empty: add a recipient".into(),
+            ));
         }
         for to in &self.c.to_emails {
-            let m: Mailbox = to
-                .parse()
-                .map_err(|e| format!("notifications.channels.email.to_emails: {to:?}: {e}"))?;
+            let m: Mailbox = to.parse().map_err(|e| {
+                Error::Settings(format!(
+                    "notifications.channels.email.to_emails: {to:?}: {e}"
+                ))
+            })?;
             b = b.to(m);
         }
         let built = match self.c.format {
@@ -131,10 +135,10 @@ impl Email {
                 n.html_body(),
             )),
         };
-        built.map_err(|e| format!("cannot build the message: {e}"))
+        built.map_err(|e| Error::Smtp(format!("cannot build the message: {e}")))
     }
 
-    fn transport(&self) -> Result<SmtpTransport, String> {
+    fn transport(&self) -> Result<SmtpTransport, Error> {
         let tls = match self.mode() {
             TlsMode::None => Tls::None,
             TlsMode::Implicit => Tls::Wrapper(self.tls_params()?),
@@ -171,17 +175,17 @@ impl Channel for Email {
         "email"
     }
 
-    fn send(&self, n: &Notification) -> Result<(), String> {
+    fn send(&self, n: &Notification) -> Result<(), Error> {
         let msg = self.message(n)?;
         let t = self.transport()?;
         t.send(&msg).map(|_| ()).map_err(|e| {
-            format!(
+            Error::Smtp(format!(
                 "smtp {}:{} ({}): {}",
                 self.c.smtp_server,
                 self.c.smtp_port,
                 self.mode(),
                 chain(&e)
-            )
+            ))
         })
     }
 }
@@ -229,7 +233,11 @@ mod tests {
             r#"{"username": "u", "password_env": "BGRUN_TEST_SURELY_UNSET_VAR", "to_emails": ["a@b.c"]}"#,
         );
         let err = e.transport().map(|_| ()).expect_err("must fail");
-        assert!(err.contains("BGRUN_TEST_SURELY_UNSET_VAR"), "{err}");
+        assert!(matches!(err, Error::Settings(_)), "{err}");
+        assert!(
+            err.to_string().contains("BGRUN_TEST_SURELY_UNSET_VAR"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod console;
 mod deliveries;
 mod desktop;
 mod email;
+pub mod error;
 pub mod events;
 mod file;
 pub mod rules;
@@ -25,6 +26,7 @@ use crate::config::{Config, Toggle};
 use crate::results::TaskResult;
 
 pub use deliveries::failing_channels;
+pub use error::Error;
 pub use events::{Notification, Severity};
 pub use file::FileLog;
 
@@ -36,7 +38,7 @@ pub const CHANNELS: [&str; 5] = ["console", "desktop", "file", "email", "webhook
 /// returns a one-line error that names what failed and, where there is one, the way out.
 pub trait Channel: Send + Sync {
     fn name(&self) -> &'static str;
-    fn send(&self, n: &Notification) -> Result<(), String>;
+    fn send(&self, n: &Notification) -> Result<(), Error>;
 }
 
 /// What happened to one channel for one notification.
@@ -164,15 +166,13 @@ pub fn dispatch(
                     ms: 0,
                 };
                 if let Some(h) = h {
-                    let (r, ms) = h
-                        .join()
-                        .unwrap_or_else(|_| (Err("the channel panicked".to_string()), 0));
+                    let (r, ms) = h.join().unwrap_or((Err(Error::Panicked), 0));
                     d.ms = ms;
                     match r {
                         Ok(()) => d.status = "delivered",
                         Err(e) => {
                             d.status = "failed";
-                            d.error = Some(e);
+                            d.error = Some(e.to_string());
                         }
                     }
                 }
