@@ -30,18 +30,17 @@ fn short_time(t: f64) -> String {
     s.get(5..16).unwrap_or(&s).replace('T', " ")
 }
 
+/// What drawing one chart ends in: plotters' own error (the SVG backend's is an io::Error).
+type Drawn = Result<(), DrawingAreaErrorKind<std::io::Error>>;
+
 /// Draw into an SVG string; a drawing error becomes a note (it never fails the report).
-fn svg(
-    title: &str,
-    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
-) -> String {
+fn svg(title: &str, draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Drawn) -> String {
     let mut out = String::new();
     let res = {
         let root = SVGBackend::with_string(&mut out, (W, H)).into_drawing_area();
         root.fill(&WHITE)
-            .map_err(|e| e.to_string())
             .and_then(|_| draw(&root))
-            .and_then(|_| root.present().map_err(|e| e.to_string()))
+            .and_then(|_| root.present())
     };
     match res {
         Ok(()) => format!("<figure aria-label=\"{}\">{out}</figure>", esc(title)),
@@ -81,8 +80,7 @@ fn lines_over_time(title: &str, y_desc: &str, series: Vec<Series>, y_top: Option
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(48)
-            .build_cartesian_2d(x0..x1, 0f64..ymax)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d(x0..x1, 0f64..ymax)?;
         chart
             .configure_mesh()
             .max_light_lines(2)
@@ -90,24 +88,20 @@ fn lines_over_time(title: &str, y_desc: &str, series: Vec<Series>, y_top: Option
             .y_labels(6)
             .x_label_formatter(&|x| short_time(*x))
             .y_desc(y_desc)
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw()?;
         for (name, color, points) in series {
             if points.is_empty() {
                 continue;
             }
             let c = color;
             chart
-                .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
-                .map_err(|e| e.to_string())?
+                .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?
                 .label(name)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
                 });
             if points.len() <= 60 {
-                chart
-                    .draw_series(points.into_iter().map(|p| Circle::new(p, 2, c.filled())))
-                    .map_err(|e| e.to_string())?;
+                chart.draw_series(points.into_iter().map(|p| Circle::new(p, 2, c.filled())))?;
             }
         }
         chart
@@ -116,7 +110,6 @@ fn lines_over_time(title: &str, y_desc: &str, series: Vec<Series>, y_top: Option
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .draw()
-            .map_err(|e| e.to_string())
     })
 }
 
@@ -231,8 +224,7 @@ pub fn per_tool(current: &Value) -> String {
             .margin(8)
             .x_label_area_size(40)
             .y_label_area_size(48)
-            .build_cartesian_2d((0..n).into_segmented(), 0f64..y_max(top))
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d((0..n).into_segmented(), 0f64..y_max(top))?;
         let names: Vec<String> = counts.iter().map(|c| c.0.clone()).collect();
         chart
             .configure_mesh()
@@ -244,16 +236,13 @@ pub fn per_tool(current: &Value) -> String {
                 _ => String::new(),
             })
             .y_desc("findings")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(
-                Histogram::vertical(&chart)
-                    .style(RGBColor(9, 105, 218).filled())
-                    .margin(6)
-                    .data(counts.iter().enumerate().map(|(i, c)| (i, c.1 as f64))),
-            )
-            .map_err(|e| e.to_string())?;
+            .draw()?;
+        chart.draw_series(
+            Histogram::vertical(&chart)
+                .style(RGBColor(9, 105, 218).filled())
+                .margin(6)
+                .data(counts.iter().enumerate().map(|(i, c)| (i, c.1 as f64))),
+        )?;
         Ok(())
     })
 }
