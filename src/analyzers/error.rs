@@ -37,6 +37,18 @@ pub enum Error {
     /// missing field, invalid XML).
     #[error("{0}")]
     Output(String),
+    /// git could not be run, or a git command failed (the changed-file sets, `--since`).
+    #[error("{0}")]
+    Git(String),
+    /// A revision that names no commit.
+    #[error("{0:?} names no commit")]
+    NoCommit(String),
+    /// A directory could not be created.
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A result file could not be read.
     #[error("{source}")]
     Io {
