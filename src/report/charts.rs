@@ -280,25 +280,29 @@ fn pct(v: &[&Sample], f: impl Fn(&Sample) -> f64, p: f64) -> f64 {
 
 /// Task durations, p50 and p95, over time.
 pub fn durations(samples: &[Sample]) -> String {
-    let title = "Task duration p50 / p95 (seconds)";
+    p50_p95("Task duration p50 / p95 (seconds)", samples, |s| {
+        s.duration_s
+    })
+}
+
+/// Queue wait, p50 and p95, over time.
+pub fn queue_wait(samples: &[Sample]) -> String {
+    p50_p95("Queue wait p50 / p95 (seconds)", samples, |s| s.queue_s)
+}
+
+/// One measure of the samples (seconds), its p50 and p95 per time bucket.
+fn p50_p95(title: &str, samples: &[Sample], seconds: fn(&Sample) -> f64) -> String {
     let b = buckets(samples, 24);
     if b.is_empty() {
         return empty(title, "No executions recorded yet.");
     }
-    let p50 = b
-        .iter()
-        .map(|(t, v)| (*t, pct(v, |s| s.duration_s, 50.0)))
-        .collect();
-    let p95 = b
-        .iter()
-        .map(|(t, v)| (*t, pct(v, |s| s.duration_s, 95.0)))
-        .collect();
+    let at = |p: f64| b.iter().map(|(t, v)| (*t, pct(v, seconds, p))).collect();
     lines_over_time(
         title,
         "seconds",
         vec![
-            ("p50".into(), RGBColor(9, 105, 218), p50),
-            ("p95".into(), RGBColor(191, 135, 0), p95),
+            ("p50".into(), RGBColor(9, 105, 218), at(50.0)),
+            ("p95".into(), RGBColor(191, 135, 0), at(95.0)),
         ],
         None,
     )
@@ -323,31 +327,5 @@ pub fn success_rate(samples: &[Sample]) -> String {
         "%",
         vec![("succeeded".into(), RGBColor(26, 127, 55), pts)],
         Some(105.0),
-    )
-}
-
-/// Queue wait, p50 and p95, over time.
-pub fn queue_wait(samples: &[Sample]) -> String {
-    let title = "Queue wait p50 / p95 (seconds)";
-    let b = buckets(samples, 24);
-    if b.is_empty() {
-        return empty(title, "No executions recorded yet.");
-    }
-    let p50 = b
-        .iter()
-        .map(|(t, v)| (*t, pct(v, |s| s.queue_s, 50.0)))
-        .collect();
-    let p95 = b
-        .iter()
-        .map(|(t, v)| (*t, pct(v, |s| s.queue_s, 95.0)))
-        .collect();
-    lines_over_time(
-        title,
-        "seconds",
-        vec![
-            ("p50".into(), RGBColor(9, 105, 218), p50),
-            ("p95".into(), RGBColor(191, 135, 0), p95),
-        ],
-        None,
     )
 }
