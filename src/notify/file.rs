@@ -224,14 +224,19 @@ mod tests {
                 seqs[w].push(v["metadata"]["seq"].as_u64().expect("seq"));
             }
         }
+        // What is kept is, per writer, a gapless run of its last events. How many of each
+        // writer's events fall in the kept window depends on how the two interleaved (on a
+        // loaded machine one may finish long before the other), so only the total is fixed.
         for s in &seqs {
-            assert_eq!(s.last(), Some(&4999));
+            if let Some(last) = s.last() {
+                assert_eq!(*last, 4999);
+            }
             assert!(
                 s.windows(2).all(|p| p[1] == p[0] + 1),
                 "a gap in the kept events"
             );
-            assert!(s.len() > 500);
         }
+        assert!(seqs[0].len() + seqs[1].len() > 1000, "too few events kept");
     }
 
     #[test]
