@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{Env, assert_code, text, wait_until};
+use crate::{Env, assert_code, text, wait_child, wait_until};
 
 // ---------------------------------------------------------------- the server
 
@@ -361,19 +361,11 @@ fn sigterm(c: &Child) {
     }
 }
 
-/// Wait for a child with a deadline; kill it if it overstays.
+/// Wait for a child with a deadline (the suite's `wait_child`); past it, it was killed.
 fn wait_exit(c: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(s) = c.try_wait().expect("try_wait") {
-            return s;
-        }
-        if Instant::now() > end {
-            let _ = c.kill();
-            panic!("process {} did not exit within {timeout:?}", c.id());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let pid = c.id();
+    wait_child(c, timeout)
+        .unwrap_or_else(|| panic!("process {pid} did not exit within {timeout:?}"))
 }
 
 /// A network namespace joined to the root namespace by a veth pair: a "host" that reaches
@@ -1201,12 +1193,10 @@ fn tls_sslmode_disable_require_verify_ca_verify_full() {
         )
     };
     let run = |url: String, args: &[&str]| {
-        e.cmd()
-            .env("BGRUN_STORE", url)
-            .env("BGRUN_HOST", "tls-host")
-            .args(args)
-            .output()
-            .expect("bgrun")
+        e.run_with(
+            &[("BGRUN_STORE", url.as_str()), ("BGRUN_HOST", "tls-host")],
+            args,
+        )
     };
     let ca = ca.display().to_string();
     let other = other.display().to_string();
