@@ -438,6 +438,9 @@ pub struct TaskResult {
     pub context: Value,
     #[serde(default)]
     pub argv: Vec<String>,
+    /// The host that ran it, on a shared store (the local journal leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl TaskResult {

@@ -244,6 +244,16 @@ pub struct Cleaned {
     pub logs: usize,
     pub reports: usize,
     pub metrics_lines: usize,
+    /// Finished tasks removed (a shared store keeps them as rows; the journal compacts).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tasks: usize,
+    /// Stopped or silent workers removed (a shared store).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub workers: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Apply retention (call with the state lock held): results and their logs and reports

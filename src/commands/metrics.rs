@@ -7,18 +7,14 @@ use crate::timefmt::human_duration;
 use crate::{Ctx, Exit};
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
-    let samples = results::samples(&ctx.state_dir);
-    let state = crate::engine::recover_now(ctx)?;
-    show(ctx, state.queued.len(), state.running.len(), &samples)
+    let mut board = crate::engine::board(ctx)?;
+    let samples = board.samples()?;
+    let depth = board.depth()?;
+    show(ctx, depth.queued, depth.running, &samples)
 }
 
 /// Print the metrics of `samples` with the queue's current length and running count.
-pub(super) fn show(
-    ctx: &Ctx,
-    queued: usize,
-    running: usize,
-    samples: &[results::Sample],
-) -> Result<Exit> {
+fn show(ctx: &Ctx, queued: usize, running: usize, samples: &[results::Sample]) -> Result<Exit> {
     let per_type = results::aggregate(samples);
     let peak_concurrency = samples.iter().map(|s| s.concurrent).max().unwrap_or(0);
     if ctx.out.json {
@@ -55,12 +51,16 @@ pub(super) fn show(
 }
 
 pub fn cleanup(ctx: &Ctx) -> Result<Exit> {
-    let c = crate::engine::cleanup(ctx)?;
+    let c = crate::engine::board(ctx)?.cleanup()?;
     if ctx.out.json {
         super::print_json(&c)?;
     } else {
+        let mut more = String::new();
+        if c.tasks > 0 || c.workers > 0 {
+            more = format!(", {} finished tasks, {} old workers", c.tasks, c.workers);
+        }
         ctx.out.say(format!(
-            "removed {} results, {} logs, {} reports, {} metrics lines",
+            "removed {} results, {} logs, {} reports, {} metrics lines{more}",
             c.results, c.logs, c.reports, c.metrics_lines
         ));
     }

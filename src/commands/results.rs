@@ -12,24 +12,21 @@ use crate::timefmt::human_duration;
 use crate::{Ctx, Exit, engine, error, present};
 
 pub fn run(ctx: &Ctx, a: ResultsArgs) -> Result<Exit> {
-    let mut rs = results::list(&ctx.state_dir, a.id.as_deref(), a.last.unwrap_or(20))?;
+    let mut board = engine::board(ctx)?;
+    let mut rs = board.results(a.id.as_deref(), a.last.unwrap_or(20))?;
     if a.new_only {
         results::count_only_new(&mut rs);
     }
     if let Some(id) = a.id.as_deref()
         && rs.is_empty()
     {
-        let state = engine::recover_now(ctx)?;
-        let where_ = if state.running.contains_key(id) {
-            "running"
-        } else if state.queued.contains_key(id) {
-            "queued"
-        } else {
+        let Some(live) = board.live(id)? else {
             return Err(error::usage(format!(
                 "no result for task id {id:?} (see `bgrun results` for the ids kept; \
                  results older than results.retention_days are removed)"
             )));
         };
+        let where_ = live.as_str();
         if ctx.out.json {
             super::print_json(&rs)?;
         } else {
@@ -86,7 +83,7 @@ fn paint_status(out: &Output, status: &str) -> String {
 /// One result on one line (the list).
 fn line(r: &TaskResult, out: &Output) -> String {
     format!(
-        "{:>6}  {:<40} {:<13} attempt {}  {:>7}  {}  {}{}{}",
+        "{:>6}  {:<40} {:<13} attempt {}  {:>7}  {}  {}{}{}{}",
         r.id,
         present::what_of_result(r),
         paint_status(out, r.status.as_str()),
@@ -94,6 +91,10 @@ fn line(r: &TaskResult, out: &Output) -> String {
         human_duration(r.duration_s),
         r.finished_at,
         r.trigger,
+        r.host
+            .as_deref()
+            .map(|h| format!("  on {h}"))
+            .unwrap_or_default(),
         counts(r),
         r.error
             .as_deref()

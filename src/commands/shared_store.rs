@@ -1,5 +1,6 @@
 //! The commands on the shared PostgreSQL store (issue 16): `store migrate|status`, `worker`,
-//! and `drain`, `status`, `results` when a store URL is configured (enqueues from every
+//! and `drain`, `status` when a store URL is configured (`results`, `metrics`, `stop` and
+//! `cleanup` run their one code path over `engine::board`, which picks the store) (enqueues from every
 //! source go through `engine::submit`, which routes them to the store). Every one of them
 //! first re-queues the tasks whose lease expired. Without a URL nothing here runs and
 //! no PostgreSQL code is touched.
@@ -7,7 +8,7 @@
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use crate::cli::{Command, DrainArgs, ResultsArgs, StopArgs, StoreCommand, WorkerArgs};
+use crate::cli::{Command, DrainArgs, StoreCommand, WorkerArgs};
 use crate::engine::{self, DrainSummary, Progress, WorkerOpts};
 use crate::pgstore::{self, PgStore};
 use crate::results::TaskResult;
@@ -32,10 +33,6 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Result<Exit, Command>> {
         Command::Worker(a) => worker(ctx, &url, &a)?,
         Command::Drain(a) => drain(ctx, &url, &a)?,
         Command::Status(_) => status(ctx, &url)?,
-        Command::Results(a) => results(ctx, &url, &a)?,
-        Command::Metrics => metrics(ctx, &url)?,
-        Command::Stop(a) => stop(ctx, &url, &a)?,
-        Command::Cleanup => cleanup(ctx, &url)?,
         c => return Ok(Err(c)),
     }))
 }
@@ -278,90 +275,4 @@ fn one_line(r: &Value) -> String {
         f("host"),
         f("finished_at")
     )
-}
-
-fn results(ctx: &Ctx, url: &str, a: &ResultsArgs) -> Result<Exit> {
-    let mut db = open(ctx, url)?;
-    let rs = db.results(a.id.as_deref(), a.last.unwrap_or(20))?;
-    if ctx.out.json {
-        super::print_json(&rs)?;
-        return Ok(Exit::Ok);
-    }
-    if rs.is_empty() {
-        ctx.out.say("no results yet");
-    }
-    for r in &rs {
-        println!("{}", one_line(r));
-    }
-    Ok(Exit::Ok)
-}
-
-/// Metrics of the whole fleet (the newest 100,000 samples within metrics retention).
-fn metrics(ctx: &Ctx, url: &str) -> Result<Exit> {
-    let mut db = open(ctx, url)?;
-    let s = db.status(url, lease(ctx))?;
-    let since = now() - ctx.config.metrics.retention_days as f64 * 86_400.0;
-    let samples = db.samples(since, 100_000)?;
-    super::metrics::show(
-        ctx,
-        usize::try_from(s.queued).unwrap_or(0),
-        usize::try_from(s.running).unwrap_or(0),
-        &samples,
-    )
-}
-
-/// Retention in the store: results, finished tasks, samples, old workers (task logs stay
-/// on their hosts, under each host's own retention).
-fn cleanup(ctx: &Ctx, url: &str) -> Result<Exit> {
-    let mut db = open(ctx, url)?;
-    let [results, tasks, samples, workers] = db.cleanup(
-        ctx.config.results.retention_days,
-        ctx.config.metrics.retention_days,
-    )?;
-    if ctx.out.json {
-        super::print_json(&json!({"results": results, "tasks": tasks,
-            "metrics": samples, "workers": workers}))?;
-    } else {
-        ctx.out.say(format!(
-            "store: removed {results} results, {tasks} finished tasks, {samples} metrics \
-             samples, {workers} old workers"
-        ));
-    }
-    Ok(Exit::Ok)
-}
-
-/// `stop ID...` / `stop --all` on the store: queued tasks are cancelled now, running ones
-/// are stopped by their workers (within a moment: the request wakes them).
-fn stop(ctx: &Ctx, url: &str, a: &StopArgs) -> Result<Exit> {
-    if a.ids.is_empty() && !a.all {
-        return Err(error::usage("give task ids to stop, or --all"));
-    }
-    let ids: Vec<i64> = a
-        .ids
-        .iter()
-        .map(|i| {
-            i.parse::<i64>()
-                .map_err(|_| error::usage(format!("{i:?}: not a task id of the store (a number)")))
-        })
-        .collect::<Result<_>>()?;
-    let mut db = open(ctx, url)?;
-    let s = db.stop(if a.all { None } else { Some(&ids) })?;
-    if ctx.out.json {
-        super::print_json(&s)?;
-    } else {
-        for id in &s.cancelled {
-            println!("cancelled {id} (queued)");
-        }
-        for id in &s.stopping {
-            println!("stopping {id} (running: its worker stops it)");
-        }
-        for id in &s.missing {
-            eprintln!("bgrun: {id}: no such queued or running task");
-        }
-    }
-    Ok(if s.missing.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::WorkFailed
-    })
 }

@@ -12,7 +12,7 @@ pub fn run(ctx: &Ctx, a: StopArgs) -> Result<Exit> {
             "name the task ids to stop, or --all (see `bgrun status`)",
         ));
     }
-    let s = engine::stop(ctx, &a.ids, a.all)?;
+    let s = engine::board(ctx)?.stop(&a.ids, a.all)?;
     if ctx.out.json {
         super::print_json(&s)?;
     } else {

@@ -6,6 +6,7 @@
 //! `submit` queues, `drain` runs the queue, `slot` is one running task, `recover` finds
 //! orphans of dead drainers, `stop` cancels and waits, `run` is `bgrun run`.
 
+mod board;
 mod drain;
 mod env;
 mod outbox;
@@ -33,6 +34,7 @@ use crate::state::task::Arg;
 use crate::store::{self, Durability, Store, Txn};
 use crate::timefmt::{now, rfc3339};
 
+pub use board::{Board, Depth, Live, board};
 pub use drain::{DrainSummary, Progress, drain};
 pub use env::{Env, Launcher};
 pub use recover::recover_now;

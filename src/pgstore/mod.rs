@@ -1175,6 +1175,14 @@ impl PgStore {
         Ok(s)
     }
 
+    /// The state of task `id` (`queued`, `running`, `done`), when the store has it.
+    pub fn state_of(&mut self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .client
+            .query_opt("SELECT state FROM bgrun_tasks WHERE id = $1", &[&id])?
+            .map(|r| r.get(0)))
+    }
+
     /// Queued and running tasks (at most `limit`), running first, then in run order.
     pub fn live_tasks(&mut self, limit: i64) -> Result<Vec<LiveTask>> {
         let rows = self.client.query(

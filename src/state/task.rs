@@ -146,6 +146,7 @@ impl Task {
                 Action::Command { argv, .. } => argv.iter().map(Arg::lossy).collect(),
                 Action::Analyzer { analyzer } => vec![format!("bgrun analyze {analyzer}")],
             },
+            host: None,
         }
     }
 

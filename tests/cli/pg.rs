@@ -617,6 +617,25 @@ fn migrate_status_enqueue_dedup_drain_results() {
         &["custom", "--", "sh", "-c", "echo a >> \"$1\"", "sh", m],
     );
     assert_ne!(a3, a);
+    // `results` runs the same code path as on the journal, reading the store: the list
+    // names the host, and a task without a result yet says where it is.
+    let list =
+        text(&ok(bg(&e, &pg, "h1").arg("results").output().expect("results")).stdout).to_string();
+    assert_eq!(list.matches("on host-one").count(), 2, "{list}");
+    let one = ok(bg(&e, &pg, "h1")
+        .args(["results", &a3])
+        .output()
+        .expect("results id"));
+    assert!(
+        text(&one.stdout).contains(&format!("task {a3} is queued")),
+        "{}",
+        text(&one.stdout)
+    );
+    let none = bg(&e, &pg, "h1")
+        .args(["results", "999999"])
+        .output()
+        .expect("results missing");
+    assert_code(&none, 2);
     // status --json shows the store's queue and its workers.
     let mut w = Workers(vec![spawn_worker(&e, &pg, "host-two", &[])]);
     wait_until("the worker ran the task", Duration::from_secs(20), || {
@@ -1147,7 +1166,7 @@ fn stop_cancels_queued_tasks_and_has_workers_stop_running_ones() {
         .output()
         .expect("stop"));
     assert!(
-        text(&out.stdout).contains(&format!("cancelled {queued}")),
+        text(&out.stdout).contains(&format!("removed queued task {queued}")),
         "{}",
         text(&out.stdout)
     );
@@ -1174,7 +1193,19 @@ fn stop_cancels_queued_tasks_and_has_workers_stop_running_ones() {
         .output()
         .expect("metrics")));
     assert_eq!(m["per_type"]["custom"]["executions"], 1, "{m}");
-    ok(bg(&e, &pg, "ctl").arg("cleanup").output().expect("cleanup"));
+    assert_eq!(m["queue_length"], 0, "{m}");
+    let c = json_of(&ok(bg(&e, &pg, "ctl")
+        .args(["--json", "cleanup"])
+        .output()
+        .expect("cleanup")));
+    assert_eq!(c["results"], 0, "nothing is past retention yet: {c}");
+    // A task id of the store is a number: a clear usage error, exit 2.
+    let bad = bg(&e, &pg, "ctl")
+        .args(["stop", "abc"])
+        .output()
+        .expect("stop abc");
+    assert_code(&bad, 2);
+    assert!(text(&bad.stderr).contains("not a task id of the store"));
     sigterm(&w.0[0]);
     wait_exit(&mut w.0[0], Duration::from_secs(20));
 }
