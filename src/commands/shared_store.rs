@@ -1,12 +1,12 @@
 //! The commands on the shared PostgreSQL store (issue 16): `store migrate|status`, `worker`,
-//! and `drain`, `status` when a store URL is configured (`results`, `metrics`, `stop` and
+//! and `drain` when a store URL is configured (`status`, `results`, `metrics`, `stop` and
 //! `cleanup` run their one code path over `engine::board`, which picks the store) (enqueues from every
 //! source go through `engine::submit`, which routes them to the store). Every one of them
 //! first re-queues the tasks whose lease expired. Without a URL nothing here runs and
 //! no PostgreSQL code is touched.
 
 use anyhow::Result;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cli::{Command, DrainArgs, StoreCommand, WorkerArgs};
 use crate::engine::{self, DrainSummary, Progress, WorkerOpts};
@@ -32,7 +32,6 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Result<Exit, Command>> {
         Command::Store(StoreCommand::Status) => store_status(ctx, &url)?,
         Command::Worker(a) => worker(ctx, &url, &a)?,
         Command::Drain(a) => drain(ctx, &url, &a)?,
-        Command::Status(_) => status(ctx, &url)?,
         c => return Ok(Err(c)),
     }))
 }
@@ -198,81 +197,4 @@ fn summary(ctx: &Ctx, s: &DrainSummary, background: bool) -> Result<Exit> {
     } else {
         Exit::Ok
     })
-}
-
-fn status(ctx: &Ctx, url: &str) -> Result<Exit> {
-    let mut db = open(ctx, url)?;
-    let s = db.status(url, lease(ctx))?;
-    let live = db.live_tasks(200)?;
-    let recent = db.results(None, 10)?;
-    if ctx.out.json {
-        let (running, queued): (Vec<_>, Vec<_>) = live.iter().partition(|t| t.state == "running");
-        super::print_json(&json!({
-            "store": {"url": s.url, "schema_version": s.schema_version,
-                      "queued": s.queued, "running": s.running, "done": s.done,
-                      "capped": s.capped},
-            "queued": queued,
-            "running": running,
-            "recent": recent,
-            "workers": s.workers.iter().map(|w| json!({
-                "host": w.host, "pid": w.pid, "started_at": w.started_at, "running": w.running,
-            })).collect::<Vec<_>>(),
-        }))?;
-        return Ok(Exit::Ok);
-    }
-    let o = &ctx.out;
-    println!("{}", o.paint("1", &format!("store {}", s.url)));
-    println!(
-        "{}",
-        o.paint(
-            "1",
-            &format!("queued ({}), running ({})", s.queued, s.running)
-        )
-    );
-    for t in live.iter().take(20) {
-        println!(
-            "  {:>8}  {:<8} {:<20} prio {:>5}  attempt {}  {}",
-            t.id,
-            t.state,
-            t.task_type,
-            t.priority,
-            t.attempt,
-            t.host.as_deref().unwrap_or("")
-        );
-    }
-    println!(
-        "{}",
-        o.paint("1", &format!("workers ({})", s.workers.len()))
-    );
-    for w in &s.workers {
-        println!(
-            "  {:<24} pid {:<8} since {}  running {}",
-            w.host, w.pid, w.started_at, w.running
-        );
-    }
-    println!("{}", o.paint("1", "recent"));
-    for r in &recent {
-        println!("  {}", one_line(r));
-    }
-    Ok(Exit::Ok)
-}
-
-fn one_line(r: &Value) -> String {
-    let f = |k: &str| {
-        r.get(k)
-            .map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .unwrap_or_default()
-    };
-    format!(
-        "{:>8}  {:<20} {:<13} attempt {}  on {}  {}",
-        f("id"),
-        f("type"),
-        f("status"),
-        f("attempt"),
-        f("host"),
-        f("finished_at")
-    )
 }

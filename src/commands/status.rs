@@ -4,7 +4,6 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::engine;
-use crate::queue;
 use crate::results;
 use crate::state::procs;
 use crate::timefmt::{human_duration, rfc3339};
@@ -12,11 +11,11 @@ use crate::{Ctx, Exit};
 
 /// `status [--new-only]`: with it, recent results count only their new findings.
 pub fn run_with(ctx: &Ctx, new_only: bool) -> Result<Exit> {
-    let state = engine::recover_now(ctx)?;
-    let ordered = queue::ordered(state.queued.values(), &state.history);
-    let mut running: Vec<_> = state.running.values().collect();
-    running.sort_by_key(|r| r.task.seq);
-    let mut recent = results::list(&ctx.state_dir, None, 10)?;
+    let mut board = engine::board(ctx)?;
+    let view = board.view()?;
+    let ordered = &view.queued;
+    let running = &view.running;
+    let mut recent = board.results(None, 10)?;
     if new_only {
         results::count_only_new(&mut recent);
     }
@@ -24,11 +23,11 @@ pub fn run_with(ctx: &Ctx, new_only: bool) -> Result<Exit> {
     let watchers = procs::alive(&ctx.state_dir, Some("watch"));
     let failing = crate::notify::failing_channels(&ctx.state_dir);
     let unread = crate::inbox::peek(&ctx.state_dir);
-    let all = results::aggregate(&results::samples(&ctx.state_dir))
+    let all = results::aggregate(&board.samples()?)
         .remove("*")
         .unwrap_or_default();
     if ctx.out.json {
-        let v = json!({
+        let mut v = json!({
             "queued": ordered.iter().map(|(t, eff)| json!({
                 "id": t.id, "type": t.task_type, "name": t.name, "priority": t.priority,
                 "what": crate::present::what_of_action(&t.task_type, &t.action),
@@ -39,15 +38,17 @@ pub fn run_with(ctx: &Ctx, new_only: bool) -> Result<Exit> {
             "running": running.iter().map(|r| json!({
                 "id": r.task.id, "type": r.task.task_type, "name": r.task.name, "pid": r.pid,
                 "what": crate::present::what_of_action(&r.task.task_type, &r.task.action),
-                "started_at": rfc3339(r.claimed_at), "attempt": r.task.attempt + 1,
-                "trigger": r.task.trigger, "log": r.log,
+                "started_at": rfc3339(r.started_at), "attempt": r.task.attempt + 1,
+                "trigger": r.task.trigger, "log": r.log, "host": r.host,
             })).collect::<Vec<_>>(),
+            "workers": view.workers,
             "recent": recent.iter().map(|r| json!({
                 "id": r.id, "type": r.task_type, "name": r.name, "status": r.status,
                 "what": crate::present::what_of_result(r),
                 "exit_code": r.exit_code, "duration_s": r.duration_s, "finished_at": r.finished_at,
                 "attempt": r.attempt, "trigger": r.trigger,
                 "findings": r.findings.unwrap_or_default(), "error": r.error,
+                "host": r.host,
             })).collect::<Vec<_>>(),
             "drainers": drainers.iter().map(|d| json!({"pid": d.pid, "started_at": rfc3339(d.started_at)})).collect::<Vec<_>>(),
             "watchers": watchers.iter().map(|d| json!({"pid": d.pid, "started_at": rfc3339(d.started_at)})).collect::<Vec<_>>(),
@@ -59,11 +60,33 @@ pub fn run_with(ctx: &Ctx, new_only: bool) -> Result<Exit> {
             "unread": unread,
             "failing_channels": failing.iter().map(|(c, at, e)| json!({"channel": c, "at": at, "error": e})).collect::<Vec<_>>(),
         });
+        if let Some(st) = &view.store {
+            v["store"] = json!({
+                "url": st.url, "schema_version": st.schema_version,
+                "queued": view.queued_total, "running": view.running_total,
+                "capped": st.capped,
+            });
+        }
         super::print_json(&v)?;
         return Ok(Exit::Ok);
     }
     let o = &ctx.out;
-    println!("{}", o.paint("1", &format!("queued ({})", ordered.len())));
+    let plus = if view.store.as_ref().is_some_and(|s| s.capped) {
+        "+"
+    } else {
+        ""
+    };
+    if let Some(st) = &view.store {
+        println!(
+            "{} (schema version {})",
+            o.paint("1", &format!("store {}", st.url)),
+            st.schema_version
+        );
+    }
+    println!(
+        "{}",
+        o.paint("1", &format!("queued ({}{plus})", view.queued_total))
+    );
     for (t, eff) in ordered.iter().take(20) {
         let wait = t
             .not_before
@@ -85,20 +108,41 @@ pub fn run_with(ctx: &Ctx, new_only: bool) -> Result<Exit> {
             t.attempt
         );
     }
-    if ordered.len() > 20 {
-        println!("  ... and {} more", ordered.len() - 20);
+    if view.queued_total > 20 {
+        println!("  ... and {}{plus} more", view.queued_total - 20);
     }
-    println!("{}", o.paint("1", &format!("running ({})", running.len())));
-    for r in &running {
+    println!(
+        "{}",
+        o.paint("1", &format!("running ({}{plus})", view.running_total))
+    );
+    for r in running {
+        let on = match (&r.host, r.pid) {
+            (Some(h), _) => format!("on {h:<20}"),
+            (None, p) => format!(
+                "pid {:<8}",
+                p.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+            ),
+        };
         println!(
-            "  {:>6}  {:<40} pid {:<8} since {} ({} ago)  attempt {}",
+            "  {:>6}  {:<40} {on} since {} ({} ago)  attempt {}",
             r.task.id,
             crate::present::what_of_action(&r.task.task_type, &r.task.action),
-            r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            rfc3339(r.claimed_at),
-            engine::ago(r.claimed_at),
+            rfc3339(r.started_at),
+            engine::ago(r.started_at),
             r.task.attempt + 1
         );
+    }
+    if view.store.is_some() {
+        println!(
+            "{}",
+            o.paint("1", &format!("workers ({})", view.workers.len()))
+        );
+        for w in &view.workers {
+            println!(
+                "  {:<24} pid {:<8} since {}  running {}",
+                w.host, w.pid, w.started_at, w.running
+            );
+        }
     }
     println!("{}", o.paint("1", "recent"));
     if recent.is_empty() {
@@ -116,7 +160,7 @@ pub fn run_with(ctx: &Ctx, new_only: bool) -> Result<Exit> {
             })
             .unwrap_or_default();
         println!(
-            "  {:>6}  {:<40} {:<13} {:>7}  {}{f}",
+            "  {:>6}  {:<40} {:<13} {:>7}  {}{}{f}",
             r.id,
             crate::present::what_of_result(r),
             o.paint(
@@ -124,7 +168,11 @@ pub fn run_with(ctx: &Ctx, new_only: bool) -> Result<Exit> {
                 r.status.as_str()
             ),
             human_duration(r.duration_s),
-            r.finished_at
+            r.finished_at,
+            r.host
+                .as_deref()
+                .map(|h| format!("  on {h}"))
+                .unwrap_or_default()
         );
     }
     println!(

@@ -5,12 +5,17 @@
 //! or, only when a store URL is configured, the shared PostgreSQL store ([`Shared`]). No
 //! PostgreSQL code runs without a URL.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
+use serde::Serialize;
 
 use super::{Env, Stopped, open_store, recover_now, requeue_expired};
 use crate::error;
 use crate::pgstore::{self, PgStore};
+use crate::queue;
 use crate::results::{self, Cleaned, Sample, TaskResult};
+use crate::state::task::Task;
 use crate::timefmt::now;
 
 /// Where a task is when it has no result yet.
@@ -36,6 +41,59 @@ pub struct Depth {
     pub running: usize,
 }
 
+/// What `status` shows of the queue, on any store.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// The shared store, when that is what this is.
+    pub store: Option<StoreInfo>,
+    /// Queued tasks in run order with their effective priority (the journal: all of them;
+    /// a shared store: the first [`SHOWN`]).
+    pub queued: Vec<(Task, f64)>,
+    /// How many are queued (a shared store counts up to a cap: see `StoreInfo::capped`).
+    pub queued_total: usize,
+    /// Running tasks, oldest first.
+    pub running: Vec<RunningTask>,
+    pub running_total: usize,
+    /// The workers a shared store knows of (the journal's drainers are in the process
+    /// registry, which `status` reads itself).
+    pub workers: Vec<WorkerView>,
+}
+
+/// The shared store's identity in `status`.
+#[derive(Debug, Clone)]
+pub struct StoreInfo {
+    /// The URL without its password.
+    pub url: String,
+    pub schema_version: i32,
+    /// The counts stopped at the store's cap ("at least").
+    pub capped: bool,
+}
+
+/// A running task in `status`.
+#[derive(Debug, Clone)]
+pub struct RunningTask {
+    pub task: Task,
+    /// When it was claimed or started (Unix seconds).
+    pub started_at: f64,
+    /// Its process (the journal knows it; a shared store's runs live on other hosts).
+    pub pid: Option<u32>,
+    /// The host running it (a shared store).
+    pub host: Option<String>,
+    pub log: Option<PathBuf>,
+}
+
+/// A worker of a shared store.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerView {
+    pub host: String,
+    pub pid: i32,
+    pub started_at: String,
+    pub running: i64,
+}
+
+/// How many live tasks of each state a shared store's `status` reads.
+pub const SHOWN: i64 = 200;
+
 /// The read side and the operator's verbs over one store.
 pub trait Board {
     /// Stored results, newest first; of task `id` only when given; at most `last`.
@@ -48,6 +106,8 @@ pub trait Board {
     fn samples(&mut self) -> Result<Vec<Sample>>;
     /// Apply the configured retention.
     fn cleanup(&mut self) -> Result<Cleaned>;
+    /// The live tasks and the workers, for `status`.
+    fn view(&mut self) -> Result<View>;
     /// Stop tasks: queued ones are cancelled now, running ones are asked to stop (`all`:
     /// every queued and running task, and on the journal its drainers and watchers too).
     fn stop(&mut self, ids: &[String], all: bool) -> Result<Stopped>;
@@ -97,6 +157,34 @@ impl Board for Local<'_> {
 
     fn cleanup(&mut self) -> Result<Cleaned> {
         super::cleanup(self.env)
+    }
+
+    fn view(&mut self) -> Result<View> {
+        let state = recover_now(self.env)?;
+        let queued: Vec<(Task, f64)> = queue::ordered(state.queued.values(), &state.history)
+            .into_iter()
+            .map(|(t, eff)| (t.clone(), eff))
+            .collect();
+        let mut running: Vec<RunningTask> = state
+            .running
+            .values()
+            .map(|r| RunningTask {
+                task: r.task.clone(),
+                started_at: r.claimed_at,
+                pid: r.pid,
+                host: None,
+                log: r.log.clone(),
+            })
+            .collect();
+        running.sort_by_key(|r| r.task.seq);
+        Ok(View {
+            store: None,
+            queued_total: queued.len(),
+            queued,
+            running_total: running.len(),
+            running,
+            workers: Vec::new(),
+        })
     }
 
     fn stop(&mut self, ids: &[String], all: bool) -> Result<Stopped> {
@@ -188,6 +276,45 @@ impl Board for Shared<'_> {
             workers: n(workers),
             ..Cleaned::default()
         })
+    }
+
+    fn view(&mut self) -> Result<View> {
+        let lease = self.lease_s();
+        let s = self.db.status(&self.url, lease)?;
+        let mut v = View {
+            store: Some(StoreInfo {
+                url: s.url,
+                schema_version: s.schema_version,
+                capped: s.capped,
+            }),
+            queued_total: count(s.queued),
+            running_total: count(s.running),
+            workers: s
+                .workers
+                .into_iter()
+                .map(|w| WorkerView {
+                    host: w.host,
+                    pid: w.pid,
+                    started_at: w.started_at,
+                    running: w.running,
+                })
+                .collect(),
+            ..View::default()
+        };
+        for row in self.db.live_rows(SHOWN)? {
+            if row.running {
+                v.running.push(RunningTask {
+                    started_at: row.started_at.unwrap_or(row.task.enqueued_at),
+                    task: row.task,
+                    pid: None,
+                    host: row.host,
+                    log: None,
+                });
+            } else {
+                v.queued.push((row.task, row.eff_priority));
+            }
+        }
+        Ok(v)
     }
 
     fn stop(&mut self, ids: &[String], all: bool) -> Result<Stopped> {

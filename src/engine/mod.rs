@@ -34,7 +34,7 @@ use crate::state::task::Arg;
 use crate::store::{self, Durability, Store, Txn};
 use crate::timefmt::{now, rfc3339};
 
-pub use board::{Board, Depth, Live, board};
+pub use board::{Board, Depth, Live, RunningTask, StoreInfo, View, WorkerView, board};
 pub use drain::{DrainSummary, Progress, drain};
 pub use env::{Env, Launcher};
 pub use recover::recover_now;

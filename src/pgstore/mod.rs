@@ -275,18 +275,14 @@ pub struct WorkerInfo {
     pub heartbeat_at: String,
 }
 
-/// A row of the queue for `status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct LiveTask {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub task_type: String,
-    pub name: String,
-    pub state: String,
-    pub priority: i64,
-    pub attempt: i32,
+/// A live task of the store, as `status` shows it.
+#[derive(Debug, Clone)]
+pub struct LiveRow {
+    pub running: bool,
+    pub task: Task,
+    pub eff_priority: f64,
     pub host: Option<String>,
-    pub enqueued_at: String,
+    pub started_at: Option<f64>,
 }
 
 fn sql_now(c: &mut impl postgres::GenericClient) -> Result<f64> {
@@ -1183,27 +1179,35 @@ impl PgStore {
             .map(|r| r.get(0)))
     }
 
-    /// Queued and running tasks (at most `limit`), running first, then in run order.
-    pub fn live_tasks(&mut self, limit: i64) -> Result<Vec<LiveTask>> {
+    /// Running tasks (with their host and start) and queued ones in run order (with their
+    /// effective priority), at most `limit` of each.
+    pub fn live_rows(&mut self, limit: i64) -> Result<Vec<LiveRow>> {
         let rows = self.client.query(
-            "SELECT id, task_type, task->>'name', state, priority, attempt, host, enqueued_at
-               FROM bgrun_tasks WHERE state IN ('queued', 'running')
-              ORDER BY state DESC, eff_priority DESC, id LIMIT $1",
+            "(SELECT id, state, attempt, not_before, eff_priority, host, started_at, task
+                FROM bgrun_tasks WHERE state = 'running' ORDER BY started_at, id LIMIT $1)
+             UNION ALL
+             (SELECT id, state, attempt, not_before, eff_priority, host, started_at, task
+                FROM bgrun_tasks WHERE state = 'queued'
+               ORDER BY eff_priority DESC, id LIMIT $1)",
             &[&limit],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| LiveTask {
-                id: r.get::<_, i64>(0).to_string(),
-                task_type: r.get(1),
-                name: r.get::<_, Option<String>>(2).unwrap_or_default(),
-                state: r.get(3),
-                priority: r.get(4),
-                attempt: r.get(5),
-                host: r.get(6),
-                enqueued_at: crate::timefmt::rfc3339(r.get(7)),
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.get(0);
+                let mut task: Task = serde_json::from_value(r.get(7))
+                    .with_context(|| format!("reading task {id} of the store"))?;
+                task.id = id.to_string();
+                task.attempt = u32::try_from(r.get::<_, i32>(2)).unwrap_or(0);
+                task.not_before = r.get(3);
+                Ok(LiveRow {
+                    running: r.get::<_, String>(1) == "running",
+                    task,
+                    eff_priority: r.get(4),
+                    host: r.get(5),
+                    started_at: r.get(6),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Stored results, newest first (each names its host); of one task when `id` is given.

@@ -1161,6 +1161,27 @@ fn stop_cancels_queued_tasks_and_has_workers_stop_running_ones() {
             "SELECT state FROM bgrun_tasks WHERE id = {running}"
         )) == "running"
     });
+    // `status` runs the same code path as on the journal, reading the store.
+    let st = json_of(&ok(bg(&e, &pg, "ctl")
+        .args(["--json", "status"])
+        .output()
+        .expect("status")));
+    assert_eq!(st["running"][0]["id"], running.as_str(), "{st}");
+    assert_eq!(st["running"][0]["host"], "stopper", "{st}");
+    assert_eq!(st["queued"][0]["id"], queued.as_str(), "{st}");
+    assert_eq!(st["queued"][0]["attempt"], 0, "{st}");
+    assert_eq!(st["store"]["queued"], 1, "{st}");
+    let shown =
+        text(&ok(bg(&e, &pg, "ctl").arg("status").output().expect("status")).stdout).to_string();
+    for want in [
+        "store postgres://",
+        "queued (1)",
+        "running (1)",
+        "on stopper",
+        "workers (1)",
+    ] {
+        assert!(shown.contains(want), "{want:?} in {shown}");
+    }
     let out = ok(bg(&e, &pg, "ctl")
         .args(["stop", &running, &queued])
         .output()
