@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::error;
+use crate::model::Level;
 
 /// The embedded default config, also what `bgrun init` writes.
 pub const DEFAULT_CONFIG: &str = include_str!("default-config.json");
@@ -298,7 +299,7 @@ pub struct Notifications {
     pub channels: Channels,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Channels {
     pub console: ChannelBase,
     pub desktop: DesktopChannel,
@@ -310,17 +311,61 @@ pub struct Channels {
     pub custom: BTreeMap<String, CommandChannel>,
 }
 
+/// Read by hand rather than with `#[serde(flatten)]`, so that an error inside a user-named
+/// channel names its key (`notifications.channels.NAME.min_severity`).
+impl<'de> Deserialize<'de> for Channels {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Channels, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Channels;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct Channels")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Channels, A::Error> {
+                use serde::de::Error;
+                let (mut console, mut desktop, mut file, mut email, mut webhook) =
+                    (None, None, None, None, None);
+                let mut custom = BTreeMap::new();
+                while let Some(key) = m.next_key::<String>()? {
+                    match key.as_str() {
+                        "console" => console = Some(m.next_value()?),
+                        "desktop" => desktop = Some(m.next_value()?),
+                        "file" => file = Some(m.next_value()?),
+                        "email" => email = Some(m.next_value()?),
+                        "webhook" => webhook = Some(m.next_value()?),
+                        _ => {
+                            let c: CommandChannel = m.next_value()?;
+                            custom.insert(key, c);
+                        }
+                    }
+                }
+                Ok(Channels {
+                    console: console.ok_or_else(|| A::Error::missing_field("console"))?,
+                    desktop: desktop.ok_or_else(|| A::Error::missing_field("desktop"))?,
+                    file: file.ok_or_else(|| A::Error::missing_field("file"))?,
+                    email: email.ok_or_else(|| A::Error::missing_field("email"))?,
+                    webhook: webhook.ok_or_else(|| A::Error::missing_field("webhook"))?,
+                    custom,
+                })
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
 /// A `command` channel: runs `command` (argv, no shell) with the event as JSON on stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommandChannel {
-    /// Must be `command`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ChannelKind,
     #[serde(default = "yes")]
     pub enabled: bool,
     pub command: Vec<String>,
     #[serde(default = "info")]
-    pub min_severity: String,
+    pub min_severity: Level,
     #[serde(default = "ten")]
     pub timeout_seconds: u64,
 }
@@ -328,8 +373,8 @@ pub struct CommandChannel {
 fn yes() -> bool {
     true
 }
-fn info() -> String {
-    "info".to_string()
+fn info() -> Level {
+    Level::Info
 }
 fn ten() -> u64 {
     10
@@ -373,14 +418,14 @@ impl<'de> Deserialize<'de> for Toggle {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChannelBase {
     pub enabled: bool,
-    pub min_severity: String,
+    pub min_severity: Level,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DesktopChannel {
     /// `"auto"` (the default): on when a session bus with a notification server is there.
     pub enabled: Toggle,
-    pub min_severity: String,
+    pub min_severity: Level,
     pub timeout_ms: u64,
     pub retries: u32,
 }
@@ -388,7 +433,7 @@ pub struct DesktopChannel {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileChannel {
     pub enabled: bool,
-    pub min_severity: String,
+    pub min_severity: Level,
     pub path: String,
     pub max_size_kb: u64,
     pub keep_files: u32,
@@ -398,29 +443,101 @@ pub struct FileChannel {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmailChannel {
     pub enabled: bool,
-    pub min_severity: String,
+    pub min_severity: Level,
     pub smtp_server: String,
     pub smtp_port: u16,
-    /// starttls | implicit | none. `use_tls` (the predecessor's bool) is read too.
-    pub tls: Option<String>,
+    /// `use_tls` (the predecessor's bool) is read too.
+    pub tls: Option<TlsMode>,
     pub use_tls: Option<bool>,
     pub username: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<String>,
     pub from_email: String,
     pub to_emails: Vec<String>,
-    /// text | html | both
-    pub format: String,
+    pub format: EmailFormat,
     pub timeout_seconds: u64,
     /// A PEM file of extra CA certificates to trust for the SMTP server (new; relative to
     /// the repo), beside the system's roots: for a relay with a private CA.
     pub ca_file: Option<String>,
 }
 
+/// `notifications.channels.email.tls`: how the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain, upgraded with STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS.
+    None,
+}
+
+/// `notifications.channels.email.format`: the parts of a notification mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailFormat {
+    Text,
+    Html,
+    /// Both, as multipart/alternative.
+    Both,
+}
+
+/// `notifications.channels.NAME.type` of a user-named channel: `command` is the only one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    Command,
+}
+
+/// The words of a closed config set: each enum's one spelling on disk, and the error for
+/// any other (naming the words; `found` adds what was there).
+macro_rules! config_words {
+    ($t:ty, $expected:literal, $found:literal, $($v:path => $w:literal),+ $(,)?) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($v => $w,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                match s.as_str() {
+                    $($w => Ok($v),)+
+                    _ if $found => Err(serde::de::Error::custom(format!(
+                        concat!("expected ", $expected, ", found {:?}"),
+                        s
+                    ))),
+                    _ => Err(serde::de::Error::custom(concat!("expected ", $expected))),
+                }
+            }
+        }
+    };
+}
+
+config_words!(TlsMode, "starttls, implicit or none", true,
+    TlsMode::Starttls => "starttls", TlsMode::Implicit => "implicit", TlsMode::None => "none");
+config_words!(EmailFormat, "text, html or both", false,
+    EmailFormat::Text => "text", EmailFormat::Html => "html", EmailFormat::Both => "both");
+config_words!(ChannelKind, "\"command\" (the only custom channel type)", true,
+    ChannelKind::Command => "command");
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WebhookChannel {
     pub enabled: bool,
-    pub min_severity: String,
+    pub min_severity: Level,
     pub url: String,
     pub timeout_seconds: u64,
 }
@@ -487,7 +604,7 @@ pub struct ToolPin {
     #[serde(default)]
     pub version: Option<String>,
     #[serde(default)]
-    pub source: Option<String>,
+    pub source: Option<crate::tools::Source>,
 }
 
 impl Analysis {
@@ -500,7 +617,7 @@ impl Analysis {
                     k.clone(),
                     crate::tools::Pin {
                         version: v.version.clone(),
-                        source: v.source.as_deref().and_then(crate::tools::Source::parse),
+                        source: v.source,
                     },
                 )
             })
@@ -525,13 +642,6 @@ fn validate_tools(a: &Analysis, file: &str, errors: &mut Vec<String>) {
             errors.push(format!(
                 "{file}: analysis.tools.{name}.version: {v:?} is not a version (like {:?})",
                 spec.default_version
-            ));
-        }
-        if let Some(s) = &pin.source
-            && crate::tools::Source::parse(s).is_none()
-        {
-            errors.push(format!(
-                "{file}: analysis.tools.{name}.source: expected managed, project or system, found {s:?}"
             ));
         }
     }
@@ -986,7 +1096,9 @@ fn parse_value(user: Value, file: &str) -> Result<(Config, Vec<String>), Vec<Str
         store: c.store.unwrap_or_default(),
     };
     validate(&config, file, &mut errors, &mut warnings);
-    crate::config_check::check_ranges(&config, file, &mut errors);
+    if let Ok(v) = serde_json::to_value(&config) {
+        crate::config_check::check_ranges(&v, file, &mut errors);
+    }
     crate::config_check::suggest_near_keys(&mut warnings, &known, file);
     if errors.is_empty() {
         Ok((config, warnings))
@@ -1055,7 +1167,6 @@ fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec
             "{file}: store.url: expected a postgres://... URL (or null for the local journal)"
         ));
     }
-    let sev = ["info", "warning", "error", "critical"];
     if c.execution.max_concurrent_tasks == 0 {
         errors.push(format!(
             "{file}: execution.max_concurrent_tasks: must be at least 1"
@@ -1141,47 +1252,12 @@ fn validate(c: &Config, file: &str, errors: &mut Vec<String>, warnings: &mut Vec
         }
     }
     let ch = &c.notifications.channels;
-    for (name, min) in [
-        ("console", &ch.console.min_severity),
-        ("desktop", &ch.desktop.min_severity),
-        ("file", &ch.file.min_severity),
-        ("email", &ch.email.min_severity),
-        ("webhook", &ch.webhook.min_severity),
-    ] {
-        if !sev.contains(&min.as_str()) {
-            errors.push(format!(
-                "{file}: notifications.channels.{name}.min_severity: expected info, warning, error or critical, found {min:?}"
-            ));
-        }
-    }
     for (name, c) in &ch.custom {
-        if c.kind != "command" {
-            errors.push(format!(
-                "{file}: notifications.channels.{name}.type: expected \"command\" (the only custom channel type), found {:?}",
-                c.kind
-            ));
-        }
         if c.command.is_empty() {
             errors.push(format!(
                 "{file}: notifications.channels.{name}.command: must name a program (an argv list, no shell)"
             ));
         }
-        if !sev.contains(&c.min_severity.as_str()) {
-            errors.push(format!(
-                "{file}: notifications.channels.{name}.min_severity: expected info, warning, error or critical, found {:?}",
-                c.min_severity
-            ));
-        }
-    }
-    if let Some(tls) = &ch.email.tls
-        && !["starttls", "implicit", "none"].contains(&tls.as_str())
-    {
-        errors.push(format!("{file}: notifications.channels.email.tls: expected starttls, implicit or none, found {tls:?}"));
-    }
-    if !["text", "html", "both"].contains(&ch.email.format.as_str()) {
-        errors.push(format!(
-            "{file}: notifications.channels.email.format: expected text, html or both"
-        ));
     }
 }
 

@@ -10,8 +10,6 @@ use std::fmt;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::config::Config;
-
 /// An inclusive range of a numeric setting.
 #[derive(Debug, Clone, Copy)]
 pub struct Range {
@@ -93,15 +91,13 @@ pub const RANGES: &[(&str, Range)] = &[
     ("analysis.cache_max_mb", r(1.0, 1_048_576.0)),
 ];
 
-/// Check every numeric setting against its range: `file: key: V is out of range (A to B)`.
-pub fn check_ranges(c: &Config, file: &str, errors: &mut Vec<String>) {
-    let Ok(v) = serde_json::to_value(c) else {
-        return;
-    };
+/// Check every numeric setting of a config (as its JSON value) against its range:
+/// `file: key: V is out of range (A to B)`.
+pub fn check_ranges(v: &Value, file: &str, errors: &mut Vec<String>) {
     for (key, range) in RANGES {
         let parts: Vec<&str> = key.split('.').collect();
         let mut found: Vec<(String, &Value)> = Vec::new();
-        collect(&v, &parts, String::new(), &mut found);
+        collect(v, &parts, String::new(), &mut found);
         for (path, x) in found {
             let Some(n) = x.as_f64() else {
                 continue; // null: unset
@@ -295,6 +291,103 @@ mod tests {
         let mut w = vec!["f: execution.zzz: unknown key (ignored)".to_string()];
         suggest_near_keys(&mut w, &known, "f");
         assert!(!w[0].contains("did you mean"));
+    }
+}
+
+#[cfg(test)]
+mod closed_words {
+    //! The config's closed word sets are serde enums: the same words in and out, and any
+    //! other word an error naming the key and the words.
+
+    use crate::config::{self, ChannelKind, EmailFormat, TlsMode};
+    use crate::model::Level;
+
+    fn errors(text: &str) -> Vec<String> {
+        config::parse(text, "f").err().unwrap_or_default()
+    }
+
+    #[test]
+    fn words_are_read_and_written_as_they_are_spelled() {
+        let (c, _) = config::parse(
+            r#"{"notifications": {"channels": {
+                "email": {"tls": "implicit", "format": "html", "min_severity": "error"},
+                "mine": {"type": "command", "command": ["true"], "min_severity": "critical"}}},
+               "analysis": {"tools": {"ruff": {"source": "system"}}}}"#,
+            "f",
+        )
+        .unwrap();
+        let ch = &c.notifications.channels;
+        assert_eq!(ch.email.tls, Some(TlsMode::Implicit));
+        assert_eq!(ch.email.format, EmailFormat::Html);
+        assert_eq!(ch.email.min_severity, Level::Error);
+        assert_eq!(ch.custom["mine"].kind, ChannelKind::Command);
+        assert_eq!(ch.custom["mine"].min_severity, Level::Critical);
+        assert_eq!(
+            c.analysis.tools["ruff"].source,
+            Some(crate::tools::Source::System)
+        );
+        let v = serde_json::to_value(&c).unwrap();
+        let chv = &v["notifications"]["channels"];
+        assert_eq!(chv["email"]["tls"], "implicit");
+        assert_eq!(chv["email"]["format"], "html");
+        assert_eq!(chv["mine"]["type"], "command");
+        assert_eq!(chv["mine"]["min_severity"], "critical");
+        assert_eq!(chv["console"]["min_severity"], "info");
+    }
+
+    #[test]
+    fn another_word_names_the_key_and_the_words() {
+        assert_eq!(
+            errors(r#"{"notifications": {"channels": {"console": {"min_severity": "loud"}}}}"#),
+            [
+                "f: notifications.channels.console.min_severity: expected info, warning, error or critical, found \"loud\""
+            ]
+        );
+        assert_eq!(
+            errors(r#"{"notifications": {"channels": {"email": {"tls": "ssl"}}}}"#),
+            [
+                "f: notifications.channels.email.tls: expected starttls, implicit or none, found \"ssl\""
+            ]
+        );
+        assert_eq!(
+            errors(r#"{"notifications": {"channels": {"email": {"format": "md"}}}}"#),
+            ["f: notifications.channels.email.format: expected text, html or both"]
+        );
+        assert_eq!(
+            errors(
+                r#"{"notifications": {"channels": {"mine": {"type": "shell", "command": ["x"]}}}}"#
+            ),
+            [
+                "f: notifications.channels.mine.type: expected \"command\" (the only custom channel type), found \"shell\""
+            ]
+        );
+        // `warn` is a word of the command line, not of the config.
+        assert_eq!(
+            errors(
+                r#"{"notifications": {"channels": {"mine": {"type": "command", "command": ["x"], "min_severity": "warn"}}}}"#
+            ),
+            [
+                "f: notifications.channels.mine.min_severity: expected info, warning, error or critical, found \"warn\""
+            ]
+        );
+        assert_eq!(
+            errors(r#"{"analysis": {"tools": {"ruff": {"source": "pip"}}}}"#),
+            ["f: analysis.tools.ruff.source: expected managed, project or system, found \"pip\""]
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_named_channel_is_warned_about() {
+        let (_, w) = config::parse(
+            r#"{"notifications": {"channels": {"mine": {"type": "command", "command": ["x"], "bogus": 1}}}}"#,
+            "f",
+        )
+        .unwrap();
+        assert!(
+            w.iter()
+                .any(|w| w == "f: notifications.channels.mine.bogus: unknown key (ignored)"),
+            "{w:?}"
+        );
     }
 }
 

@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 
@@ -40,16 +41,36 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
                         dir.display()
                     ))
                 })?;
-            crate::state::owner::created(dir);
+            created(dir);
             Ok(())
         }
+    }
+}
+
+/// A directory this process waits to see created, and what to do then.
+type Wish = (PathBuf, fn(&Path));
+static WHEN_CREATED: Mutex<Option<Wish>> = Mutex::new(None);
+
+/// Call `then(dir)` once, right after [`ensure_private_dir`] in this process creates `dir`
+/// (`state::owner` records a state dir it found absent this way). Replaces an earlier wish.
+pub fn when_created(dir: PathBuf, then: fn(&Path)) {
+    *WHEN_CREATED.lock().unwrap_or_else(|e| e.into_inner()) = Some((dir, then));
+}
+
+fn created(dir: &Path) {
+    let mut w = WHEN_CREATED.lock().unwrap_or_else(|e| e.into_inner());
+    if w.as_ref().is_some_and(|(d, _)| d == dir)
+        && let Some((d, then)) = w.take()
+    {
+        drop(w);
+        then(&d);
     }
 }
 
 /// Warn once per process about a state directory that others may read.
 fn warn_open_dir(dir: &Path, mode: u32) {
     use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::OnceLock;
     static WARNED: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
     let mut seen = WARNED
         .get_or_init(Default::default)

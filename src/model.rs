@@ -1,11 +1,12 @@
 //! The shared vocabulary: how an execution ended ([`Status`]), how bad a finding is
-//! ([`Severity`]) and how loud a notification is ([`Level`]), counts of findings
-//! ([`Counts`]), and what one execution left behind ([`TaskResult`], [`Sample`]).
+//! ([`Severity`]) and how loud a notification is ([`Level`]), one normalized finding
+//! ([`Finding`]) and counts of findings ([`Counts`]), and what one execution left behind ([`TaskResult`], [`Sample`]).
 //!
 //! Everything here is serialized exactly as it is written to `state.jsonl`,
 //! `results.jsonl` and `metrics.jsonl`: the names below are the on-disk format, and
 //! `fixtures/state/v1/` holds files that every later version must still read. Pure types:
 //! no I/O. The old paths (`state::task::Status`, `analyzers::Severity`, `analyzers::Counts`,
+//! `analyzers::Finding`,
 //! `results::{Findings, TaskResult, Sample}`, `notify::Severity`) re-export these.
 
 use std::fmt;
@@ -164,6 +165,92 @@ impl fmt::Display for Severity {
     }
 }
 
+/// One normalized finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub tool: String,
+    /// The tool's rule id (`B602`, `W0611`, `no-undef`, `cyclomatic-complexity`).
+    pub rule: String,
+    pub severity: Severity,
+    /// Relative to the repository root, `/`-separated; empty when the finding has no file.
+    pub file: String,
+    /// 1-based; None when unknown.
+    pub line: Option<u64>,
+    /// 1-based; None when unknown.
+    pub column: Option<u64>,
+    pub message: String,
+    /// A hint on how to fix it (may be empty).
+    pub fix: String,
+    /// The rule's readable name (`unused-import`), when the tool gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_name: Option<String>,
+    /// Where the rule is documented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help_uri: Option<String>,
+    /// Line-independent identity (see `baseline::fingerprint`); empty until computed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
+    /// Against the baseline: `new` or `unchanged` (`absent` in the `fixed` list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineState>,
+}
+
+/// A finding's state against the baseline (SARIF's `baselineState` words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaselineState {
+    New,
+    Unchanged,
+    Absent,
+}
+
+impl BaselineState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaselineState::New => "new",
+            BaselineState::Unchanged => "unchanged",
+            BaselineState::Absent => "absent",
+        }
+    }
+}
+
+impl Finding {
+    /// A finding with the required fields; the rest empty.
+    pub fn new(tool: &str, rule: &str, severity: Severity, file: &str, message: &str) -> Finding {
+        Finding {
+            tool: tool.to_string(),
+            rule: rule.to_string(),
+            severity,
+            file: file.to_string(),
+            line: None,
+            column: None,
+            message: message.to_string(),
+            fix: String::new(),
+            rule_name: None,
+            help_uri: None,
+            fingerprint: String::new(),
+            baseline: None,
+        }
+    }
+
+    pub fn at(mut self, line: Option<u64>, column: Option<u64>) -> Finding {
+        self.line = line.filter(|l| *l > 0);
+        self.column = column.filter(|c| *c > 0);
+        self
+    }
+
+    pub fn fix(mut self, fix: impl Into<String>) -> Finding {
+        self.fix = fix.into();
+        self
+    }
+
+    pub fn named(mut self, name: Option<&str>, uri: Option<&str>) -> Finding {
+        self.rule_name = name.filter(|s| !s.is_empty()).map(str::to_string);
+        self.help_uri = uri.filter(|s| !s.is_empty()).map(str::to_string);
+        self
+    }
+}
+
 /// Counts of findings by severity: an analyzer tool's counts and a task result's `findings`
 /// (`results::Findings` is this type).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,7 +263,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn of<'a>(findings: impl IntoIterator<Item = &'a crate::analyzers::Finding>) -> Counts {
+    pub fn of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Counts {
         let mut c = Counts::default();
         for f in findings {
             c.add(f.severity);
@@ -250,6 +337,23 @@ pub enum Level {
     Warning,
     Error,
     Critical,
+}
+
+/// A config's `min_severity`: exactly one of the four words (the command line's wider
+/// [`Level::parse`] also takes `warn` and any case).
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "info" => Ok(Level::Info),
+            "warning" => Ok(Level::Warning),
+            "error" => Ok(Level::Error),
+            "critical" => Ok(Level::Critical),
+            _ => Err(serde::de::Error::custom(format!(
+                "expected info, warning, error or critical, found {s:?}"
+            ))),
+        }
+    }
 }
 
 impl Level {

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+use super::{
+    Error, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool,
+};
 
 pub struct Bandit;
 
@@ -27,13 +29,13 @@ impl Tool for Bandit {
                 .args(p.files_of("python").into_iter().map(dot)),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         if !matches!(raw.code, Some(0) | Some(1)) && raw.stdout.is_empty() {
-            return Err(format!(
+            return Err(Error::Ended(format!(
                 "bandit ended with {}: {}",
                 raw.exit_text(),
                 raw.tail()
-            ));
+            )));
         }
         let v = super::json_of("bandit", &raw.stdout, raw)?;
         parse_json(&v, p)
@@ -87,11 +89,11 @@ fn fix_hint(test_id: &str) -> &'static str {
     }
 }
 
-pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, String> {
+pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let results = v
         .get("results")
         .and_then(Value::as_array)
-        .ok_or("bandit's JSON has no `results` array")?;
+        .ok_or_else(|| Error::Output("bandit's JSON has no `results` array".into()))?;
     let mut out = Vec::with_capacity(results.len());
     for r in results {
         let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::cache::digest;
+pub use super::findings::BaselineInfo;
 use super::findings::{BaselineState, FailedTest, Finding, Report, Status};
 
 /// Source lines of files, read once each.
@@ -132,26 +133,6 @@ impl Baseline {
                 .unwrap_or_default(),
         }
     }
-}
-
-/// What the report says about its baseline.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct BaselineInfo {
-    pub source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "ref")]
-    pub reference: Option<String>,
-    pub generated_at: String,
-    pub new: u64,
-    pub unchanged: u64,
-    pub fixed: u64,
-    /// Tests failing now that passed (or did not fail) at the baseline.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub newly_failing: Vec<FailedTest>,
-    /// Tests failing at the baseline that do not fail now.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub newly_passing: Vec<String>,
 }
 
 /// Where baselines live: `<state>/baseline/<kind>-<root digest>-<source>.json`.

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+use super::{
+    Error, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool,
+};
 
 pub struct CargoAudit;
 
@@ -43,7 +45,7 @@ impl Tool for CargoAudit {
         };
         Plan::Run(Invocation::new(&exe, &["audit", "--json"], &p.root).version(&exe, "cargo-audit"))
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         let stderr = String::from_utf8_lossy(&raw.stderr);
         if raw.stdout.iter().all(u8::is_ascii_whitespace)
             && let Some(why) = super::pip_audit::unreachable(&stderr).or_else(|| {
@@ -53,18 +55,20 @@ impl Tool for CargoAudit {
                     .map(str::to_string)
             })
         {
-            return Err(format!("cannot reach the RustSec advisory database: {why}"));
+            return Err(Error::Unreachable(format!(
+                "cannot reach the RustSec advisory database: {why}"
+            )));
         }
         let v = super::json_of("cargo-audit", &raw.stdout, raw)?;
         parse_json(&v, p)
     }
 }
 
-pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, String> {
+pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let list = v
         .pointer("/vulnerabilities/list")
         .and_then(Value::as_array)
-        .ok_or("cargo-audit's JSON has no `vulnerabilities.list`")?;
+        .ok_or_else(|| Error::Output("cargo-audit's JSON has no `vulnerabilities.list`".into()))?;
     let lock = p.rel("Cargo.lock");
     let mut out = Vec::new();
     for item in list {

@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Error;
+
 /// What a change touched.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChangeSet {
@@ -77,7 +79,7 @@ impl ChangeSet {
 }
 
 /// Run git in `repo`; stdout, or why it failed.
-pub fn git(repo: &Path, args: &[&OsStr]) -> Result<Vec<u8>, String> {
+pub fn git(repo: &Path, args: &[&OsStr]) -> Result<Vec<u8>, Error> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -85,22 +87,22 @@ pub fn git(repo: &Path, args: &[&OsStr]) -> Result<Vec<u8>, String> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
+        .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
+        return Err(Error::Git(format!(
             "git {} failed: {}",
             args.iter()
                 .map(|a| a.to_string_lossy())
                 .collect::<Vec<_>>()
                 .join(" "),
             err.trim()
-        ));
+        )));
     }
     Ok(out.stdout)
 }
 
-fn git_s(repo: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+fn git_s(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Error> {
     let a: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
     git(repo, &a)
 }
@@ -159,7 +161,7 @@ pub fn parse_name_status(out: &[u8], into: &mut ChangeSet) {
     }
 }
 
-fn diff(repo: &Path, args: &[&str], into: &mut ChangeSet) -> Result<(), String> {
+fn diff(repo: &Path, args: &[&str], into: &mut ChangeSet) -> Result<(), Error> {
     let mut a = vec![
         "diff",
         "--name-status",
@@ -174,7 +176,7 @@ fn diff(repo: &Path, args: &[&str], into: &mut ChangeSet) -> Result<(), String> 
     Ok(())
 }
 
-fn untracked(repo: &Path, into: &mut ChangeSet) -> Result<(), String> {
+fn untracked(repo: &Path, into: &mut ChangeSet) -> Result<(), Error> {
     let out = git_s(
         repo,
         &[
@@ -193,7 +195,7 @@ fn untracked(repo: &Path, into: &mut ChangeSet) -> Result<(), String> {
 
 /// `--changed`: the working tree's and the index's changes against HEAD, plus untracked
 /// files (all files when there is no commit yet).
-pub fn working(repo: &Path) -> Result<ChangeSet, String> {
+pub fn working(repo: &Path) -> Result<ChangeSet, Error> {
     let mut cs = ChangeSet::new("--changed");
     match resolve(repo, "HEAD") {
         Some(head) => {
@@ -212,8 +214,8 @@ pub fn working(repo: &Path) -> Result<ChangeSet, String> {
 }
 
 /// `--since REF`: what changed from REF to the working tree (untracked files included).
-pub fn since(repo: &Path, rev: &str) -> Result<ChangeSet, String> {
-    let sha = resolve(repo, rev).ok_or_else(|| format!("{rev:?} names no commit"))?;
+pub fn since(repo: &Path, rev: &str) -> Result<ChangeSet, Error> {
+    let sha = resolve(repo, rev).ok_or_else(|| Error::NoCommit(rev.to_string()))?;
     let mut cs = ChangeSet::new(&format!("--since {rev}"));
     diff(repo, &[&sha], &mut cs)?;
     untracked(repo, &mut cs)?;
@@ -222,7 +224,7 @@ pub fn since(repo: &Path, rev: &str) -> Result<ChangeSet, String> {
 }
 
 /// The staged files (index against HEAD): what a pre-commit hook is about.
-pub fn staged(repo: &Path) -> Result<ChangeSet, String> {
+pub fn staged(repo: &Path) -> Result<ChangeSet, Error> {
     let mut cs = ChangeSet::new("hook:pre-commit");
     diff(repo, &["--cached"], &mut cs)?;
     cs.base = resolve(repo, "HEAD");
@@ -236,11 +238,11 @@ pub fn commits(
     from: Option<&str>,
     to: &str,
     source: &str,
-) -> Result<ChangeSet, String> {
+) -> Result<ChangeSet, Error> {
     let mut cs = ChangeSet::new(source);
-    let to_sha = resolve(repo, to).ok_or_else(|| format!("{to:?} names no commit"))?;
+    let to_sha = resolve(repo, to).ok_or_else(|| Error::NoCommit(to.to_string()))?;
     let from_sha = match from {
-        Some(f) => Some(resolve(repo, f).ok_or_else(|| format!("{f:?} names no commit"))?),
+        Some(f) => Some(resolve(repo, f).ok_or_else(|| Error::NoCommit(f.to_string()))?),
         None => resolve(repo, &format!("{to_sha}^")),
     };
     match &from_sha {
@@ -418,10 +420,13 @@ pub fn from_context(repo: &Path, ctx: &Value) -> Option<ChangeSet> {
 /// Write the tree of commit `sha` to `dest` (through a private index, so the repository's
 /// own index and work tree are untouched). The project's tool environments (`.venv`,
 /// `venv`, `node_modules`) are linked in so the same tools run there.
-pub fn export(repo: &Path, sha: &str, dest: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+pub fn export(repo: &Path, sha: &str, dest: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dest).map_err(|source| Error::CreateDir {
+        path: dest.to_path_buf(),
+        source,
+    })?;
     let index = dest.with_extension("index");
-    let run = |args: &[&OsStr]| -> Result<(), String> {
+    let run = |args: &[&OsStr]| -> Result<(), Error> {
         let out = Command::new("git")
             .arg("-C")
             .arg(repo)
@@ -429,17 +434,17 @@ pub fn export(repo: &Path, sha: &str, dest: &Path) -> Result<(), String> {
             .env("GIT_INDEX_FILE", &index)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| format!("cannot run git: {e}"))?;
+            .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!(
+            Err(Error::Git(format!(
                 "git {} failed: {}",
                 args.first()
                     .map(|a| a.to_string_lossy())
                     .unwrap_or_default(),
                 String::from_utf8_lossy(&out.stderr).trim()
-            ))
+            )))
         }
     };
     let mut prefix = dest.as_os_str().to_owned();
@@ -651,11 +656,12 @@ mod tests {
         r.write("new file.py", "n = 1\n");
         let cs = working(&r.0).unwrap();
         assert_eq!(files(&cs), ["a.py", "new file.py"]);
+        let e = since(&r.0, "no-such-ref").unwrap_err();
         assert!(
-            since(&r.0, "no-such-ref")
-                .unwrap_err()
-                .contains("names no commit")
+            matches!(&e, Error::NoCommit(rev) if rev == "no-such-ref"),
+            "{e}"
         );
+        assert_eq!(e.to_string(), "\"no-such-ref\" names no commit");
         assert!(since(&r.0, "--output=x").is_err());
     }
 }

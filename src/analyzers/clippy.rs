@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+use super::{
+    Error, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool,
+};
 
 pub struct Clippy;
 
@@ -30,14 +32,14 @@ impl Tool for Clippy {
             .version(&clippy, "clippy"),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         let parsed = parse_lines(&raw.stdout, p);
         if raw.code != Some(0) && !parsed.findings.iter().any(|f| f.severity == Severity::High) {
-            return Err(format!(
+            return Err(Error::Ended(format!(
                 "cargo clippy ended with {}: {}",
                 raw.exit_text(),
                 raw.tail()
-            ));
+            )));
         }
         Ok(parsed)
     }

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+use super::{
+    Error, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool,
+};
 
 pub struct Eslint;
 
@@ -68,23 +70,23 @@ impl Tool for Eslint {
             ),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         if !matches!(raw.code, Some(0) | Some(1)) {
-            return Err(format!(
+            return Err(Error::Ended(format!(
                 "eslint ended with {} (a config error or crash): {}",
                 raw.exit_text(),
                 raw.tail()
-            ));
+            )));
         }
         let v = super::json_of("eslint", &raw.stdout, raw)?;
         parse_json(&v, p)
     }
 }
 
-pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, String> {
+pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let files = v
         .as_array()
-        .ok_or("eslint's JSON is not an array of files")?;
+        .ok_or_else(|| Error::Output("eslint's JSON is not an array of files".into()))?;
     let mut out = Vec::new();
     for f in files {
         let file = p.rel(f.get("filePath").and_then(Value::as_str).unwrap_or(""));

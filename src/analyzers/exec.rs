@@ -1,73 +1,43 @@
-//! Running one tool: argv (never a shell), stdin from /dev/null, its own process group so
-//! a timeout kills the whole tree, stdout and stderr drained by a thread each so a chatty
-//! tool cannot block on a full pipe. Also the tool's version, looked up cheaply.
+//! Running one tool: its argv (never a shell) with colour off, through the runner's
+//! [`capture`] (own process group, deadline, both streams read), and its result file read.
+//! Also finding a tool's executable and its version, looked up cheaply.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use crate::runner::pipes::{collect, drain, kill_group};
+use std::process::Command;
 use std::time::Duration;
 
-use super::{Invocation, Raw};
+use super::{Error, Invocation, Raw};
+use crate::runner::capture;
 
-/// Run `inv` with a deadline. `Err` says why the tool could not run or was killed.
-pub fn run(inv: &Invocation, timeout: Duration) -> Result<Raw, String> {
-    let (program, args) = inv.argv.split_first().ok_or("empty command")?;
+/// Run `inv` with a deadline (through [`crate::runner::capture`]). `Err` says why the tool
+/// could not run or was killed.
+pub fn run(inv: &Invocation, timeout: Duration) -> Result<Raw, Error> {
+    let (program, args) = inv.argv.split_first().ok_or(Error::EmptyCommand)?;
     if let Some(f) = &inv.result_file {
         let _ = std::fs::remove_file(f);
     }
     let mut cmd = Command::new(program);
     cmd.args(args)
         .current_dir(&inv.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .env("NO_COLOR", "1")
         .env("CARGO_TERM_COLOR", "never")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .process_group(0);
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     cmd.envs(inv.env.iter().map(|(k, v)| (k, v)));
-    let started = std::time::SystemTime::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", Path::new(program).display()))?;
-    let pgid = child.id() as i32;
-    let out = child.stdout.take().map(drain);
-    let err = child.stderr.take().map(drain);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = match rx.recv_timeout(timeout) {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("cannot wait for it: {e}")),
-        Err(_) => {
-            kill_group(pgid);
-            let _ = rx.recv_timeout(Duration::from_secs(5));
-            return Err(format!(
-                "timed out after {}s and was killed (analysis.tool_timeout_seconds)",
-                timeout.as_secs()
-            ));
-        }
-    };
-    // The leader is gone; a straggler still holding the pipes is killed after a grace.
-    let stdout = collect(out, pgid);
-    let stderr = collect(err, pgid);
-    use std::os::unix::process::ExitStatusExt;
+    let done = capture::run(&mut cmd, timeout)?;
     let result_file = inv.result_file.as_ref().and_then(|f| {
         let bytes = std::fs::read(f).ok();
         let _ = std::fs::remove_file(f);
         bytes
     });
     Ok(Raw {
-        code: status.code(),
-        signal: status.signal(),
-        stdout,
-        stderr,
+        code: done.status.code(),
+        signal: done.status.signal(),
+        stdout: done.stdout,
+        stderr: done.stderr,
         result_file,
-        started: Some(started),
+        started: Some(done.started),
     })
 }
 
@@ -204,13 +174,18 @@ mod tests {
             Duration::from_millis(300),
         )
         .unwrap_err();
-        assert!(e.contains("timed out after"), "{e}");
+        assert!(matches!(e, Error::Timeout(_)), "{e}");
+        assert!(e.to_string().contains("timed out after"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(10));
     }
 
     #[test]
     fn missing_program_is_a_clear_error() {
         let e = run(&inv(&["/nonexistent/tool"]), Duration::from_secs(1)).unwrap_err();
-        assert!(e.contains("cannot start /nonexistent/tool"), "{e}");
+        assert!(matches!(e, Error::Spawn { .. }), "{e}");
+        assert!(
+            e.to_string().contains("cannot start /nonexistent/tool"),
+            "{e}"
+        );
     }
 }

@@ -28,96 +28,30 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::model::{Counts, Severity};
-
-/// One normalized finding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Finding {
-    pub tool: String,
-    /// The tool's rule id (`B602`, `W0611`, `no-undef`, `cyclomatic-complexity`).
-    pub rule: String,
-    pub severity: Severity,
-    /// Relative to the repository root, `/`-separated; empty when the finding has no file.
-    pub file: String,
-    /// 1-based; None when unknown.
-    pub line: Option<u64>,
-    /// 1-based; None when unknown.
-    pub column: Option<u64>,
-    pub message: String,
-    /// A hint on how to fix it (may be empty).
-    pub fix: String,
-    /// The rule's readable name (`unused-import`), when the tool gives one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule_name: Option<String>,
-    /// Where the rule is documented.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub help_uri: Option<String>,
-    /// Line-independent identity (see `baseline::fingerprint`); empty until computed.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub fingerprint: String,
-    /// Against the baseline: `new` or `unchanged` (`absent` in the `fixed` list).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<BaselineState>,
-}
-
-/// A finding's state against the baseline (SARIF's `baselineState` words).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BaselineState {
-    New,
-    Unchanged,
-    Absent,
-}
-
-impl BaselineState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BaselineState::New => "new",
-            BaselineState::Unchanged => "unchanged",
-            BaselineState::Absent => "absent",
-        }
-    }
-}
-
-impl Finding {
-    /// A finding with the required fields; the rest empty.
-    pub fn new(tool: &str, rule: &str, severity: Severity, file: &str, message: &str) -> Finding {
-        Finding {
-            tool: tool.to_string(),
-            rule: rule.to_string(),
-            severity,
-            file: file.to_string(),
-            line: None,
-            column: None,
-            message: message.to_string(),
-            fix: String::new(),
-            rule_name: None,
-            help_uri: None,
-            fingerprint: String::new(),
-            baseline: None,
-        }
-    }
-
-    pub fn at(mut self, line: Option<u64>, column: Option<u64>) -> Finding {
-        self.line = line.filter(|l| *l > 0);
-        self.column = column.filter(|c| *c > 0);
-        self
-    }
-
-    pub fn fix(mut self, fix: impl Into<String>) -> Finding {
-        self.fix = fix.into();
-        self
-    }
-
-    pub fn named(mut self, name: Option<&str>, uri: Option<&str>) -> Finding {
-        self.rule_name = name.filter(|s| !s.is_empty()).map(str::to_string);
-        self.help_uri = uri.filter(|s| !s.is_empty()).map(str::to_string);
-        self
-    }
-}
+pub use crate::model::{BaselineState, Counts, Finding, Severity};
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// What the report says about its baseline.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BaselineInfo {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "ref")]
+    pub reference: Option<String>,
+    pub generated_at: String,
+    pub new: u64,
+    pub unchanged: u64,
+    pub fixed: u64,
+    /// Tests failing now that passed (or did not fail) at the baseline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub newly_failing: Vec<FailedTest>,
+    /// Tests failing at the baseline that do not fail now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub newly_passing: Vec<String>,
 }
 
 /// Did a tool run?
@@ -264,7 +198,7 @@ pub struct Report {
     pub changed: Option<super::changed::ChangeSet>,
     /// The baseline the findings were compared with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<super::baseline::BaselineInfo>,
+    pub baseline: Option<BaselineInfo>,
     /// Findings of the baseline that are gone now (`baseline: "absent"`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fixed: Vec<Finding>,

@@ -5,14 +5,14 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::{
-    FailedTest, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity,
+    Error, FailedTest, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity,
     TestCounts, Tool,
 };
 
 /// Counts and failures of one JUnit XML document. `runner` names the findings' tool.
-pub fn parse(xml: &str, runner: &str, p: &Project) -> Result<(TestCounts, Vec<Finding>), String> {
-    let doc =
-        roxmltree::Document::parse(xml).map_err(|e| format!("the JUnit XML is not valid: {e}"))?;
+pub fn parse(xml: &str, runner: &str, p: &Project) -> Result<(TestCounts, Vec<Finding>), Error> {
+    let doc = roxmltree::Document::parse(xml)
+        .map_err(|e| Error::Output(format!("the JUnit XML is not valid: {e}")))?;
     let mut c = TestCounts::default();
     let mut out = Vec::new();
     for tc in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
@@ -98,12 +98,17 @@ pub fn parse_dir(
     since: Option<SystemTime>,
     runner: &str,
     p: &Project,
-) -> Result<Parsed, String> {
+) -> Result<Parsed, Error> {
     let mut total = TestCounts::default();
     let mut findings = Vec::new();
     let mut read = 0;
     let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("no test results in {} ({e})", p.rel(&dir.to_string_lossy())))?
+        .map_err(|e| {
+            Error::NoTests(format!(
+                "no test results in {} ({e})",
+                p.rel(&dir.to_string_lossy())
+            ))
+        })?
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "xml"))
         .collect();
@@ -116,7 +121,10 @@ pub fn parse_dir(
         if !fresh {
             continue;
         }
-        let text = std::fs::read_to_string(e.path()).map_err(|err| err.to_string())?;
+        let text = std::fs::read_to_string(e.path()).map_err(|source| Error::Io {
+            path: e.path(),
+            source,
+        })?;
         let (c, f) = parse(&text, runner, p)?;
         read += 1;
         total.passed += c.passed;
@@ -127,10 +135,10 @@ pub fn parse_dir(
         findings.extend(f);
     }
     if read == 0 {
-        return Err(format!(
+        return Err(Error::NoTests(format!(
             "the run wrote no test results in {}",
             p.rel(&dir.to_string_lossy())
-        ));
+        )));
     }
     Ok(Parsed {
         findings,
@@ -167,14 +175,20 @@ impl Tool for Maven {
             .version(&exe, "maven"),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         parse_dir(
             &p.root.join("target/surefire-reports"),
             raw.started,
             "maven",
             p,
         )
-        .map_err(|e| format!("{e}; mvn ended with {}: {}", raw.exit_text(), raw.tail()))
+        .map_err(|e| {
+            Error::Ended(format!(
+                "{e}; mvn ended with {}: {}",
+                raw.exit_text(),
+                raw.tail()
+            ))
+        })
     }
 }
 
@@ -205,14 +219,20 @@ impl Tool for Gradle {
                 .version(&exe, "gradle"),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         parse_dir(
             &p.root.join("build/test-results/test"),
             raw.started,
             "gradle",
             p,
         )
-        .map_err(|e| format!("{e}; gradle ended with {}: {}", raw.exit_text(), raw.tail()))
+        .map_err(|e| {
+            Error::Ended(format!(
+                "{e}; gradle ended with {}: {}",
+                raw.exit_text(),
+                raw.tail()
+            ))
+        })
     }
 }
 
@@ -268,10 +288,8 @@ mod tests {
     #[test]
     fn bad_xml_is_an_error() {
         let p = Project::scan(Path::new("/nonexistent"), Path::new("/nonexistent"));
-        assert!(
-            parse("<testsuite", "x", &p)
-                .unwrap_err()
-                .contains("not valid")
-        );
+        let e = parse("<testsuite", "x", &p).unwrap_err();
+        assert!(matches!(e, Error::Output(_)), "{e}");
+        assert!(e.to_string().contains("not valid"), "{e}");
     }
 }

@@ -14,6 +14,7 @@
 pub mod baseline;
 pub mod cache;
 pub mod changed;
+pub mod error;
 pub mod exec;
 pub mod findings;
 pub mod project;
@@ -44,6 +45,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::Value;
 
+pub use error::Error;
 pub use findings::{
     BaselineState, Counts, FailedTest, Finding, Report, Severity, Status, TestCounts, ToolRun,
 };
@@ -252,7 +254,7 @@ pub trait Tool: Sync {
     /// The command to run, or why not.
     fn plan(&self, p: &Project, o: &Options) -> Plan;
     /// Raw output to findings; `Err` is the reason the tool failed.
-    fn parse(&self, raw: &Raw, p: &Project, o: &Options) -> Result<Parsed, String>;
+    fn parse(&self, raw: &Raw, p: &Project, o: &Options) -> Result<Parsed, Error>;
     /// For [`Plan::Builtin`] tools: compute in-process.
     fn builtin(&self, _p: &Project, _o: &Options) -> Parsed {
         Parsed::default()
@@ -981,7 +983,7 @@ fn run_tool(t: &dyn Tool, p: &Project, o: &Options) -> (ToolRun, Vec<Finding>, f
             match raw {
                 Err(why) => {
                     r.status = Status::Failed;
-                    r.why = why;
+                    r.why = why.to_string();
                     (r, Ok(Parsed::default()), 0.0)
                 }
                 Ok(raw) => {
@@ -1002,7 +1004,7 @@ fn run_tool(t: &dyn Tool, p: &Project, o: &Options) -> (ToolRun, Vec<Finding>, f
         }
         Err(why) => {
             run.status = Status::Failed;
-            run.why = why;
+            run.why = why.to_string();
             (run, Vec::new(), parse_s)
         }
     }
@@ -1022,22 +1024,22 @@ fn self_cpu_s() -> f64 {
 }
 
 /// Parse JSON output, or say plainly that the tool printed something else.
-pub fn json_of(tool: &str, bytes: &[u8], raw: &Raw) -> Result<Value, String> {
+pub fn json_of(tool: &str, bytes: &[u8], raw: &Raw) -> Result<Value, Error> {
     let text = String::from_utf8_lossy(bytes);
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(format!(
+        return Err(Error::Output(format!(
             "{tool} printed no output ({}): {}",
             raw.exit_text(),
             raw.tail()
-        ));
+        )));
     }
     serde_json::from_str(trimmed).map_err(|e| {
         let head: String = trimmed.chars().take(120).collect();
-        format!(
+        Error::Output(format!(
             "{tool} printed output that is not JSON ({e}; {}): {head:?}",
             raw.exit_text()
-        )
+        ))
     })
 }
 

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+use super::{
+    Error, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool,
+};
 
 pub struct NpmAudit;
 
@@ -32,7 +34,7 @@ impl Tool for NpmAudit {
                 .version(&exe, "npm"),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         let v = super::json_of("npm audit", &raw.stdout, raw)?;
         parse_json(&v, p)
     }
@@ -48,19 +50,26 @@ fn severity(word: &str) -> Severity {
     }
 }
 
-pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, String> {
+pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     if let Some(err) = v.get("error") {
         let msg = v
             .get("message")
             .and_then(Value::as_str)
             .or_else(|| err.get("summary").and_then(Value::as_str))
             .unwrap_or("no detail");
-        return Err(format!("cannot reach the npm advisory service: {msg}"));
+        return Err(Error::Unreachable(format!(
+            "cannot reach the npm advisory service: {msg}"
+        )));
     }
     let vulns = v
         .get("vulnerabilities")
         .and_then(Value::as_object)
-        .ok_or("npm audit's JSON has no `vulnerabilities` object (npm 7 or later is needed)")?;
+        .ok_or_else(|| {
+            Error::Output(
+                "npm audit's JSON has no `vulnerabilities` object (npm 7 or later is needed)"
+                    .into(),
+            )
+        })?;
     let lock = if p.has("package-lock.json") {
         "package-lock.json"
     } else {
@@ -150,8 +159,10 @@ mod tests {
         ] {
             let v: Value = serde_json::from_str(text).unwrap();
             let e = parse_json(&v, &project()).unwrap_err();
+            assert!(matches!(e, Error::Unreachable(_)), "{e}");
             assert!(
-                e.starts_with("cannot reach the npm advisory service: "),
+                e.to_string()
+                    .starts_with("cannot reach the npm advisory service: "),
                 "{e}"
             );
         }

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+use super::{
+    Error, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool,
+};
 
 pub struct PipAudit;
 
@@ -43,12 +45,12 @@ impl Tool for PipAudit {
             Plan::Run(base.arg("."))
         }
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         let stderr = String::from_utf8_lossy(&raw.stderr);
         if let Some(why) = unreachable(&stderr) {
-            return Err(format!(
+            return Err(Error::Unreachable(format!(
                 "cannot reach the vulnerability service (PyPI): {why}"
-            ));
+            )));
         }
         let v = super::json_of("pip-audit", &raw.stdout, raw)?;
         let file = if p.has(REQ) { REQ } else { "pyproject.toml" };
@@ -91,13 +93,13 @@ pub fn unreachable(text: &str) -> Option<String> {
     Some(line.chars().take(300).collect())
 }
 
-pub fn parse_json(v: &Value, p: &Project, file: &str) -> Result<Parsed, String> {
+pub fn parse_json(v: &Value, p: &Project, file: &str) -> Result<Parsed, Error> {
     // pip-audit < 2.5 printed a bare list; newer ones {"dependencies": [...]}.
     let deps = v
         .get("dependencies")
         .or(Some(v))
         .and_then(Value::as_array)
-        .ok_or("pip-audit's JSON has no `dependencies` array")?;
+        .ok_or_else(|| Error::Output("pip-audit's JSON has no `dependencies` array".into()))?;
     let manifest = p.read(file).unwrap_or_default();
     let mut out = Vec::new();
     let mut not_audited = Vec::new();
@@ -165,10 +167,10 @@ pub fn parse_json(v: &Value, p: &Project, file: &str) -> Result<Parsed, String> 
         }
     }
     if !deps.is_empty() && not_audited.len() == deps.len() {
-        return Err(format!(
+        return Err(Error::Unreachable(format!(
             "cannot reach the vulnerability data: no dependency could be audited ({})",
             not_audited[0]
-        ));
+        )));
     }
     Ok(Parsed {
         findings: out,
@@ -208,7 +210,12 @@ mod tests {
         ))
         .unwrap();
         let e = parse_json(&v, &project(), REQ).unwrap_err();
-        assert!(e.starts_with("cannot reach the vulnerability data"), "{e}");
+        assert!(matches!(e, Error::Unreachable(_)), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("cannot reach the vulnerability data"),
+            "{e}"
+        );
     }
 
     #[test]

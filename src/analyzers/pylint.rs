@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 use super::bandit::dot;
-use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+use super::{
+    Error, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool,
+};
 
 pub struct Pylint;
 
@@ -32,24 +34,24 @@ impl Tool for Pylint {
             .args(p.files_of("python").into_iter().map(dot)),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         // Exit status is a bit mask of message kinds; 32 is a usage error.
         if raw.code.is_some_and(|c| c & 32 != 0) || raw.signal.is_some() {
-            return Err(format!(
+            return Err(Error::Ended(format!(
                 "pylint ended with {}: {}",
                 raw.exit_text(),
                 raw.tail()
-            ));
+            )));
         }
         let v = super::json_of("pylint", &raw.stdout, raw)?;
         parse_json(&v, p)
     }
 }
 
-pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, String> {
+pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let items = v
         .as_array()
-        .ok_or("pylint's JSON is not an array of messages")?;
+        .ok_or_else(|| Error::Output("pylint's JSON is not an array of messages".into()))?;
     let mut out = Vec::with_capacity(items.len());
     for m in items {
         let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("");

@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 
 use super::bandit::dot;
-use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+use super::{
+    Error, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -44,13 +46,13 @@ impl Tool for Radon {
                 .args(p.files_of("python").into_iter().map(dot)),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, o: &Options) -> Result<Parsed, Error> {
         if raw.code != Some(0) {
-            return Err(format!(
+            return Err(Error::Ended(format!(
                 "radon ended with {}: {}",
                 raw.exit_text(),
                 raw.tail()
-            ));
+            )));
         }
         let v = super::json_of("radon", &raw.stdout, raw)?;
         match self.0 {
@@ -61,9 +63,9 @@ impl Tool for Radon {
     }
 }
 
-fn files(v: &Value) -> Result<&serde_json::Map<String, Value>, String> {
+fn files(v: &Value) -> Result<&serde_json::Map<String, Value>, Error> {
     v.as_object()
-        .ok_or_else(|| "radon's JSON is not an object of files".to_string())
+        .ok_or_else(|| Error::Output("radon's JSON is not an object of files".into()))
 }
 
 /// A file radon could not parse: an info finding, so it is not silently left out.
@@ -81,7 +83,7 @@ fn file_error(p: &Project, tool: &str, file: &str, v: &Value) -> Option<Finding>
     )
 }
 
-pub fn parse_cc(v: &Value, p: &Project, threshold: u64) -> Result<Parsed, String> {
+pub fn parse_cc(v: &Value, p: &Project, threshold: u64) -> Result<Parsed, Error> {
     let mut out = Vec::new();
     let mut recs = Vec::new();
     let mut functions = 0u64;
@@ -156,7 +158,7 @@ pub fn parse_cc(v: &Value, p: &Project, threshold: u64) -> Result<Parsed, String
     })
 }
 
-pub fn parse_mi(v: &Value, p: &Project) -> Result<Parsed, String> {
+pub fn parse_mi(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let mut out = Vec::new();
     let mut recs = Vec::new();
     let mut sum = 0.0;
@@ -199,7 +201,7 @@ pub fn parse_mi(v: &Value, p: &Project) -> Result<Parsed, String> {
     })
 }
 
-pub fn parse_raw(v: &Value) -> Result<Parsed, String> {
+pub fn parse_raw(v: &Value) -> Result<Parsed, Error> {
     let mut totals = serde_json::Map::new();
     let mut n = 0u64;
     for (_file, m) in files(v)? {

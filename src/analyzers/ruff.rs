@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 use super::bandit::dot;
-use super::{Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+use super::{
+    Error, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool,
+};
 
 pub struct Ruff;
 
@@ -40,13 +42,13 @@ impl Tool for Ruff {
             .args(p.files_of("python").into_iter().map(dot)),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         if raw.code != Some(0) {
-            return Err(format!(
+            return Err(Error::Ended(format!(
                 "ruff ended with {}: {}",
                 raw.exit_text(),
                 raw.tail()
-            ));
+            )));
         }
         let v = super::json_of("ruff", &raw.stdout, raw)?;
         parse_json(&v, p)
@@ -64,10 +66,10 @@ fn severity(code: &str) -> Severity {
     }
 }
 
-pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, String> {
+pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let items = v
         .as_array()
-        .ok_or("ruff's JSON is not an array of diagnostics")?;
+        .ok_or_else(|| Error::Output("ruff's JSON is not an array of diagnostics".into()))?;
     let mut out = Vec::with_capacity(items.len());
     for d in items {
         let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");

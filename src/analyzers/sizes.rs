@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{Finding, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
+use super::{Error, Finding, Kind, Options, Parsed, Plan, Project, Raw, Severity, Tool};
 
 pub struct Sizes;
 
@@ -21,7 +21,7 @@ impl Tool for Sizes {
     fn plan(&self, _p: &Project, _o: &Options) -> Plan {
         Plan::Builtin
     }
-    fn parse(&self, _raw: &Raw, _p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, _raw: &Raw, _p: &Project, _o: &Options) -> Result<Parsed, Error> {
         Ok(Parsed::default())
     }
     fn builtin(&self, p: &Project, o: &Options) -> Parsed {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::{
-    FailedTest, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity,
+    Error, FailedTest, Finding, Invocation, Kind, Options, Parsed, Plan, Project, Raw, Severity,
     TestCounts, Tool,
 };
 
@@ -166,25 +166,25 @@ impl Tool for Pytest {
         inv.result_file = Some(xml);
         Plan::Run(inv)
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         // 5: no tests collected; 3 and 4: internal or usage error.
         // No tests found is not a pass: nothing was checked.
         if raw.code == Some(5) {
-            return Err(format!(
+            return Err(Error::NoTests(format!(
                 "pytest collected no tests (exit code 5): {}",
                 raw.tail()
-            ));
+            )));
         }
         let Some(xml) = raw
             .result_file
             .as_ref()
             .filter(|_| matches!(raw.code, Some(0..=2)))
         else {
-            return Err(format!(
+            return Err(Error::Ended(format!(
                 "pytest ended with {} without results: {}",
                 raw.exit_text(),
                 raw.tail()
-            ));
+            )));
         };
         let (counts, findings) = super::junit::parse(&String::from_utf8_lossy(xml), "pytest", p)?;
         Ok(Parsed {
@@ -231,21 +231,21 @@ impl Tool for Unittest {
                 .version(&py, "python"),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         let text = String::from_utf8_lossy(&raw.stderr);
         let counts = parse_unittest(&text, p).ok_or_else(|| {
-            format!(
+            Error::Output(format!(
                 "unittest printed no `Ran N tests` line ({}): {}",
                 raw.exit_text(),
                 raw.tail()
-            )
+            ))
         })?;
         if counts.passed + counts.failed + counts.errors + counts.skipped == 0 {
-            return Err(format!(
+            return Err(Error::NoTests(format!(
                 "unittest found no tests ({}): {}",
                 raw.exit_text(),
                 raw.tail()
-            ));
+            )));
         }
         let findings = counts
             .failures
@@ -364,7 +364,7 @@ impl Tool for NpmTest {
                 .version(&exe, "npm"),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         let mut text = String::from_utf8_lossy(&raw.stdout).into_owned();
         text.push('\n');
         text.push_str(&String::from_utf8_lossy(&raw.stderr));
@@ -528,7 +528,7 @@ impl Tool for CargoTest {
             .version(&exe, "cargo"),
         )
     }
-    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, String> {
+    fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         let text = String::from_utf8_lossy(&raw.stdout);
         let counts = parse_cargo_test(&text, p).ok_or_else(|| {
             let stderr = String::from_utf8_lossy(&raw.stderr);
@@ -536,11 +536,11 @@ impl Tool for CargoTest {
                 .lines()
                 .find(|l| l.starts_with("error"))
                 .unwrap_or("");
-            format!(
+            Error::NoTests(format!(
                 "cargo test ran no tests ({}): {err} {}",
                 raw.exit_text(),
                 raw.tail()
-            )
+            ))
         })?;
         let findings = counts
             .failures

@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, c: ToolsCommand) -> Result<Exit> {
 }
 
 fn cache() -> Result<Cache> {
-    Cache::from_env().map_err(error::usage)
+    Cache::from_env().map_err(|e| error::usage(e.to_string()))
 }
 
 fn settings(ctx: &Ctx) -> tools::Settings {
@@ -180,7 +180,7 @@ fn install(ctx: &Ctx, names: &[String]) -> Result<Exit> {
             .say("nothing to install: no analyzer of this project uses a managed tool");
     }
     // In parallel: one thread per tool, each with its own lock and deadline.
-    let results: Vec<(&Spec, String, Result<tools::Installed, String>)> =
+    let results: Vec<(&Spec, String, Result<tools::Installed, tools::Error>)> =
         std::thread::scope(|sc| {
             let handles: Vec<_> = specs
                 .iter()
@@ -195,7 +195,7 @@ fn install(ctx: &Ctx, names: &[String]) -> Result<Exit> {
                         eprintln!("bgrun: installing {} {version}...", sp.name);
                     }
                     sc.spawn(move || {
-                        let r = c.install(sp, &version, timeout).map_err(|e| e.0);
+                        let r = c.install(sp, &version, timeout);
                         (*sp, version, r)
                     })
                 })
@@ -216,7 +216,7 @@ fn install(ctx: &Ctx, names: &[String]) -> Result<Exit> {
             }
             Err(why) => {
                 failed += 1;
-                rows.push(json!({"tool": sp.name, "version": version, "error": why}));
+                rows.push(json!({"tool": sp.name, "version": version, "error": why.to_string()}));
                 eprintln!(
                     "bgrun: could not install {} {version} ({why}; retry: bgrun tools install {})",
                     sp.name, sp.name
@@ -266,7 +266,7 @@ fn update(ctx: &Ctx) -> Result<Exit> {
         .filter(|sp| sp.ecosystem != Ecosystem::Rustup)
         .collect();
     let timeout = Duration::from_secs(ctx.config.analysis.install_timeout_seconds.clamp(1, 120));
-    let latest: Vec<(&Spec, Result<String, String>)> = std::thread::scope(|sc| {
+    let latest: Vec<(&Spec, Result<String, tools::Error>)> = std::thread::scope(|sc| {
         let hs: Vec<_> = specs
             .iter()
             .map(|sp| sc.spawn(move || (*sp, tools::latest_version(sp, timeout))))

@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Channel, Notification};
+use super::{Channel, Error, Notification};
 use crate::config::CommandChannel;
 
 pub struct CommandCh {
@@ -34,14 +34,14 @@ impl Channel for CommandCh {
         "command"
     }
 
-    fn send(&self, n: &Notification) -> Result<(), String> {
+    fn send(&self, n: &Notification) -> Result<(), Error> {
         let Some((program, args)) = self.argv.split_first() else {
-            return Err(format!(
+            return Err(Error::Settings(format!(
                 "notifications.channels.{}.command is empty: name a program (argv list)",
                 self.name
-            ));
+            )));
         };
-        let payload = serde_json::to_vec(n).map_err(|e| e.to_string())?;
+        let payload = serde_json::to_vec(n)?;
         let mut child = Command::new(program)
             .args(args)
             .current_dir(&self.cwd)
@@ -52,10 +52,10 @@ impl Channel for CommandCh {
             .process_group(0)
             .spawn()
             .map_err(|e| {
-                format!(
+                Error::Spawn(format!(
                     "cannot run {program:?}: {e} (notifications.channels.{}.command)",
                     self.name
-                )
+                ))
             })?;
         let pid = child.id();
         let stdin = child.stdin.take();
@@ -79,7 +79,7 @@ impl Channel for CommandCh {
                 Ok(Some(st)) => break Some(st),
                 Ok(None) if Instant::now() >= deadline => break None,
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => return Err(format!("cannot wait for {program:?}: {e}")),
+                Err(e) => return Err(Error::Spawn(format!("cannot wait for {program:?}: {e}"))),
             }
         };
         let Some(status) = status else {
@@ -89,11 +89,11 @@ impl Channel for CommandCh {
             }
             let _ = child.wait();
             let _ = feeder.join();
-            return Err(format!(
+            return Err(Error::Timeout(format!(
                 "{program:?} did not finish within {} s; killed (raise notifications.channels.{}.timeout_seconds)",
                 self.timeout.as_secs(),
                 self.name
-            ));
+            )));
         };
         let _ = feeder.join();
         let err = reader.join().unwrap_or_default();
@@ -106,7 +106,7 @@ impl Channel for CommandCh {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        Err(format!(
+        Err(Error::Failed(format!(
             "{program:?} {}{}",
             match status.code() {
                 Some(c) => format!("exited with code {c}"),
@@ -117,6 +117,6 @@ impl Channel for CommandCh {
             } else {
                 format!(": {}", last.trim())
             }
-        ))
+        )))
     }
 }

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use super::{Channel, Notification, Severity};
+use super::{Channel, Error, Notification, Severity};
 
 pub struct Console {
     color: bool,
@@ -56,12 +56,12 @@ impl Channel for Console {
         "console"
     }
 
-    fn send(&self, n: &Notification) -> Result<(), String> {
+    fn send(&self, n: &Notification) -> Result<(), Error> {
         let line = render(n, self.color, self.emoji);
         let mut err = std::io::stderr().lock();
         err.write_all(line.as_bytes())
             .and_then(|()| err.flush())
-            .map_err(|e| format!("cannot write to stderr: {e}"))
+            .map_err(|e| Error::Io(format!("cannot write to stderr: {e}")))
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Delivery;
+use super::{Delivery, Error};
 use crate::state::{lock, store};
 use crate::timefmt;
 
@@ -34,7 +34,7 @@ pub fn path(state_dir: &Path) -> PathBuf {
 }
 
 /// Append one line per attempt, in one write (whole lines, never interleaved).
-pub fn record(state_dir: &Path, event: &str, attempts: &[&Delivery]) -> Result<(), String> {
+pub fn record(state_dir: &Path, event: &str, attempts: &[&Delivery]) -> Result<(), Error> {
     if attempts.is_empty() {
         return Ok(());
     }
@@ -49,10 +49,10 @@ pub fn record(state_dir: &Path, event: &str, attempts: &[&Delivery]) -> Result<(
             error: d.error.clone(),
             ms: d.ms,
         };
-        serde_json::to_writer(&mut buf, &a).map_err(|e| e.to_string())?;
+        serde_json::to_writer(&mut buf, &a)?;
         buf.push(b'\n');
     }
-    store::ensure_private_dir(state_dir).map_err(|e| format!("{e:#}"))?;
+    store::ensure_private_dir(state_dir).map_err(|e| Error::Io(format!("{e:#}")))?;
     let p = path(state_dir);
     let mut f = std::fs::OpenOptions::new()
         .custom_flags(libc::O_NOFOLLOW)
@@ -60,9 +60,9 @@ pub fn record(state_dir: &Path, event: &str, attempts: &[&Delivery]) -> Result<(
         .append(true)
         .mode(0o600)
         .open(&p)
-        .map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+        .map_err(|e| Error::Io(format!("cannot open {}: {e}", p.display())))?;
     f.write_all(&buf)
-        .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        .map_err(|e| Error::Io(format!("cannot write {}: {e}", p.display())))?;
     let big = f.metadata().map(|m| m.len() > MAX_BYTES).unwrap_or(false);
     drop(f);
     if big {

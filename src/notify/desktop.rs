@@ -9,7 +9,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{Channel, Notification, Severity};
+use super::{Channel, Error, Notification, Severity};
 use crate::config::DesktopChannel;
 
 pub struct Desktop {
@@ -31,10 +31,10 @@ impl Channel for Desktop {
         "desktop"
     }
 
-    fn send(&self, n: &Notification) -> Result<(), String> {
+    fn send(&self, n: &Notification) -> Result<(), Error> {
         precheck()?;
         let deadline = Instant::now() + self.timeout;
-        let mut last = String::new();
+        let mut last = Error::Desktop(String::new());
         for attempt in 0..=self.retries {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -48,28 +48,31 @@ impl Channel for Desktop {
                     let _ = tx.send(show(&n));
                 });
             if let Err(e) = spawned {
-                return Err(format!("cannot start a thread: {e}"));
+                return Err(Error::Spawn(format!("cannot start a thread: {e}")));
             }
             match rx.recv_timeout(left) {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) => last = e,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(format!(
+                    return Err(Error::Timeout(format!(
                         "no answer from the notification service within {} ms \
                          (attempt {}); is a notification daemon running on the session bus?",
                         self.timeout.as_millis(),
                         attempt + 1
-                    ));
+                    )));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    last = "the notification thread ended without an answer".into();
+                    last = Error::Desktop("the notification thread ended without an answer".into());
                 }
             }
             let pause =
                 Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()));
             std::thread::sleep(pause);
         }
-        Err(format!("{last} (after {} attempt(s))", self.retries + 1))
+        Err(Error::Retried {
+            last: Box::new(last),
+            attempts: self.retries + 1,
+        })
     }
 }
 
@@ -100,29 +103,29 @@ fn probe(_timeout: Duration) -> bool {
 
 /// No session bus at all is known at once: say so without trying.
 #[cfg(all(unix, not(target_os = "macos")))]
-fn precheck() -> Result<(), String> {
+fn precheck() -> Result<(), Error> {
     let addr = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").filter(|a| !a.is_empty());
     let runtime_bus = std::env::var_os("XDG_RUNTIME_DIR")
         .map(|d| std::path::Path::new(&d).join("bus"))
         .is_some_and(|p| p.exists());
     if addr.is_none() && !runtime_bus {
-        return Err(
+        return Err(Error::Desktop(
             "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset and there is no \
              $XDG_RUNTIME_DIR/bus): not in a desktop session; disable \
              notifications.channels.desktop on headless machines"
                 .into(),
-        );
+        ));
     }
     Ok(())
 }
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
-fn precheck() -> Result<(), String> {
+fn precheck() -> Result<(), Error> {
     Ok(())
 }
 
 #[cfg(not(target_os = "macos"))]
-fn show(n: &Notification) -> Result<(), String> {
+fn show(n: &Notification) -> Result<(), Error> {
     use notify_rust::Urgency;
     let urgency = match n.severity {
         Severity::Info => Urgency::Low,
@@ -137,11 +140,11 @@ fn show(n: &Notification) -> Result<(), String> {
         .urgency(urgency)
         .show()
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| Error::Desktop(e.to_string()))
 }
 
 #[cfg(target_os = "macos")]
-fn show(n: &Notification) -> Result<(), String> {
+fn show(n: &Notification) -> Result<(), Error> {
     fn quote(s: &str) -> String {
         format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
     }
@@ -160,13 +163,13 @@ fn show(n: &Notification) -> Result<(), String> {
         .arg("-e")
         .arg(script)
         .output()
-        .map_err(|e| format!("cannot run osascript: {e}"))?;
+        .map_err(|e| Error::Spawn(format!("cannot run osascript: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::Desktop(format!(
             "osascript failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        )))
     }
 }

@@ -11,8 +11,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
-use super::{Channel, Notification};
-use crate::config::EmailChannel;
+use super::{Channel, Error, Notification};
+use crate::config::{EmailChannel, EmailFormat, TlsMode};
 
 pub struct Email {
     c: EmailChannel,
@@ -49,24 +49,24 @@ impl Email {
         }
     }
 
-    /// starttls | implicit | none; from `tls`, else the predecessor's `use_tls`.
-    pub fn mode(&self) -> &str {
-        match (&self.c.tls, self.c.use_tls) {
+    /// From `tls`, else the predecessor's `use_tls` (465: implicit).
+    pub fn mode(&self) -> TlsMode {
+        match (self.c.tls, self.c.use_tls) {
             (Some(t), _) => t,
-            (None, Some(false)) => "none",
-            _ if self.c.smtp_port == 465 => "implicit",
-            _ => "starttls",
+            (None, Some(false)) => TlsMode::None,
+            _ if self.c.smtp_port == 465 => TlsMode::Implicit,
+            _ => TlsMode::Starttls,
         }
     }
 
-    fn password(&self) -> Result<String, String> {
+    fn password(&self) -> Result<String, Error> {
         if let Some(f) = &self.c.password_file {
             let p = self.repo.join(f);
             let text = std::fs::read_to_string(&p).map_err(|e| {
-                format!(
+                Error::Settings(format!(
                     "cannot read the password file {} (notifications.channels.email.password_file): {e}",
                     p.display()
-                )
+                ))
             })?;
             return Ok(text.trim_end_matches(['\r', '\n']).to_string());
         }
@@ -76,33 +76,33 @@ impl Email {
             .as_deref()
             .unwrap_or("BGRUN_SMTP_PASSWORD");
         std::env::var(var).map_err(|_| {
-            format!(
+            Error::Settings(format!(
                 "a username is set but the environment variable {var} (password_env) is not; \
                  export it or name a file in notifications.channels.email.password_file"
-            )
+            ))
         })
     }
 
-    fn tls_params(&self) -> Result<TlsParameters, String> {
+    fn tls_params(&self) -> Result<TlsParameters, Error> {
         let mut b = TlsParameters::builder(self.c.smtp_server.clone());
         if let Some(ca) = &self.c.ca_file {
             let p = self.repo.join(ca);
             let pem = std::fs::read(&p)
-                .map_err(|e| format!("cannot read ca_file {}: {e}", p.display()))?;
+                .map_err(|e| Error::Tls(format!("cannot read ca_file {}: {e}", p.display())))?;
             let cert = Certificate::from_pem(&pem)
-                .map_err(|e| format!("ca_file {}: {}", p.display(), chain(&e)))?;
+                .map_err(|e| Error::Tls(format!("ca_file {}: {}", p.display(), chain(&e))))?;
             b = b.add_root_certificate(cert);
         }
         b.build_rustls()
-            .map_err(|e| format!("TLS setup: {}", chain(&e)))
+            .map_err(|e| Error::Tls(format!("TLS setup: {}", chain(&e))))
     }
 
-    pub fn message(&self, n: &Notification) -> Result<Message, String> {
+    pub fn message(&self, n: &Notification) -> Result<Message, Error> {
         let from: Mailbox = self.c.from_email.parse().map_err(|e| {
-            format!(
+            Error::Settings(format!(
                 "notifications.channels.email.from_email {:?}: {e}",
                 self.c.from_email
-            )
+            ))
         })?;
         let mut b = Message::builder()
             .message_id(None)
@@ -115,30 +115,34 @@ impl Email {
             .header(XHeader::<false>(n.severity.as_str().to_string()))
             .header(XHeader::<true>(n.event.clone()));
         if self.c.to_emails.is_empty() {
-            return Err("notifications.channels.email.to_emails is empty: add a recipient".into());
+            return Err(Error::Settings(
+                "notifications.channels.email.to_emails is empty: add a recipient".into(),
+            ));
         }
         for to in &self.c.to_emails {
-            let m: Mailbox = to
-                .parse()
-                .map_err(|e| format!("notifications.channels.email.to_emails: {to:?}: {e}"))?;
+            let m: Mailbox = to.parse().map_err(|e| {
+                Error::Settings(format!(
+                    "notifications.channels.email.to_emails: {to:?}: {e}"
+                ))
+            })?;
             b = b.to(m);
         }
-        let built = match self.c.format.as_str() {
-            "text" => b.singlepart(SinglePart::plain(n.text_body())),
-            "html" => b.singlepart(SinglePart::html(n.html_body())),
-            _ => b.multipart(MultiPart::alternative_plain_html(
+        let built = match self.c.format {
+            EmailFormat::Text => b.singlepart(SinglePart::plain(n.text_body())),
+            EmailFormat::Html => b.singlepart(SinglePart::html(n.html_body())),
+            EmailFormat::Both => b.multipart(MultiPart::alternative_plain_html(
                 n.text_body(),
                 n.html_body(),
             )),
         };
-        built.map_err(|e| format!("cannot build the message: {e}"))
+        built.map_err(|e| Error::Smtp(format!("cannot build the message: {e}")))
     }
 
-    fn transport(&self) -> Result<SmtpTransport, String> {
+    fn transport(&self) -> Result<SmtpTransport, Error> {
         let tls = match self.mode() {
-            "none" => Tls::None,
-            "implicit" => Tls::Wrapper(self.tls_params()?),
-            _ => Tls::Required(self.tls_params()?),
+            TlsMode::None => Tls::None,
+            TlsMode::Implicit => Tls::Wrapper(self.tls_params()?),
+            TlsMode::Starttls => Tls::Required(self.tls_params()?),
         };
         let mut b = SmtpTransport::builder_dangerous(self.c.smtp_server.clone())
             .port(self.c.smtp_port)
@@ -171,17 +175,17 @@ impl Channel for Email {
         "email"
     }
 
-    fn send(&self, n: &Notification) -> Result<(), String> {
+    fn send(&self, n: &Notification) -> Result<(), Error> {
         let msg = self.message(n)?;
         let t = self.transport()?;
         t.send(&msg).map(|_| ()).map_err(|e| {
-            format!(
+            Error::Smtp(format!(
                 "smtp {}:{} ({}): {}",
                 self.c.smtp_server,
                 self.c.smtp_port,
                 self.mode(),
                 chain(&e)
-            )
+            ))
         })
     }
 }
@@ -199,13 +203,16 @@ mod tests {
 
     #[test]
     fn tls_mode_from_tls_or_use_tls() {
-        assert_eq!(email("{}").mode(), "starttls");
-        assert_eq!(email(r#"{"use_tls": false}"#).mode(), "none");
+        assert_eq!(email("{}").mode(), TlsMode::Starttls);
+        assert_eq!(email(r#"{"use_tls": false}"#).mode(), TlsMode::None);
         assert_eq!(
             email(r#"{"use_tls": true, "smtp_port": 465}"#).mode(),
-            "implicit"
+            TlsMode::Implicit
         );
-        assert_eq!(email(r#"{"tls": "none", "use_tls": true}"#).mode(), "none");
+        assert_eq!(
+            email(r#"{"tls": "none", "use_tls": true}"#).mode(),
+            TlsMode::None
+        );
     }
 
     #[test]
@@ -226,7 +233,11 @@ mod tests {
             r#"{"username": "u", "password_env": "BGRUN_TEST_SURELY_UNSET_VAR", "to_emails": ["a@b.c"]}"#,
         );
         let err = e.transport().map(|_| ()).expect_err("must fail");
-        assert!(err.contains("BGRUN_TEST_SURELY_UNSET_VAR"), "{err}");
+        assert!(matches!(err, Error::Settings(_)), "{err}");
+        assert!(
+            err.to_string().contains("BGRUN_TEST_SURELY_UNSET_VAR"),
+            "{err}"
+        );
     }
 
     #[test]

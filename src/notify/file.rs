@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::{Channel, Notification};
+use super::{Channel, Error, Notification};
 use crate::config::FileChannel;
 use crate::state::lock;
 
@@ -47,9 +47,9 @@ impl FileLog {
     }
 
     /// One JSON line, shrunk (metadata dropped, then the message cut) to fit the cap.
-    fn line(&self, n: &Notification) -> Result<Vec<u8>, String> {
-        let mut v = serde_json::to_value(n).map_err(|e| e.to_string())?;
-        let mut line = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
+    fn line(&self, n: &Notification) -> Result<Vec<u8>, Error> {
+        let mut v = serde_json::to_value(n)?;
+        let mut line = serde_json::to_vec(&v)?;
         if line.len() as u64 + 1 > self.max_bytes {
             v["metadata"] = Value::Null;
             v["truncated"] = Value::Bool(true);
@@ -58,30 +58,30 @@ impl FileLog {
             v["message"] = Value::String(msg);
             let title = n.title.chars().take(room / 4).collect::<String>();
             v["title"] = Value::String(title);
-            line = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
+            line = serde_json::to_vec(&v)?;
         }
         line.push(b'\n');
         Ok(line)
     }
 
     /// Append one event, rotating first when it would pass the cap.
-    pub fn append(&self, n: &Notification) -> Result<(), String> {
+    pub fn append(&self, n: &Notification) -> Result<(), Error> {
         let line = self.line(n)?;
         let shown = self.path.display();
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
-                format!(
+                Error::Io(format!(
                     "cannot create the directory {}: {e} (fix it or change notifications.channels.file.path)",
                     dir.display()
-                )
+                ))
             })?;
         }
         let _guard = lock::acquire(&self.lock_path(), Duration::from_secs(1))
-            .map_err(|e| crate::error::render(&e))?;
+            .map_err(|e| Error::Io(crate::error::render(&e)))?;
         let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         if size > 0 && size + line.len() as u64 > self.max_bytes {
             self.rotate()
-                .map_err(|e| format!("cannot rotate {shown}: {e}"))?;
+                .map_err(|e| Error::Io(format!("cannot rotate {shown}: {e}")))?;
         }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -89,14 +89,14 @@ impl FileLog {
             .mode(0o600)
             .open(&self.path)
             .map_err(|e| {
-                format!(
+                Error::Io(format!(
                     "cannot open {shown}: {e} (fix it or change notifications.channels.file.path)"
-                )
+                ))
             })?;
         let before = f.metadata().map(|m| m.len()).unwrap_or(0);
         if let Err(e) = f.write_all(&line) {
             let _ = f.set_len(before);
-            return Err(format!("cannot write {shown}: {e}"));
+            return Err(Error::Io(format!("cannot write {shown}: {e}")));
         }
         self.prune_old();
         Ok(())
@@ -169,7 +169,7 @@ impl Channel for FileLog {
         "file"
     }
 
-    fn send(&self, n: &Notification) -> Result<(), String> {
+    fn send(&self, n: &Notification) -> Result<(), Error> {
         self.append(n)
     }
 }
@@ -224,14 +224,19 @@ mod tests {
                 seqs[w].push(v["metadata"]["seq"].as_u64().expect("seq"));
             }
         }
+        // What is kept is, per writer, a gapless run of its last events. How many of each
+        // writer's events fall in the kept window depends on how the two interleaved (on a
+        // loaded machine one may finish long before the other), so only the total is fixed.
         for s in &seqs {
-            assert_eq!(s.last(), Some(&4999));
+            if let Some(last) = s.last() {
+                assert_eq!(*last, 4999);
+            }
             assert!(
                 s.windows(2).all(|p| p[1] == p[0] + 1),
                 "a gap in the kept events"
             );
-            assert!(s.len() > 500);
         }
+        assert!(seqs[0].len() + seqs[1].len() > 1000, "too few events kept");
     }
 
     #[test]
@@ -282,6 +287,10 @@ mod tests {
         let err = log(dir.path(), 1, 2)
             .append(&Notification::custom(Severity::Info, "t", "m"))
             .expect_err("must fail");
-        assert!(err.starts_with("cannot create the directory"), "{err}");
+        assert!(matches!(err, Error::Io(_)), "{err}");
+        assert!(
+            err.to_string().starts_with("cannot create the directory"),
+            "{err}"
+        );
     }
 }

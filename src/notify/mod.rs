@@ -11,6 +11,7 @@ mod console;
 mod deliveries;
 mod desktop;
 mod email;
+pub mod error;
 pub mod events;
 mod file;
 pub mod rules;
@@ -25,6 +26,7 @@ use crate::config::{Config, Toggle};
 use crate::results::TaskResult;
 
 pub use deliveries::failing_channels;
+pub use error::Error;
 pub use events::{Notification, Severity};
 pub use file::FileLog;
 
@@ -36,7 +38,7 @@ pub const CHANNELS: [&str; 5] = ["console", "desktop", "file", "email", "webhook
 /// returns a one-line error that names what failed and, where there is one, the way out.
 pub trait Channel: Send + Sync {
     fn name(&self) -> &'static str;
-    fn send(&self, n: &Notification) -> Result<(), String>;
+    fn send(&self, n: &Notification) -> Result<(), Error>;
 }
 
 /// What happened to one channel for one notification.
@@ -83,17 +85,17 @@ fn build(name: &str, config: &Config, repo: &Path) -> Box<dyn Channel> {
 }
 
 /// (enabled, min_severity) of a channel in the config.
-fn settings<'c>(name: &str, config: &'c Config) -> (bool, &'c str) {
+fn settings(name: &str, config: &Config) -> (bool, Severity) {
     let ch = &config.notifications.channels;
     if let Some(c) = ch.custom.get(name) {
-        return (c.enabled, &c.min_severity);
+        return (c.enabled, c.min_severity);
     }
     match name {
-        "console" => (ch.console.enabled, &ch.console.min_severity),
-        "desktop" => (!ch.desktop.enabled.is_off(), &ch.desktop.min_severity),
-        "file" => (ch.file.enabled, &ch.file.min_severity),
-        "email" => (ch.email.enabled, &ch.email.min_severity),
-        _ => (ch.webhook.enabled, &ch.webhook.min_severity),
+        "console" => (ch.console.enabled, ch.console.min_severity),
+        "desktop" => (!ch.desktop.enabled.is_off(), ch.desktop.min_severity),
+        "file" => (ch.file.enabled, ch.file.min_severity),
+        "email" => (ch.email.enabled, ch.email.min_severity),
+        _ => (ch.webhook.enabled, ch.webhook.min_severity),
     }
 }
 
@@ -125,7 +127,6 @@ pub fn dispatch(
         if !wanted {
             continue;
         }
-        let min = Severity::parse(min).unwrap_or(Severity::Info);
         let mut skip = (n.severity < min).then(|| format!("below min_severity {}", min.as_str()));
         // `"auto"`: only where there is a desktop; elsewhere skipped, never failed.
         if skip.is_none()
@@ -165,15 +166,13 @@ pub fn dispatch(
                     ms: 0,
                 };
                 if let Some(h) = h {
-                    let (r, ms) = h
-                        .join()
-                        .unwrap_or_else(|_| (Err("the channel panicked".to_string()), 0));
+                    let (r, ms) = h.join().unwrap_or((Err(Error::Panicked), 0));
                     d.ms = ms;
                     match r {
                         Ok(()) => d.status = "delivered",
                         Err(e) => {
                             d.status = "failed";
-                            d.error = Some(e);
+                            d.error = Some(e.to_string());
                         }
                     }
                 }

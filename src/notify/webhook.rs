@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Channel, Notification};
+use super::{Channel, Error, Notification};
 use crate::config::WebhookChannel;
 
 pub struct Webhook {
@@ -56,9 +56,11 @@ impl Channel for Webhook {
         "webhook"
     }
 
-    fn send(&self, n: &Notification) -> Result<(), String> {
+    fn send(&self, n: &Notification) -> Result<(), Error> {
         if self.url.is_empty() {
-            return Err("notifications.channels.webhook.url is empty".into());
+            return Err(Error::Settings(
+                "notifications.channels.webhook.url is empty".into(),
+            ));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(self.timeout))
@@ -66,17 +68,17 @@ impl Channel for Webhook {
             .user_agent(concat!("bgrun/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        let body = serde_json::to_vec(&payload(n)).map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(&payload(n))?;
         let resp = agent
             .post(&self.url)
             .header("content-type", "application/json")
             .send(&body[..])
             .map_err(|e| {
-                format!(
+                Error::Connect(format!(
                     "POST {}: {}",
                     redact(&self.url),
                     scrub(&e.to_string(), &self.url)
-                )
+                ))
             })?;
         let status = resp.status();
         if status.is_success() {
@@ -86,11 +88,14 @@ impl Channel for Webhook {
             if let Ok(t) = resp.into_body().read_to_string() {
                 text = t.chars().take(200).collect();
             }
-            Err(format!(
-                "POST {}: HTTP {status} {}",
-                redact(&self.url),
-                scrub(text.trim(), &self.url)
-            ))
+            Err(Error::Http {
+                status: status.as_u16(),
+                text: format!(
+                    "POST {}: HTTP {status} {}",
+                    redact(&self.url),
+                    scrub(text.trim(), &self.url)
+                ),
+            })
         }
     }
 }
@@ -164,5 +169,38 @@ mod tests {
             url,
         );
         assert!(!e.contains("hunter"), "{e}");
+    }
+
+    #[test]
+    fn an_error_status_is_typed_and_a_closed_port_is_a_connect_error() {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy",
+            );
+        });
+        let hook = |url: String| Webhook {
+            url,
+            timeout: Duration::from_secs(5),
+        };
+        let n = Notification::custom(Severity::Info, "t", "m");
+        let e = hook(format!("http://127.0.0.1:{port}/secret"))
+            .send(&n)
+            .unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(e, Error::Http { status: 503, .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!("POST http://127.0.0.1:{port}/…: HTTP 503 Service Unavailable busy")
+        );
+        let e = hook(format!("http://127.0.0.1:{port}/"))
+            .send(&n)
+            .unwrap_err();
+        assert!(matches!(e, Error::Connect(_)), "{e:?}");
     }
 }

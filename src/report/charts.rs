@@ -30,18 +30,17 @@ fn short_time(t: f64) -> String {
     s.get(5..16).unwrap_or(&s).replace('T', " ")
 }
 
+/// What drawing one chart ends in: plotters' own error (the SVG backend's is an io::Error).
+type Drawn = Result<(), DrawingAreaErrorKind<std::io::Error>>;
+
 /// Draw into an SVG string; a drawing error becomes a note (it never fails the report).
-fn svg(
-    title: &str,
-    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
-) -> String {
+fn svg(title: &str, draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Drawn) -> String {
     let mut out = String::new();
     let res = {
         let root = SVGBackend::with_string(&mut out, (W, H)).into_drawing_area();
         root.fill(&WHITE)
-            .map_err(|e| e.to_string())
             .and_then(|_| draw(&root))
-            .and_then(|_| root.present().map_err(|e| e.to_string()))
+            .and_then(|_| root.present())
     };
     match res {
         Ok(()) => format!("<figure aria-label=\"{}\">{out}</figure>", esc(title)),
@@ -81,8 +80,7 @@ fn lines_over_time(title: &str, y_desc: &str, series: Vec<Series>, y_top: Option
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(48)
-            .build_cartesian_2d(x0..x1, 0f64..ymax)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d(x0..x1, 0f64..ymax)?;
         chart
             .configure_mesh()
             .max_light_lines(2)
@@ -90,24 +88,20 @@ fn lines_over_time(title: &str, y_desc: &str, series: Vec<Series>, y_top: Option
             .y_labels(6)
             .x_label_formatter(&|x| short_time(*x))
             .y_desc(y_desc)
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw()?;
         for (name, color, points) in series {
             if points.is_empty() {
                 continue;
             }
             let c = color;
             chart
-                .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
-                .map_err(|e| e.to_string())?
+                .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?
                 .label(name)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
                 });
             if points.len() <= 60 {
-                chart
-                    .draw_series(points.into_iter().map(|p| Circle::new(p, 2, c.filled())))
-                    .map_err(|e| e.to_string())?;
+                chart.draw_series(points.into_iter().map(|p| Circle::new(p, 2, c.filled())))?;
             }
         }
         chart
@@ -116,7 +110,6 @@ fn lines_over_time(title: &str, y_desc: &str, series: Vec<Series>, y_top: Option
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .draw()
-            .map_err(|e| e.to_string())
     })
 }
 
@@ -231,8 +224,7 @@ pub fn per_tool(current: &Value) -> String {
             .margin(8)
             .x_label_area_size(40)
             .y_label_area_size(48)
-            .build_cartesian_2d((0..n).into_segmented(), 0f64..y_max(top))
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d((0..n).into_segmented(), 0f64..y_max(top))?;
         let names: Vec<String> = counts.iter().map(|c| c.0.clone()).collect();
         chart
             .configure_mesh()
@@ -244,16 +236,13 @@ pub fn per_tool(current: &Value) -> String {
                 _ => String::new(),
             })
             .y_desc("findings")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(
-                Histogram::vertical(&chart)
-                    .style(RGBColor(9, 105, 218).filled())
-                    .margin(6)
-                    .data(counts.iter().enumerate().map(|(i, c)| (i, c.1 as f64))),
-            )
-            .map_err(|e| e.to_string())?;
+            .draw()?;
+        chart.draw_series(
+            Histogram::vertical(&chart)
+                .style(RGBColor(9, 105, 218).filled())
+                .margin(6)
+                .data(counts.iter().enumerate().map(|(i, c)| (i, c.1 as f64))),
+        )?;
         Ok(())
     })
 }
@@ -291,25 +280,29 @@ fn pct(v: &[&Sample], f: impl Fn(&Sample) -> f64, p: f64) -> f64 {
 
 /// Task durations, p50 and p95, over time.
 pub fn durations(samples: &[Sample]) -> String {
-    let title = "Task duration p50 / p95 (seconds)";
+    p50_p95("Task duration p50 / p95 (seconds)", samples, |s| {
+        s.duration_s
+    })
+}
+
+/// Queue wait, p50 and p95, over time.
+pub fn queue_wait(samples: &[Sample]) -> String {
+    p50_p95("Queue wait p50 / p95 (seconds)", samples, |s| s.queue_s)
+}
+
+/// One measure of the samples (seconds), its p50 and p95 per time bucket.
+fn p50_p95(title: &str, samples: &[Sample], seconds: fn(&Sample) -> f64) -> String {
     let b = buckets(samples, 24);
     if b.is_empty() {
         return empty(title, "No executions recorded yet.");
     }
-    let p50 = b
-        .iter()
-        .map(|(t, v)| (*t, pct(v, |s| s.duration_s, 50.0)))
-        .collect();
-    let p95 = b
-        .iter()
-        .map(|(t, v)| (*t, pct(v, |s| s.duration_s, 95.0)))
-        .collect();
+    let at = |p: f64| b.iter().map(|(t, v)| (*t, pct(v, seconds, p))).collect();
     lines_over_time(
         title,
         "seconds",
         vec![
-            ("p50".into(), RGBColor(9, 105, 218), p50),
-            ("p95".into(), RGBColor(191, 135, 0), p95),
+            ("p50".into(), RGBColor(9, 105, 218), at(50.0)),
+            ("p95".into(), RGBColor(191, 135, 0), at(95.0)),
         ],
         None,
     )
@@ -334,31 +327,5 @@ pub fn success_rate(samples: &[Sample]) -> String {
         "%",
         vec![("succeeded".into(), RGBColor(26, 127, 55), pts)],
         Some(105.0),
-    )
-}
-
-/// Queue wait, p50 and p95, over time.
-pub fn queue_wait(samples: &[Sample]) -> String {
-    let title = "Queue wait p50 / p95 (seconds)";
-    let b = buckets(samples, 24);
-    if b.is_empty() {
-        return empty(title, "No executions recorded yet.");
-    }
-    let p50 = b
-        .iter()
-        .map(|(t, v)| (*t, pct(v, |s| s.queue_s, 50.0)))
-        .collect();
-    let p95 = b
-        .iter()
-        .map(|(t, v)| (*t, pct(v, |s| s.queue_s, 95.0)))
-        .collect();
-    lines_over_time(
-        title,
-        "seconds",
-        vec![
-            ("p50".into(), RGBColor(9, 105, 218), p50),
-            ("p95".into(), RGBColor(191, 135, 0), p95),
-        ],
-        None,
     )
 }

@@ -9,7 +9,6 @@
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use anyhow::Result;
 
@@ -104,17 +103,10 @@ pub fn record(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A state dir that did not exist when checked; recorded when bgrun creates it.
-static PENDING: Mutex<Option<PathBuf>> = Mutex::new(None);
-
-/// Called by `ensure_private_dir` after it created `dir`.
-pub fn created(dir: &Path) {
-    let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-    if p.as_deref() == Some(dir) {
-        *p = None;
-        if let Err(e) = record(dir) {
-            eprintln!("bgrun: warning: {e:#}");
-        }
+/// Record a state dir that did not exist when checked, once this process creates it.
+fn created(dir: &Path) {
+    if let Err(e) = record(dir) {
+        eprintln!("bgrun: warning: {e:#}");
     }
 }
 
@@ -124,7 +116,7 @@ pub fn check(state_dir: &Path, repo: &Path) -> Result<()> {
     let meta = match std::fs::symlink_metadata(state_dir) {
         Ok(m) => m,
         Err(_) => {
-            *PENDING.lock().unwrap_or_else(|e| e.into_inner()) = Some(state_dir.to_path_buf());
+            crate::fsutil::when_created(state_dir.to_path_buf(), created);
             return Ok(());
         }
     };

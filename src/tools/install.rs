@@ -7,12 +7,12 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use crate::runner::pipes::{collect, drain, kill_group};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Cache, Ecosystem, MARKER, Spec, valid_version};
+use crate::runner::capture;
+
+use super::{Cache, Ecosystem, Error, MARKER, Spec, valid_version};
 
 /// A complete environment.
 #[derive(Debug, Clone)]
@@ -23,18 +23,8 @@ pub struct Installed {
     pub seconds: f64,
 }
 
-/// Why an install failed, in words (the cause; the caller adds how to retry).
-#[derive(Debug, Clone)]
-pub struct InstallError(pub String);
-
-impl std::fmt::Display for InstallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn err(s: impl Into<String>) -> InstallError {
-    InstallError(s.into())
+fn err(s: impl Into<String>) -> Error {
+    Error::Install(s.into())
 }
 
 /// Install `s` at `version` into `cache` unless it is complete there already.
@@ -43,7 +33,7 @@ pub fn install(
     s: &Spec,
     version: &str,
     timeout: Duration,
-) -> Result<Installed, InstallError> {
+) -> Result<Installed, Error> {
     let t0 = Instant::now();
     if s.ecosystem == Ecosystem::Rustup {
         return Err(err(format!(
@@ -148,7 +138,7 @@ fn clear_debris(tmp_root: &Path, id: &str) {
 }
 
 /// Wait for the environment's lock until `deadline`.
-fn lock(path: &Path, deadline: Instant) -> Result<File, InstallError> {
+fn lock(path: &Path, deadline: Instant) -> Result<File, Error> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -181,7 +171,7 @@ fn build(
     tmp: &Path,
     dest: &Path,
     deadline: Instant,
-) -> Result<Vec<String>, InstallError> {
+) -> Result<Vec<String>, Error> {
     match s.ecosystem {
         Ecosystem::Python => {
             let python = super::find_on_path("python3")
@@ -237,9 +227,9 @@ fn build(
             };
             let own_pip = match run(base_pip("install"), "pip install") {
                 Ok(_) => false,
-                Err(e)
-                    if e.0.contains("No module named pip")
-                        || e.0.contains("no such option: --python") =>
+                Err(Error::StepFailed { tail, .. })
+                    if tail.contains("No module named pip")
+                        || tail.contains("no such option: --python") =>
                 {
                     run(
                         vec![
@@ -330,7 +320,7 @@ fn build(
 }
 
 /// pip writes the venv's absolute path into each script's shebang: point them at `dest`.
-fn relocate_scripts(bin: &Path, tmp: &Path, dest: &Path) -> Result<(), InstallError> {
+fn relocate_scripts(bin: &Path, tmp: &Path, dest: &Path) -> Result<(), Error> {
     use std::os::unix::ffi::OsStrExt;
     let from = tmp.as_os_str().as_bytes();
     let to = dest.as_os_str().as_bytes();
@@ -373,22 +363,18 @@ pub(super) fn step(
     cwd: &Path,
     deadline: Instant,
     what: &str,
-) -> Result<Vec<u8>, InstallError> {
+) -> Result<Vec<u8>, Error> {
     let (program, args) = argv.split_first().ok_or_else(|| err("empty command"))?;
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err(err(format!("timed out before {what}")));
+        return Err(Error::Timeout(format!("timed out before {what}")));
     }
     let mut cmd = Command::new(program);
     cmd.args(args)
         .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .env("PIP_NO_INPUT", "1")
         .env_remove("PYTHONPATH")
-        .env_remove("VIRTUAL_ENV")
-        .process_group(0);
+        .env_remove("VIRTUAL_ENV");
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
     unsafe {
@@ -397,29 +383,16 @@ pub(super) fn step(
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| err(format!("cannot start {what}: {e}")))?;
-    let pgid = child.id() as i32;
-    let out = child.stdout.take().map(drain);
-    let errs = child.stderr.take().map(drain);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = match rx.recv_timeout(left) {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(err(format!("cannot wait for {what}: {e}"))),
-        Err(_) => {
-            kill_group(pgid);
-            let _ = rx.recv_timeout(Duration::from_secs(5));
-            return Err(err(format!(
-                "{what} timed out and was killed (analysis.install_timeout_seconds)"
-            )));
+    let done = capture::run(&mut cmd, left).map_err(|e| match e {
+        capture::Error::Spawn { source, .. } => {
+            Error::Spawn(format!("cannot start {what}: {source}"))
         }
-    };
-    let stdout = collect(out, pgid);
-    let stderr = collect(errs, pgid);
+        capture::Error::Wait(e) => Error::Spawn(format!("cannot wait for {what}: {e}")),
+        capture::Error::Timeout(_) => Error::Timeout(format!(
+            "{what} timed out and was killed (analysis.install_timeout_seconds)"
+        )),
+    })?;
+    let (status, stdout, stderr) = (done.status, done.stdout, done.stderr);
     if status.success() {
         return Ok(stdout);
     }
@@ -428,7 +401,10 @@ pub(super) fn step(
     } else {
         stdout
     };
-    Err(err(format!("{what} failed: {}", tail(&text))))
+    Err(Error::StepFailed {
+        what: what.to_string(),
+        tail: tail(&text),
+    })
 }
 
 /// The last telling lines of a failed step's output, short.
@@ -497,7 +473,8 @@ mod tests {
             "pip install",
         )
         .unwrap_err();
-        assert_eq!(e.0, "pip install failed: ERROR: no such version");
+        assert!(matches!(&e, Error::StepFailed { what, .. } if what == "pip install"));
+        assert_eq!(e.to_string(), "pip install failed: ERROR: no such version");
         let t = Instant::now();
         let e = step(
             &["sh".as_ref(), "-c".as_ref(), "sleep 30".as_ref()],
@@ -506,7 +483,8 @@ mod tests {
             "npm install",
         )
         .unwrap_err();
-        assert!(e.0.contains("timed out"), "{e}");
+        assert!(matches!(e, Error::Timeout(_)), "{e}");
+        assert!(e.to_string().contains("timed out"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(10));
     }
 

@@ -11,6 +11,7 @@
 //! Every step runs with a deadline. This module is an adapter: it never calls the engine,
 //! the commands or the analyzers.
 
+pub mod error;
 mod install;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use install::{InstallError, Installed};
+pub use error::Error;
+pub use install::Installed;
 
 /// How a tool is installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -143,7 +145,7 @@ pub fn managed_names() -> Vec<&'static str> {
 }
 
 /// Where a tool is taken from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// bgrun's own pinned environment in the user cache (the default).
@@ -173,6 +175,16 @@ impl Source {
     }
 }
 
+/// Exactly the three words (`analysis.tools.NAME.source` in the config).
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
+        let s = String::deserialize(d)?;
+        Source::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("expected managed, project or system, found {s:?}"))
+        })
+    }
+}
+
 /// A version string safe to put in a path and a requirement (`1.9.4`, `0.17.5rc1`).
 pub fn valid_version(v: &str) -> bool {
     !v.is_empty()
@@ -194,7 +206,7 @@ pub const MARKER: &str = "bgrun-tool.json";
 
 impl Cache {
     /// `$XDG_CACHE_HOME/bgrun/tools`, else `~/.cache/bgrun/tools`.
-    pub fn from_env() -> Result<Cache, String> {
+    pub fn from_env() -> Result<Cache, Error> {
         let base = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
@@ -204,11 +216,7 @@ impl Cache {
                     .filter(|p| p.is_absolute())
                     .map(|h| h.join(".cache"))
             })
-            .ok_or_else(|| {
-                "no cache directory: neither $XDG_CACHE_HOME nor $HOME is set to an absolute path \
-                 (set XDG_CACHE_HOME)"
-                    .to_string()
-            })?;
+            .ok_or(Error::NoCacheDir)?;
         Ok(Cache {
             root: base.join("bgrun").join("tools"),
         })
@@ -238,12 +246,7 @@ impl Cache {
     }
 
     /// Install `s` at `version` unless it is there (see [`install::install`]).
-    pub fn install(
-        &self,
-        s: &Spec,
-        version: &str,
-        timeout: Duration,
-    ) -> Result<Installed, InstallError> {
+    pub fn install(&self, s: &Spec, version: &str, timeout: Duration) -> Result<Installed, Error> {
         install::install(self, s, version, timeout)
     }
 
@@ -361,11 +364,11 @@ pub const LAST_USED: &str = ".last-used";
 
 /// The newest release of `s` in its registry (through pip, npm or cargo, so that their
 /// mirrors and proxies apply).
-pub fn latest_version(s: &Spec, timeout: Duration) -> Result<String, String> {
+pub fn latest_version(s: &Spec, timeout: Duration) -> Result<String, Error> {
     use std::ffi::OsStr;
     let deadline = std::time::Instant::now() + timeout;
     let cwd = std::env::temp_dir();
-    let need = |bin: &str| find_on_path(bin).ok_or_else(|| format!("{bin} is not on PATH"));
+    let need = |bin: &str| find_on_path(bin).ok_or_else(|| Error::NotOnPath(bin.to_string()));
     let out = match s.ecosystem {
         Ecosystem::Python => {
             let py = need("python3")?;
@@ -407,12 +410,11 @@ pub fn latest_version(s: &Spec, timeout: Duration) -> Result<String, String> {
                 "cargo info",
             )
         }
-        Ecosystem::Rustup => return Err("comes with rustup".into()),
-    }
-    .map_err(|e| e.0)?;
+        Ecosystem::Rustup => return Err(Error::ComesWithRustup),
+    }?;
     parse_latest(s.ecosystem, &String::from_utf8_lossy(&out))
         .filter(|v| valid_version(v))
-        .ok_or_else(|| "the registry's answer had no version".to_string())
+        .ok_or(Error::NoVersion)
 }
 
 /// `bandit (1.9.4)` (pip), `10.15.0` (npm), `version: 0.22.2` (cargo info).
@@ -485,7 +487,7 @@ pub struct Settings {
     /// Install a missing managed tool (off: `--no-install`, `analysis.install_tools`).
     pub install: bool,
     pub install_timeout: Duration,
-    pub cache: Result<Cache, String>,
+    pub cache: Result<Cache, Error>,
     pub progress: Option<Progress>,
 }
 
@@ -606,7 +608,10 @@ impl Settings {
             )));
         }
         let version = self.version_of(s);
-        let cache = self.cache.as_ref().map_err(|e| Missing::Fail(e.clone()))?;
+        let cache = self
+            .cache
+            .as_ref()
+            .map_err(|e| Missing::Fail(e.to_string()))?;
         if let Some(exe) = cache.installed(s, &version) {
             cache.touch(s, &version);
             return Ok(Located {
@@ -663,8 +668,7 @@ impl Settings {
             }
             Err(e) => {
                 let why = format!(
-                    "could not install {name} {version} ({}; retry: bgrun tools install {name})",
-                    e.0
+                    "could not install {name} {version} ({e}; retry: bgrun tools install {name})"
                 );
                 *failed = Some(why.clone());
                 Err(Missing::Fail(why))

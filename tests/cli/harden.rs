@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 use super::*;
 
@@ -31,20 +31,6 @@ fn kill_all_with(token: &str) {
         // SAFETY: plain kill of a test's own leftover.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
-}
-
-/// Wait for a child with a bound; past it, kill it and return None.
-fn wait_bounded(child: &mut Child, bound: Duration) -> Option<std::process::ExitStatus> {
-    let end = Instant::now() + bound;
-    while Instant::now() < end {
-        if let Ok(Some(st)) = child.try_wait() {
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
 }
 
 /// A small tmpfs mounted on a directory for the life of the value (needs root; `None`
@@ -162,7 +148,7 @@ fn an_escaped_grandchild_neither_freezes_the_drainer_nor_outlives_the_timeout() 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let status = wait_bounded(&mut drain, Duration::from_secs(20));
+    let status = wait_child(&mut drain, Duration::from_secs(20));
     let took = t.elapsed();
     let escaped_left = procs_with("41.3141");
     kill_all_with(".3141");
@@ -214,7 +200,7 @@ fn sigterm_stops_a_drainer_whose_task_has_an_escaped_grandchild() {
     });
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(drain.id() as i32, libc::SIGTERM) };
-    let status = wait_bounded(&mut drain, Duration::from_secs(8));
+    let status = wait_child(&mut drain, Duration::from_secs(8));
     let left = procs_with("43.2718");
     kill_all_with(".2718");
     assert!(status.is_some(), "SIGTERM did not stop the drainer");
@@ -935,13 +921,7 @@ fn a_committed_config_with_commands_runs_only_once_trusted() {
     e.write(".claude/config/background-tasks.json", &config("one"));
     e.git(&["add", "-A"]);
     e.git(&["commit", "-qm", "config"]);
-    let run = |args: &[&str]| {
-        e.cmd()
-            .env("BGRUN_DATA_DIR", data.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| e.run_with(&[("BGRUN_DATA_DIR", data.path())], args);
     // Manual commands ask for trust; triggers record and notify, and run nothing.
     let out = run(&["enqueue", "--no-drain", "mark"]);
     assert_code(&out, 2);
@@ -1096,13 +1076,7 @@ fn a_committed_personal_config_is_not_trusted_with_the_state_dir_elsewhere() {
 fn a_config_written_by_init_is_trusted_until_it_changes() {
     let e = Env::new();
     let data = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        e.cmd()
-            .env("BGRUN_DATA_DIR", data.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| e.run_with(&[("BGRUN_DATA_DIR", data.path())], args);
     assert_code(&run(&["init"]), 0);
     e.git(&["add", "bgrun.json"]);
     e.git(&["commit", "-qm", "bgrun config"]);
@@ -1142,13 +1116,7 @@ fn trust_show_json_is_one_object_and_changes_nothing() {
     );
     e.git(&["add", "-A"]);
     e.git(&["commit", "-qm", "config"]);
-    let run = |args: &[&str]| {
-        e.cmd()
-            .env("BGRUN_DATA_DIR", data.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| e.run_with(&[("BGRUN_DATA_DIR", data.path())], args);
     let out = run(&["--json", "trust", "--show"]);
     assert_code(&out, 0);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");

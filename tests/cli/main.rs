@@ -99,6 +99,19 @@ impl Env {
         self.cmd().args(args).output().expect("run bgrun")
     }
 
+    /// Run `bgrun ARGS` with extra environment variables.
+    pub fn run_with<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+        &self,
+        vars: &[(K, V)],
+        args: &[&str],
+    ) -> Output {
+        let mut c = self.cmd();
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        c.args(args).output().expect("run bgrun")
+    }
+
     /// `bgrun --json ARGS` parsed.
     pub fn json<S: AsRef<OsStr>>(&self, args: &[S]) -> serde_json::Value {
         let out = self
@@ -135,6 +148,23 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(25));
     }
     panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// Wait for a child with a bound; past it, kill it and return None.
+pub fn wait_child(
+    child: &mut std::process::Child,
+    bound: Duration,
+) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + bound;
+    while Instant::now() < end {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// Assert an exit code, showing the output when it differs.
