@@ -1,16 +1,13 @@
 //! `bgrun cron install|uninstall|list`: this repo's schedules as one marked block in the
 //! user's crontab, read with `crontab -l` and written with `crontab -` (argv, stdin).
-//! Every other byte of the crontab is kept. `BGRUN_CRONTAB_USER=USER` (hidden, for tests
-//! and administrators) passes `-u USER` to crontab.
-
-use std::io::Write;
-use std::process::{Command, Stdio};
+//! Every other byte of the crontab is kept (the crontab I/O: `triggers::crontab`).
 
 use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::CronCommand;
 use crate::triggers::cron::{self, BlockSpec, Schedule};
+use crate::triggers::crontab::{read_crontab, write_crontab};
 use crate::{Ctx, Exit, error};
 
 pub fn run(ctx: &Ctx, cmd: CronCommand) -> Result<Exit> {
@@ -30,56 +27,6 @@ pub(crate) fn schedules(ctx: &Ctx) -> Result<Vec<Schedule>> {
             errs.join("\n  ")
         ))
     })
-}
-
-fn crontab_cmd() -> Command {
-    let mut c = Command::new("crontab");
-    if let Some(u) = std::env::var_os("BGRUN_CRONTAB_USER").filter(|u| !u.is_empty()) {
-        c.arg("-u").arg(u);
-    }
-    c
-}
-
-/// The current crontab (empty when the user has none).
-fn read_crontab() -> Result<Vec<u8>> {
-    let out = crontab_cmd()
-        .arg("-l")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            error::work(format!(
-                "cannot run `crontab -l`: {e} (is cron installed? Debian: apt install cron)"
-            ))
-        })?;
-    if out.status.success() {
-        return Ok(out.stdout);
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("no crontab for") {
-        return Ok(Vec::new());
-    }
-    Err(error::work(format!("`crontab -l` failed: {}", err.trim())))
-}
-
-fn write_crontab(bytes: &[u8]) -> Result<()> {
-    let mut child = crontab_cmd()
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| error::work(format!("cannot run `crontab -`: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(bytes)?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        return Err(error::work(format!(
-            "`crontab -` refused the new crontab (nothing changed): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
 }
 
 /// The block `install` writes for the current config.

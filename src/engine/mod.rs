@@ -38,7 +38,7 @@ pub use env::{Env, Launcher};
 pub use recover::recover_now;
 pub use run::{run_now, run_now_with};
 pub use stop::{Stopped, ago, stop, wait_for};
-pub use submit::{build_task, submit};
+pub use submit::{Handed, build_task, hand_over, submit};
 pub use worker::{WorkerOpts, requeue_expired, work};
 
 /// A request to queue a task.

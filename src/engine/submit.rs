@@ -175,3 +175,65 @@ pub fn submit(env: &Env, news: &[NewTask]) -> Result<Vec<Submitted>> {
     }
     Ok(out)
 }
+
+/// What became of one request a trigger handed over (see [`hand_over`]).
+#[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per request, short-lived; as large as Submitted itself"
+)]
+pub enum Handed {
+    /// Its task type is disabled in the config (why, for the warning): not queued.
+    Skipped { why: String },
+    /// Submitted: queued, already queued, or dropped on overflow.
+    Submitted(Submitted),
+}
+
+impl Handed {
+    /// The task's id, when it is (or already was) in the queue.
+    pub fn queued_id(&self) -> Option<&str> {
+        match self {
+            Handed::Submitted(Submitted::Queued { id, .. } | Submitted::Duplicate { id }) => {
+                Some(id)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The one door of the triggers (hook, watch, tick): a request of a disabled task type is
+/// skipped here, and only here; the rest are queued in one transaction ([`submit`]); when
+/// one was queued, a drainer is started. One outcome per request, in order.
+pub fn hand_over(env: &Env, news: &[NewTask]) -> Result<Vec<Handed>> {
+    let mut skipped = Vec::with_capacity(news.len());
+    let mut go = Vec::new();
+    for n in news {
+        let why = env.config.disabled_type(&n.task_type);
+        if why.is_none() {
+            go.push(n.clone());
+        }
+        skipped.push(why);
+    }
+    let mut submitted = if go.is_empty() {
+        Vec::new()
+    } else {
+        submit(env, &go)?
+    }
+    .into_iter();
+    let out: Vec<Handed> = skipped
+        .into_iter()
+        .map(|why| match why {
+            Some(why) => Handed::Skipped { why },
+            None => submitted
+                .next()
+                .map_or(Handed::Skipped { why: String::new() }, Handed::Submitted),
+        })
+        .collect();
+    if out
+        .iter()
+        .any(|h| matches!(h, Handed::Submitted(Submitted::Queued { .. })))
+    {
+        super::ensure_drainer(env)?;
+    }
+    Ok(out)
+}

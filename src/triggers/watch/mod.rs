@@ -1,12 +1,13 @@
 //! The polling watcher (issue 8): compares the tree with a snapshot every poll and says
 //! which watched files were created, modified (content changed) or deleted. It knows
-//! nothing of tasks or the engine: `commands::watch` turns its changes into tasks.
+//! nothing of tasks or the engine: `session` turns its changes into tasks.
 //!
 //! Polling, not inotify, so it behaves the same on network filesystems, containers, WSL and
 //! macOS. See `tree` for how a poll stays cheap, `snapshot` for the persisted form.
 
 pub mod debounce;
 pub mod filter;
+pub mod session;
 pub mod snapshot;
 pub mod sys;
 pub mod tree;
