@@ -41,7 +41,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Result<Exit, Command>> {
 }
 
 fn lease(ctx: &Ctx) -> f64 {
-    ctx.config.store.lease_seconds as f64
+    pgstore::lease_s(ctx.config.store.lease_seconds)
 }
 
 /// Open the store (schema current) and re-queue expired leases, as every command does.

@@ -164,7 +164,7 @@ pub fn work(env: &Env, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
     super::wake_on_stop(wake.write.as_raw_fd());
     let quit = Arc::new(AtomicBool::new(false));
     spawn_listener(opts.url.clone(), wake.write.clone(), quit.clone());
-    let lease = env.config.store.lease_seconds as f64;
+    let lease = pgstore::lease_s(env.config.store.lease_seconds);
     let mut w = Worker {
         env,
         opts,
@@ -372,27 +372,6 @@ impl Worker<'_> {
         let Some(db) = self.db.as_mut() else {
             return Ok(());
         };
-        while let Some(p) = self.pending.first() {
-            let accepted = db
-                .finish(&p.token, &p.result, p.retry.as_ref(), &p.sample)
-                .context("recording a result")?;
-            let p = self.pending.remove(0);
-            if !accepted {
-                eprintln!(
-                    "bgrun: worker: task {}: the store refused the result (the lease was lost \
-                     and the task re-queued)",
-                    p.result.id
-                );
-                continue;
-            }
-            self.outbox.send(self.env, &p.result);
-            progress.finished(&p.result, 0);
-            self.summary.ran += 1;
-            if p.result.status.is_failure() && !p.result.will_retry {
-                self.summary.failed += 1;
-            }
-            self.summary.results.push(p.result);
-        }
         if !self.handback.is_empty() {
             db.hand_back(&self.handback).context("handing tasks back")?;
             self.handback.clear();
@@ -446,34 +425,74 @@ impl Worker<'_> {
             let every = self.lease / 3.0;
             self.next_expiry_check = now() + next.map_or(every, |d| (d.max(0.0) + 0.2).min(every));
         }
-        if stopping {
+        // One transaction records every finished run and claims (asynchronous commit),
+        // then one synchronous commit makes both durable; only then are results announced
+        // and claimed tasks started.
+        let free = if stopping {
+            0
+        } else {
+            self.opts.max_local.saturating_sub(self.slots.len())
+        };
+        let due = free > 0 && (self.claim_again_at.is_none_or(|t| at >= t) || self.woken);
+        if self.pending.is_empty() && !due {
             return Ok(());
         }
-        let free = self.opts.max_local.saturating_sub(self.slots.len());
-        if free == 0 {
-            return Ok(());
+        let finishes: Vec<pgstore::Finish<'_>> = self
+            .pending
+            .iter()
+            .map(|p| pgstore::Finish {
+                token: &p.token,
+                result: &p.result,
+                retry: p.retry.as_ref(),
+                sample: &p.sample,
+            })
+            .collect();
+        let req = due.then(|| pgstore::ClaimReq {
+            worker_id: self.worker_id,
+            want: free,
+            fleet_max: self.env.config.execution.max_concurrent_tasks.max(1),
+            host_limit: self.opts.host_limit,
+            lease_s: self.lease,
+        });
+        let (accepted, out) = db
+            .finish_and_claim(&finishes, req.as_ref())
+            .context("recording results and claiming")?;
+        drop(finishes);
+        if let Err(e) = db.flush(self.worker_id) {
+            // The claims may or may not have reached the disk: give them back unrun once
+            // reconnected (a lost claim matches nothing). The results stay pending: a
+            // second try is refused by the fence if the first one was kept after all.
+            for c in &out.claimed {
+                if let Ok(id) = c.task.id.parse::<i64>() {
+                    self.handback.push((id, c.token.clone()));
+                }
+            }
+            return Err(e).context("making results and claims durable");
         }
-        let due = self.claim_again_at.is_none_or(|t| at >= t) || self.woken;
+        for (p, accepted) in std::mem::take(&mut self.pending).into_iter().zip(accepted) {
+            if !accepted {
+                self.warn(&format!(
+                    "task {}: the store refused the result (the lease was lost and the task \
+                     re-queued)",
+                    p.result.id
+                ));
+                continue;
+            }
+            self.outbox.send(self.env, &p.result);
+            progress.finished(&p.result, 0);
+            self.summary.ran += 1;
+            if p.result.status.is_failure() && !p.result.will_retry {
+                self.summary.failed += 1;
+            }
+            self.summary.results.push(p.result);
+        }
         if !due {
             return Ok(());
         }
-        let out = db
-            .claim(
-                self.worker_id,
-                free,
-                self.env.config.execution.max_concurrent_tasks.max(1),
-                self.opts.host_limit,
-                self.lease,
-            )
-            .context("claiming")?;
         self.woken = false;
         self.queue_empty = !out.queued_left && out.claimed.is_empty();
         self.next_ready = out.next_ready;
-        self.claim_again_at = if out.full && out.queued_left {
-            Some(at + 0.05)
-        } else {
-            None
-        };
+        self.claim_again_at = out.full.then_some(at + 0.05);
         for c in out.claimed {
             let token = c.token;
             match start_slot(self.env, c.task, &format!("worker-{}", self.worker_id)) {
@@ -575,9 +594,18 @@ impl Worker<'_> {
 /// re-queue expired leases, then dedup and overflow in the database.
 pub(super) fn submit_shared(env: &Env, url: &str, tasks: &[Task]) -> Result<Vec<super::Submitted>> {
     use super::Submitted;
-    let mut db = PgStore::open(url)?;
-    requeue_expired(env, &mut db)?;
-    let out = db.enqueue(tasks, env.config.execution.max_queue_size)?;
+    // The enqueue checks the schema version and looks for expired leases and live workers
+    // in the same round trip, so nothing else is asked when nothing is to be done.
+    let mut db = PgStore::open_unchecked(url)?;
+    let (out, seen) = db.enqueue(
+        tasks,
+        env.config.execution.max_queue_size,
+        pgstore::lease_s(env.config.store.lease_seconds),
+    )?;
+    WORKER_SEEN.store(if seen.worker_alive { 2 } else { 1 }, Ordering::SeqCst);
+    if seen.expired {
+        requeue_expired(env, &mut db)?;
+    }
     let mut subs = Vec::with_capacity(out.len());
     for e in out {
         subs.push(match e {
@@ -628,8 +656,17 @@ pub fn requeue_expired(env: &Env, db: &mut PgStore) -> Result<()> {
     Ok(())
 }
 
-/// Whether a worker of the shared store is alive anywhere.
+/// What this process's last enqueue saw: 0 nothing yet, 1 no live worker, 2 a live worker.
+static WORKER_SEEN: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether a worker of the shared store is alive anywhere: what the enqueue just before
+/// saw (no second connection), else asked now.
 pub(super) fn any_worker(env: &Env, url: &str) -> Result<bool> {
+    match WORKER_SEEN.swap(0, Ordering::SeqCst) {
+        1 => return Ok(false),
+        2 => return Ok(true),
+        _ => {}
+    }
     let mut db = PgStore::open(url)?;
-    db.any_worker(env.config.store.lease_seconds as f64)
+    db.any_worker(pgstore::lease_s(env.config.store.lease_seconds))
 }

@@ -15,13 +15,18 @@
 //! clock (Unix seconds), so hosts with skewed clocks agree on when a lease expired.
 
 pub mod schema;
+pub mod tls;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use postgres::{Client, NoTls};
+use postgres::config::SslMode;
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::types::Type;
+use postgres::{Client, NoTls, Row, Statement};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -41,6 +46,15 @@ const LOCK_CLAIM: i64 = 0x6267_7275_6e00_0003;
 
 /// How far `status` counts rows of one state before it says "at least".
 pub const COUNT_CAP: i64 = 100_000;
+
+/// The shortest lease a worker takes, whatever `store.lease_seconds` says (it renews every
+/// third of it, so a shorter one would expire under a merely busy worker).
+pub const MIN_LEASE_S: f64 = 3.0;
+
+/// The lease length in force for `store.lease_seconds`.
+pub fn lease_s(configured: u64) -> f64 {
+    (configured as f64).max(MIN_LEASE_S)
+}
 
 /// The store URL in force: `--store`/`$BGRUN_STORE`, else `store.url`.
 pub fn url_of(flag: Option<&str>, config: Option<&str>) -> Option<String> {
@@ -85,31 +99,84 @@ pub fn host_name() -> String {
     "localhost".to_string()
 }
 
-/// Open a connection (exit 3 naming the URL when the database cannot be reached).
+/// Open a connection (exit 3 naming the URL when the database cannot be reached), with
+/// TLS as the URL's `sslmode` asks (see [`tls`]).
 pub fn connect(url: &str) -> Result<Client> {
-    let mut cfg = postgres::Config::from_str(url).map_err(|e| {
+    let shown = redact(url);
+    let (rest, tls) = tls::split(url, &shown)?;
+    let mut cfg = postgres::Config::from_str(&rest).map_err(|e| {
         error::usage(format!(
-            "store URL {}: {e} (expected postgres://USER@HOST[:PORT]/DB)",
-            redact(url)
+            "store URL {shown}: {e} (expected postgres://USER@HOST[:PORT]/DB)"
         ))
     })?;
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(5));
     }
     cfg.application_name("bgrun");
-    cfg.connect(NoTls).map_err(|e| {
+    // As libpq: no TLS over a Unix socket.
+    let unix = cfg
+        .get_hosts()
+        .iter()
+        .all(|h| !matches!(h, postgres::config::Host::Tcp(_)));
+    let failed = |e: postgres::Error| {
         error::state(format!(
-            "cannot connect to the store {}: {e} (is PostgreSQL up? check --store, \
-             $BGRUN_STORE or store.url)",
-            redact(url)
+            "cannot connect to the store {shown}: {} (is PostgreSQL up? check --store, \
+             $BGRUN_STORE or store.url{})",
+            error_text(&e),
+            if tls.mode == tls::Mode::Disable {
+                ""
+            } else {
+                ", and its sslmode"
+            }
         ))
-    })
+    };
+    if tls.mode == tls::Mode::Disable || unix {
+        cfg.ssl_mode(SslMode::Disable);
+        return cfg.connect(NoTls).map_err(failed);
+    }
+    cfg.ssl_mode(if tls.mode == tls::Mode::Prefer {
+        SslMode::Prefer
+    } else {
+        SslMode::Require
+    });
+    let config = tls::client_config(&tls, &shown)?;
+    cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+        .map_err(failed)
+}
+
+/// A driver error with its cause (the TLS or socket error behind "error connecting").
+fn error_text(e: &postgres::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
 }
 
 /// A connection to the shared store.
 pub struct PgStore {
     pub client: Client,
     pub host: String,
+    /// The URL it was opened with (for messages, redacted).
+    url: String,
+    /// The worker's hot statements, prepared once per connection.
+    prepared: HashMap<&'static str, Statement>,
+}
+
+/// What an enqueue saw of the store besides the queue, so the command needs no further
+/// round trip when nothing is to be done.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seen {
+    /// A running task's lease has expired: re-queue it (`requeue_expired`).
+    pub expired: bool,
+    /// A worker heartbeat is recent: no local drainer is needed.
+    pub worker_alive: bool,
 }
 
 /// What became of one enqueued task.
@@ -134,11 +201,34 @@ pub struct Claimed {
     pub token: String,
 }
 
+/// A finished run to record, fenced by its lease `token`; `retry` is the task to queue
+/// again, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Finish<'a> {
+    pub token: &'a str,
+    pub result: &'a TaskResult,
+    pub retry: Option<&'a Task>,
+    pub sample: &'a Sample,
+}
+
+/// A claim: up to `want` tasks for worker `worker_id`, leased for `lease_s`, within
+/// `fleet_max` running in the whole fleet and `host_limit` on this host.
+#[derive(Debug, Clone)]
+pub struct ClaimReq {
+    pub worker_id: i64,
+    pub want: usize,
+    pub fleet_max: usize,
+    pub host_limit: Option<usize>,
+    pub lease_s: f64,
+}
+
 /// What a claim found besides the claimed tasks.
 #[derive(Debug, Default)]
 pub struct ClaimOutcome {
     pub claimed: Vec<Claimed>,
-    /// The fleet or this host is at its limit (look again soon: no notification comes).
+    /// Fewer were claimed than asked while tasks ready now are left (the fleet or this host
+    /// is at its limit, or other workers hold them): look again soon, no notification
+    /// comes when a slot frees.
     pub full: bool,
     /// Queued tasks remain that are ready now or later; the earliest `not_before`.
     pub queued_left: bool,
@@ -210,12 +300,7 @@ impl PgStore {
         let mut s = PgStore::open_unchecked(url)?;
         let v = s.schema_version()?;
         if v != schema::latest() {
-            return Err(error::state(format!(
-                "the store {} has schema version {v}, this bgrun needs {}: run `bgrun store \
-                 migrate`",
-                redact(url),
-                schema::latest()
-            )));
+            return Err(s.schema_error(v));
         }
         Ok(s)
     }
@@ -225,26 +310,21 @@ impl PgStore {
         Ok(PgStore {
             client: connect(url)?,
             host: host_name(),
+            url: url.to_string(),
+            prepared: HashMap::new(),
         })
     }
 
     /// The applied schema version (0 before the first migration).
     pub fn schema_version(&mut self) -> Result<i32> {
-        let exists: bool = self
-            .client
-            .query_one(
-                "SELECT to_regclass('bgrun_schema_version') IS NOT NULL",
-                &[],
-            )?
-            .get(0);
-        if !exists {
-            return Ok(0);
-        }
-        let row = self.client.query_one(
+        match self.client.query_typed_one(
             "SELECT coalesce(max(version), 0) FROM bgrun_schema_version",
             &[],
-        )?;
-        Ok(row.get(0))
+        ) {
+            Ok(row) => Ok(row.get(0)),
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Apply every migration not yet applied; returns (from, to).
@@ -281,56 +361,207 @@ impl PgStore {
         Ok((from, schema::latest()))
     }
 
-    /// Queue tasks. Dedup by the partial unique index; on overflow the lowest priority
-    /// (the newest among equals, possibly the incoming task) is dropped and recorded.
-    pub fn enqueue(&mut self, tasks: &[Task], max_queue: usize) -> Result<Vec<Enqueued>> {
+    /// Queue tasks. One round trip in the common case: `bgrun_enqueue` (schema version 2)
+    /// checks the schema version, locks, inserts with dedup, notifies, and reports expired
+    /// leases and live workers. When the queue may overflow, the general path: the lock,
+    /// one query for everything the command needs to know (schema version, database
+    /// clock, queue depth, the types' adaptive factors, expired leases, live workers), one
+    /// insert per task (with the duplicate's id in the same statement), and the
+    /// notification with the commit. Dedup by the partial unique index; on overflow the
+    /// lowest priority (the newest among equals, possibly the incoming task) is dropped and
+    /// recorded. The schema version is checked here, so the caller connects with
+    /// [`PgStore::open_unchecked`].
+    pub fn enqueue(
+        &mut self,
+        tasks: &[Task],
+        max_queue: usize,
+        lease_s: f64,
+    ) -> Result<(Vec<Enqueued>, Seen)> {
+        // The common case in one round trip (schema version 2's `bgrun_enqueue`).
+        let arg: Vec<Value> = tasks
+            .iter()
+            .map(|t| {
+                Ok(serde_json::json!({
+                    "key": t.dedup_key(),
+                    "type": t.task_type,
+                    "priority": t.priority,
+                    "max_retries": t.max_retries,
+                    "task": serde_json::to_value(t)?,
+                }))
+            })
+            .collect::<Result<_>>()?;
+        let arg = Value::Array(arg);
+        let max = i64::try_from(max_queue).unwrap_or(i64::MAX - 1);
+        let answer = self.client.query_typed_one(
+            "SELECT bgrun_enqueue($1, $2, $3, $4)",
+            &[
+                (&schema::latest(), Type::INT4),
+                (&arg, Type::JSONB),
+                (&max, Type::INT8),
+                (&lease_s, Type::FLOAT8),
+            ],
+        );
+        let answer: Value = match answer {
+            Ok(row) => row.get(0),
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => {
+                let v = self.schema_version()?;
+                return Err(self.schema_error(v));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let version = answer
+            .get("version")
+            .and_then(Value::as_i64)
+            .and_then(|v| i32::try_from(v).ok())
+            .unwrap_or(0);
+        if version != schema::latest() {
+            return Err(self.schema_error(version));
+        }
+        if answer.get("overflow") == Some(&Value::Bool(true)) {
+            return self.enqueue_general(tasks, max_queue, lease_s);
+        }
+        let ids = answer.get("ids").and_then(Value::as_array);
+        let mut out = Vec::with_capacity(tasks.len());
+        for pair in ids.into_iter().flatten() {
+            let id = pair.get(0).and_then(Value::as_i64).unwrap_or(0).to_string();
+            out.push(if pair.get(1) == Some(&Value::Bool(true)) {
+                Enqueued::Queued { id, dropped: None }
+            } else {
+                Enqueued::Duplicate { id }
+            });
+        }
+        if out.len() != tasks.len() {
+            anyhow::bail!("the store answered the enqueue with {answer}");
+        }
+        let seen = Seen {
+            expired: answer.get("expired") == Some(&Value::Bool(true)),
+            worker_alive: answer.get("alive") == Some(&Value::Bool(true)),
+        };
+        Ok((out, seen))
+    }
+
+    /// The general enqueue, for when the queue may overflow: four round trips.
+    fn enqueue_general(
+        &mut self,
+        tasks: &[Task],
+        max_queue: usize,
+        lease_s: f64,
+    ) -> Result<(Vec<Enqueued>, Seen)> {
+        // The lock comes in a statement of its own: the queue depth is read after it.
+        self.client.batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({LOCK_ENQUEUE})"
+        ))?;
+        match self.enqueue_in_txn(tasks, max_queue, lease_s) {
+            Ok(done) => {
+                self.client
+                    .batch_execute(&format!("SELECT pg_notify('{CHANNEL}', ''); COMMIT"))?;
+                Ok(done)
+            }
+            Err(e) => {
+                let _ = self.client.batch_execute("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn enqueue_in_txn(
+        &mut self,
+        tasks: &[Task],
+        max_queue: usize,
+        lease_s: f64,
+    ) -> Result<(Vec<Enqueued>, Seen)> {
         let host = self.host.clone();
         let max_queue = i64::try_from(max_queue).unwrap_or(i64::MAX);
-        let mut tx = self.client.transaction()?;
-        // Serializes enqueues (a short transaction) so the queue bound is exact.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_ENQUEUE])?;
-        let now = sql_now(&mut tx)?;
-        let factors = type_factors(&mut tx)?;
+        let types: Vec<&str> = tasks.iter().map(|t| t.task_type.as_str()).collect();
+        let info = self.client.query_typed_one(
+            "SELECT (SELECT coalesce(max(version), 0) FROM bgrun_schema_version),
+                    n.t,
+                    (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks WHERE state = 'queued'
+                       LIMIT $1) s),
+                    (SELECT coalesce(jsonb_object_agg(task_type, factor), '{}')
+                       FROM bgrun_types WHERE task_type = ANY($2)),
+                    EXISTS (SELECT 1 FROM bgrun_tasks WHERE state = 'running'
+                              AND lease_expires < n.t),
+                    EXISTS (SELECT 1 FROM bgrun_workers WHERE stopped_at IS NULL
+                              AND heartbeat_at > n.t - $3)
+               FROM (SELECT extract(epoch FROM clock_timestamp())::float8 AS t) n",
+            &[
+                (&max_queue.saturating_add(1), Type::INT8),
+                (&types, Type::TEXT_ARRAY),
+                (&(2.0 * lease_s), Type::FLOAT8),
+            ],
+        );
+        let info = match info {
+            Ok(row) => row,
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+                return Err(self.schema_error(0));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let version: i32 = info.get(0);
+        if version != schema::latest() {
+            return Err(self.schema_error(version));
+        }
+        let now: f64 = info.get(1);
+        let mut queued: i64 = info.get(2);
+        let factors: Value = info.get(3);
+        let seen = Seen {
+            expired: info.get(4),
+            worker_alive: info.get(5),
+        };
         let mut out = Vec::with_capacity(tasks.len());
-        let mut queued = count_state(&mut tx, "queued", max_queue.saturating_add(1))?;
         for t in tasks {
             let mut t = t.clone();
             t.enqueued_at = now;
             t.first_enqueued_at = now;
             let key = t.dedup_key();
             let factor = factors
-                .iter()
-                .find(|(ty, _)| *ty == t.task_type)
-                .map_or(1.0, |(_, f)| *f);
+                .get(&t.task_type)
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0);
             let json = serde_json::to_value(&t)?;
-            let row = tx.query_opt(
-                "INSERT INTO bgrun_tasks (dedup_key, task_type, priority, eff_priority, state,
-                     attempt, max_retries, task, enqueued_at)
-                 VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7)
-                 ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING
-                 RETURNING id",
+            let rows = self.client.query_typed(
+                "WITH i AS (
+                   INSERT INTO bgrun_tasks (dedup_key, task_type, priority, eff_priority, state,
+                       attempt, max_retries, task, enqueued_at)
+                   VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7)
+                   ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING
+                   RETURNING id)
+                 SELECT id, true FROM i
+                 UNION ALL
+                 SELECT id, false FROM bgrun_tasks WHERE dedup_key = $1
+                    AND state IN ('queued', 'running') AND NOT EXISTS (SELECT 1 FROM i)",
                 &[
-                    &key,
-                    &t.task_type,
-                    &t.priority,
-                    &(t.priority as f64 * factor),
-                    &i32::try_from(t.max_retries).unwrap_or(i32::MAX),
-                    &json,
-                    &now,
+                    (&key, Type::TEXT),
+                    (&t.task_type, Type::TEXT),
+                    (&t.priority, Type::INT8),
+                    (&(t.priority as f64 * factor), Type::FLOAT8),
+                    (
+                        &i32::try_from(t.max_retries).unwrap_or(i32::MAX),
+                        Type::INT4,
+                    ),
+                    (&json, Type::JSONB),
+                    (&now, Type::FLOAT8),
                 ],
             )?;
-            let Some(row) = row else {
-                let id: i64 = tx
-                    .query_one(
-                        "SELECT id FROM bgrun_tasks WHERE dedup_key = $1
-                           AND state IN ('queued', 'running')",
-                        &[&key],
-                    )?
-                    .get(0);
+            let (id, inserted): (i64, bool) = match rows.first() {
+                Some(r) => (r.get(0), r.get(1)),
+                // The live duplicate committed while this statement ran: read it now.
+                None => (
+                    self.client
+                        .query_one(
+                            "SELECT id FROM bgrun_tasks WHERE dedup_key = $1
+                               AND state IN ('queued', 'running')",
+                            &[&key],
+                        )?
+                        .get(0),
+                    false,
+                ),
+            };
+            if !inserted {
                 out.push(Enqueued::Duplicate { id: id.to_string() });
                 continue;
-            };
-            let id: i64 = row.get(0);
+            }
             t.id = id.to_string();
             t.seq = u64::try_from(id).unwrap_or(0);
             queued += 1;
@@ -342,7 +573,7 @@ impl PgStore {
                 continue;
             }
             // Overflow: drop the lowest base priority, the newest among equals.
-            let victim = tx.query_one(
+            let victim = self.client.query_one(
                 "SELECT id, task, attempt FROM bgrun_tasks WHERE state = 'queued'
                  ORDER BY priority ASC, id DESC LIMIT 1",
                 &[],
@@ -352,12 +583,12 @@ impl PgStore {
             vt.id = vid.to_string();
             vt.attempt = u32::try_from(victim.get::<_, i32>(2)).unwrap_or(0);
             let result = vt.dropped_result(now, max_queue);
-            tx.execute(
+            self.client.execute(
                 "UPDATE bgrun_tasks SET state = 'done', final_status = 'dropped',
                    finished_at = $2 WHERE id = $1",
                 &[&vid, &now],
             )?;
-            insert_result(&mut tx, vid, vt.attempt, &host, &result, now)?;
+            insert_result(&mut self.client, vid, vt.attempt, &host, &result, now)?;
             queued -= 1;
             if vid == id {
                 out.push(Enqueued::Dropped { result });
@@ -368,88 +599,322 @@ impl PgStore {
                 });
             }
         }
-        tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
-        tx.commit()?;
-        Ok(out)
+        Ok((out, seen))
     }
 
-    /// Claim up to `want` ready tasks in priority order for worker `worker_id`, leased
-    /// for `lease_s`, within `fleet_max` running in total and `host_limit` on this host.
-    pub fn claim(
+    /// The error for a store whose schema is not the one this bgrun needs.
+    fn schema_error(&self, version: i32) -> anyhow::Error {
+        let latest = schema::latest();
+        if version > latest {
+            return error::state(format!(
+                "the store {} has schema version {version}, newer than this bgrun knows \
+                 ({latest}): upgrade bgrun",
+                redact(&self.url)
+            ));
+        }
+        error::state(format!(
+            "the store {} has schema version {version}, this bgrun needs {latest}: run \
+             `bgrun store migrate`",
+            redact(&self.url)
+        ))
+    }
+
+    /// One turn of a worker in one transaction: record the finished runs (fenced by their
+    /// lease tokens: a lost lease's result is refused, `false` in the returned list), then,
+    /// when `claim` is given, claim ready tasks. The commit is *asynchronous* (no wait for
+    /// the disk, so the fleet-wide claim lock is never held across an fsync); nothing of
+    /// it may be acted on before [`PgStore::flush`] returns, which makes it durable.
+    /// About eight round trips for any number of results and claims.
+    pub fn finish_and_claim(
         &mut self,
-        worker_id: i64,
-        want: usize,
-        fleet_max: usize,
-        host_limit: Option<usize>,
-        lease_s: f64,
-    ) -> Result<ClaimOutcome> {
-        let host = self.host.clone();
-        let mut out = ClaimOutcome::default();
-        let mut tx = self.client.transaction()?;
-        // Claims are serialized (a short transaction) so the fleet limit holds exactly.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_CLAIM])?;
-        let now = sql_now(&mut tx)?;
-        let fleet_max = i64::try_from(fleet_max).unwrap_or(i64::MAX);
-        let running = count_state(&mut tx, "running", fleet_max)?;
-        let mut n = i64::try_from(want)
-            .unwrap_or(i64::MAX)
-            .min(fleet_max - running);
-        if let Some(limit) = host_limit {
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let here: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
-                       WHERE state = 'running' AND host = $1 LIMIT $2) s",
-                    &[&host, &limit],
-                )?
-                .get(0);
-            n = n.min(limit - here);
-        }
-        if n <= 0 {
-            out.full = true;
-        } else {
-            let rows = tx.query(
-                "WITH c AS (
-                   SELECT id FROM bgrun_tasks
-                    WHERE state = 'queued' AND (not_before IS NULL OR not_before <= $1)
-                    ORDER BY eff_priority DESC, id
-                    LIMIT $2 FOR UPDATE SKIP LOCKED)
-                 UPDATE bgrun_tasks t
-                    SET state = 'running', lease_token = gen_random_uuid()::text,
-                        lease_expires = $1::float8 + $3::float8, worker_id = $4, host = $5, started_at = $1
-                   FROM c WHERE t.id = c.id
-                 RETURNING t.id, t.attempt, t.task, t.lease_token, t.eff_priority",
-                &[&now, &n, &lease_s, &worker_id, &host],
-            )?;
-            let mut claimed: Vec<(f64, Claimed)> = Vec::with_capacity(rows.len());
-            for row in rows {
-                let id: i64 = row.get(0);
-                let mut task: Task = serde_json::from_value(row.get(2))?;
-                task.id = id.to_string();
-                task.seq = u64::try_from(id).unwrap_or(0);
-                task.attempt = u32::try_from(row.get::<_, i32>(1)).unwrap_or(0);
-                claimed.push((
-                    row.get(4),
-                    Claimed {
-                        task,
-                        token: row.get(3),
-                    },
-                ));
+        done: &[Finish<'_>],
+        claim: Option<&ClaimReq>,
+    ) -> Result<(Vec<bool>, ClaimOutcome)> {
+        self.client
+            .batch_execute("BEGIN; SET LOCAL synchronous_commit TO off")?;
+        let r = self.finish_batch(done).and_then(|accepted| {
+            let out = match claim {
+                Some(c) => self.claim_in_txn(c)?,
+                None => ClaimOutcome::default(),
+            };
+            Ok((accepted, out))
+        });
+        match r {
+            Ok(r) => {
+                self.client.batch_execute("COMMIT")?;
+                Ok(r)
             }
-            claimed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.task.seq.cmp(&b.1.task.seq)));
-            out.claimed = claimed.into_iter().map(|(_, c)| c).collect();
-            if i64::try_from(out.claimed.len()).unwrap_or(0) >= n {
-                out.full = running + n >= fleet_max;
+            Err(e) => {
+                let _ = self.client.batch_execute("ROLLBACK");
+                Err(e)
             }
         }
-        let row = tx.query_one(
-            "SELECT count(*) > 0, min(not_before) FROM
-               (SELECT not_before FROM bgrun_tasks WHERE state = 'queued' LIMIT 1000) s",
-            &[],
+    }
+
+    /// A statement of the worker's turn, prepared once per connection (parsed and planned
+    /// once, then one round trip each), with its rows.
+    fn q(&mut self, sql: &'static str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>> {
+        let st = match self.prepared.get(sql) {
+            Some(st) => st.clone(),
+            None => {
+                let types: Vec<Type> = params.iter().map(|p| p.1.clone()).collect();
+                let st = self.client.prepare_typed(sql, &types)?;
+                self.prepared.insert(sql, st.clone());
+                st
+            }
+        };
+        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.0).collect();
+        Ok(self.client.query(&st, &values)?)
+    }
+
+    /// Append runs to their types' histories (one statement), read each type's last ten runs
+    /// and stored factor (one statement), and where the adaptive factor changed, store it and
+    /// re-rank that type's queued tasks.
+    fn record_histories(&mut self, types: &[&str], oks: &[bool], durations: &[f64]) -> Result<()> {
+        self.q(
+            "INSERT INTO bgrun_history (task_type, ok, duration_s, at)
+             SELECT ty, ok, d, extract(epoch FROM clock_timestamp())::float8
+               FROM unnest($1::text[], $2::bool[], $3::float8[]) AS x(ty, ok, d)",
+            &[
+                (&types, Type::TEXT_ARRAY),
+                (&oks, Type::BOOL_ARRAY),
+                (&durations, Type::FLOAT8_ARRAY),
+            ],
         )?;
-        out.queued_left = row.get(0);
-        out.next_ready = row.get(1);
-        tx.commit()?;
+        let rows = self.q(
+            "SELECT ty, (SELECT factor FROM bgrun_types WHERE task_type = ty),
+                    h.oks, h.durs, h.ats, h.top
+               FROM (SELECT DISTINCT unnest($1::text[]) AS ty) d
+               CROSS JOIN LATERAL (
+                 SELECT array_agg(ok ORDER BY id) AS oks, array_agg(duration_s ORDER BY id) AS durs,
+                        array_agg(at ORDER BY id) AS ats, max(id) AS top
+                   FROM (SELECT id, ok, duration_s, at FROM bgrun_history WHERE task_type = ty
+                          ORDER BY id DESC LIMIT 10) r) h",
+            &[(&types, Type::TEXT_ARRAY)],
+        )?;
+        for row in rows {
+            let ty: String = row.get(0);
+            let old: Option<f64> = row.get(1);
+            let oks: Vec<bool> = row.get::<_, Option<Vec<bool>>>(2).unwrap_or_default();
+            let durs: Vec<f64> = row.get::<_, Option<Vec<f64>>>(3).unwrap_or_default();
+            let ats: Vec<f64> = row.get::<_, Option<Vec<f64>>>(4).unwrap_or_default();
+            let top: Option<i64> = row.get(5);
+            let h: VecDeque<Exec> = oks
+                .iter()
+                .zip(&durs)
+                .zip(&ats)
+                .map(|((ok, d), at)| Exec {
+                    ok: *ok,
+                    duration_s: *d,
+                    at: *at,
+                })
+                .collect();
+            let factor = crate::queue::adaptive_factor(Some(&h));
+            if old != Some(factor) {
+                self.q(
+                    "WITH f AS (INSERT INTO bgrun_types (task_type, factor) VALUES ($1, $2)
+                       ON CONFLICT (task_type) DO UPDATE SET factor = EXCLUDED.factor)
+                     UPDATE bgrun_tasks SET eff_priority = priority * $2::float8
+                      WHERE state = 'queued' AND task_type = $1",
+                    &[(&ty, Type::TEXT), (&factor, Type::FLOAT8)],
+                )?;
+            }
+            let added = types.iter().filter(|t| **t == ty).count();
+            if top.is_some_and(|top| usize::try_from(top.rem_euclid(100)).unwrap_or(0) < added) {
+                // Keep the last 100 executions per type (about once per 100 inserts).
+                prune_history(&mut self.client, &ty)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make every earlier commit of this connection durable: a synchronous commit of the
+    /// worker's heartbeat flushes the write-ahead log past them (and is the heartbeat).
+    pub fn flush(&mut self, worker_id: i64) -> Result<()> {
+        self.q(
+            "UPDATE bgrun_workers SET heartbeat_at = extract(epoch FROM clock_timestamp())
+              WHERE id = $1",
+            &[(&worker_id, Type::INT8)],
+        )?;
+        Ok(())
+    }
+
+    fn finish_batch(&mut self, done: &[Finish<'_>]) -> Result<Vec<bool>> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::with_capacity(done.len());
+        let mut tokens = Vec::with_capacity(done.len());
+        let mut attempts = Vec::with_capacity(done.len());
+        let mut run_attempts = Vec::with_capacity(done.len());
+        let mut statuses = Vec::with_capacity(done.len());
+        let mut retries: Vec<Option<Value>> = Vec::with_capacity(done.len());
+        let mut delays = Vec::with_capacity(done.len());
+        let mut results = Vec::with_capacity(done.len());
+        let mut samples = Vec::with_capacity(done.len());
+        for f in done {
+            let r = f.result;
+            ids.push(
+                r.id.parse::<i64>()
+                    .with_context(|| format!("task id {:?} is not a store id", r.id))?,
+            );
+            tokens.push(f.token);
+            let attempt = f.retry.map_or(r.attempt, |t| t.attempt);
+            attempts.push(i32::try_from(attempt).unwrap_or(i32::MAX));
+            run_attempts.push(i32::try_from(r.attempt).unwrap_or(i32::MAX));
+            statuses.push(r.status.as_str());
+            retries.push(f.retry.map(serde_json::to_value).transpose()?);
+            delays.push(f.retry.map_or(0.0, |t| t.retry_delay_s as f64));
+            let mut v = serde_json::to_value(r)?;
+            if let Value::Object(m) = &mut v {
+                m.insert("host".to_string(), Value::String(self.host.clone()));
+            }
+            results.push(v);
+            samples.push(serde_json::to_value(f.sample)?);
+        }
+        // The fenced end (queued again for a retry), its result and its metrics sample.
+        let host = self.host.clone();
+        let rows = self.q(
+            "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
+             u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[],
+                     $5::text[], $6::jsonb[], $7::float8[], $8::jsonb[], $9::jsonb[])
+                   AS u(id, tok, attempt, run, status, retry, delay, result, sample)),
+             upd AS (
+               UPDATE bgrun_tasks t SET
+                   state = CASE WHEN u.retry IS NULL THEN 'done' ELSE 'queued' END,
+                   attempt = u.attempt,
+                   final_status = CASE WHEN u.retry IS NULL THEN u.status END,
+                   finished_at = CASE WHEN u.retry IS NULL THEN n.t END,
+                   task = CASE WHEN u.retry IS NULL THEN t.task ELSE u.retry
+                     || jsonb_build_object('enqueued_at', n.t, 'not_before', n.t + u.delay) END,
+                   not_before = CASE WHEN u.retry IS NULL THEN t.not_before
+                     ELSE n.t + u.delay END,
+                   lease_token = NULL, lease_expires = NULL,
+                   worker_id = CASE WHEN u.retry IS NULL THEN t.worker_id END,
+                   host = CASE WHEN u.retry IS NULL THEN t.host END,
+                   started_at = CASE WHEN u.retry IS NULL THEN t.started_at END
+                 FROM u, n
+                WHERE t.id = u.id AND t.lease_token = u.tok AND t.state = 'running'
+               RETURNING t.id),
+             res AS (
+               INSERT INTO bgrun_results (task_id, attempt, host, status, finished_at, result)
+               SELECT u.id, u.run, $10, u.status, n.t, u.result FROM u JOIN upd USING (id), n
+               ON CONFLICT DO NOTHING),
+             met AS (
+               INSERT INTO bgrun_metrics (at, host, sample)
+               SELECT n.t, $10, u.sample FROM u JOIN upd USING (id), n)
+             SELECT id FROM upd",
+            &[
+                (&ids, Type::INT8_ARRAY),
+                (&tokens, Type::TEXT_ARRAY),
+                (&attempts, Type::INT4_ARRAY),
+                (&run_attempts, Type::INT4_ARRAY),
+                (&statuses, Type::TEXT_ARRAY),
+                (&retries, Type::JSONB_ARRAY),
+                (&delays, Type::FLOAT8_ARRAY),
+                (&results, Type::JSONB_ARRAY),
+                (&samples, Type::JSONB_ARRAY),
+                (&host, Type::TEXT),
+            ],
+        )?;
+        let kept: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let accepted: Vec<bool> = ids.iter().map(|i| kept.contains(i)).collect();
+        // The adaptive-priority history of the runs that were recorded.
+        let ran: Vec<&Finish<'_>> = done
+            .iter()
+            .zip(&accepted)
+            .filter(|(f, ok)| **ok && !f.result.status.never_ran())
+            .map(|(f, _)| f)
+            .collect();
+        if !ran.is_empty() {
+            let types: Vec<&str> = ran.iter().map(|f| f.result.task_type.as_str()).collect();
+            let oks: Vec<bool> = ran
+                .iter()
+                .map(|f| f.result.status == Status::Succeeded)
+                .collect();
+            let durations: Vec<f64> = ran.iter().map(|f| f.result.duration_s).collect();
+            self.record_histories(&types, &oks, &durations)?;
+        }
+        Ok(accepted)
+    }
+
+    /// Claim within the running transaction: the fleet-wide lock (its own statement, so
+    /// the counts are read after it), then one statement that counts the fleet's and this
+    /// host's running tasks and claims up to the room left with `FOR UPDATE SKIP LOCKED`.
+    fn claim_in_txn(&mut self, c: &ClaimReq) -> Result<ClaimOutcome> {
+        let mut out = ClaimOutcome::default();
+        let want = i64::try_from(c.want).unwrap_or(i64::MAX);
+        let fleet_max = i64::try_from(c.fleet_max).unwrap_or(i64::MAX);
+        let host_limit = c.host_limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        self.client
+            .batch_execute(&format!("SELECT pg_advisory_xact_lock({LOCK_CLAIM})"))?;
+        let host = self.host.clone();
+        let rows = self.q(
+            "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
+             room AS (SELECT least($1::bigint,
+                 $2::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
+                                 WHERE state = 'running' LIMIT $2) s),
+                 coalesce($3::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
+                                 WHERE state = 'running' AND host = $4 LIMIT $3) s),
+                          $1::bigint)) AS k),
+             c AS (SELECT id FROM bgrun_tasks
+                    WHERE state = 'queued'
+                      AND (not_before IS NULL OR not_before <= (SELECT t FROM n))
+                    ORDER BY eff_priority DESC, id
+                    LIMIT greatest((SELECT k FROM room), 0) FOR UPDATE SKIP LOCKED)
+             UPDATE bgrun_tasks t
+                SET state = 'running', lease_token = gen_random_uuid()::text,
+                    lease_expires = n.t + $5::float8, worker_id = $6, host = $4,
+                    started_at = n.t
+               FROM c, n WHERE t.id = c.id
+             RETURNING t.id, t.attempt, t.task, t.lease_token, t.eff_priority",
+            &[
+                (&want, Type::INT8),
+                (&fleet_max, Type::INT8),
+                (&host_limit, Type::INT8),
+                (&host, Type::TEXT),
+                (&c.lease_s, Type::FLOAT8),
+                (&c.worker_id, Type::INT8),
+            ],
+        )?;
+        let mut claimed: Vec<(f64, Claimed)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.get(0);
+            let mut task: Task = serde_json::from_value(row.get(2))?;
+            task.id = id.to_string();
+            task.seq = u64::try_from(id).unwrap_or(0);
+            task.attempt = u32::try_from(row.get::<_, i32>(1)).unwrap_or(0);
+            claimed.push((
+                row.get(4),
+                Claimed {
+                    task,
+                    token: row.get(3),
+                },
+            ));
+        }
+        claimed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.task.seq.cmp(&b.1.task.seq)));
+        out.claimed = claimed.into_iter().map(|(_, c)| c).collect();
+        if out.claimed.len() < c.want {
+            // Fewer than asked: the fleet or host is full, other workers hold the rest, or
+            // the queue is (nearly) empty. Say which tasks are left, ready now or later.
+            let rows = self.q(
+                "SELECT bool_or(not_before IS NULL
+                               OR not_before <= extract(epoch FROM clock_timestamp())),
+                        min(not_before) FILTER (WHERE not_before
+                               > extract(epoch FROM clock_timestamp())),
+                        count(*) > 0
+                   FROM (SELECT not_before FROM bgrun_tasks WHERE state = 'queued'
+                          LIMIT 1000) s",
+                &[],
+            )?;
+            let row = rows.first().context("no row from an aggregate")?;
+            let ready_now: Option<bool> = row.get(0);
+            out.full = ready_now.unwrap_or(false);
+            out.next_ready = row.get(1);
+            out.queued_left = row.get(2);
+        } else {
+            out.queued_left = true;
+        }
         Ok(out)
     }
 
@@ -619,80 +1084,6 @@ impl PgStore {
         }
         tx.commit()?;
         Ok(out)
-    }
-
-    /// Record a finished run, fenced by its lease token: refused (false) when the lease was
-    /// lost. `retry`, when given, is the task to queue again. Also the metrics sample and
-    /// the adaptive-priority history.
-    pub fn finish(
-        &mut self,
-        token: &str,
-        r: &TaskResult,
-        retry: Option<&Task>,
-        sample: &Sample,
-    ) -> Result<bool> {
-        let host = self.host.clone();
-        let id: i64 =
-            r.id.parse()
-                .with_context(|| format!("task id {:?} is not a store id", r.id))?;
-        let mut tx = self.client.transaction()?;
-        let now = sql_now(&mut tx)?;
-        let updated = match retry {
-            Some(t) => {
-                let attempt = i32::try_from(t.attempt).unwrap_or(i32::MAX);
-                let mut t = t.clone();
-                t.enqueued_at = now;
-                t.not_before = Some(now + t.retry_delay_s as f64);
-                tx.execute(
-                    "UPDATE bgrun_tasks SET state = 'queued', attempt = $3, task = $4,
-                       not_before = $5, lease_token = NULL, lease_expires = NULL,
-                       worker_id = NULL, host = NULL, started_at = NULL
-                     WHERE id = $1 AND lease_token = $2 AND state = 'running'",
-                    &[
-                        &id,
-                        &token,
-                        &attempt,
-                        &serde_json::to_value(&t)?,
-                        &t.not_before,
-                    ],
-                )?
-            }
-            None => tx.execute(
-                "UPDATE bgrun_tasks SET state = 'done', attempt = $3, final_status = $4,
-                   finished_at = $5, lease_token = NULL, lease_expires = NULL
-                 WHERE id = $1 AND lease_token = $2 AND state = 'running'",
-                &[
-                    &id,
-                    &token,
-                    &i32::try_from(r.attempt).unwrap_or(i32::MAX),
-                    &r.status.as_str(),
-                    &now,
-                ],
-            )?,
-        };
-        if updated == 0 {
-            // The lease was lost: someone re-queued the task. No second result.
-            return Ok(false);
-        }
-        insert_result(&mut tx, id, r.attempt, &host, r, now)?;
-        tx.execute(
-            "INSERT INTO bgrun_metrics (at, host, sample) VALUES ($1, $2, $3)",
-            &[&now, &host, &serde_json::to_value(sample)?],
-        )?;
-        if !r.status.never_ran() {
-            record_history(
-                &mut tx,
-                &r.task_type,
-                r.status == Status::Succeeded,
-                r.duration_s,
-                now,
-            )?;
-        }
-        if retry.is_some() {
-            tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
-        }
-        tx.commit()?;
-        Ok(true)
     }
 
     /// Give claimed tasks back to the queue unrun (a worker stopping): same attempt.
@@ -890,13 +1281,6 @@ fn count_state(c: &mut impl postgres::GenericClient, state: &str, cap: i64) -> R
     Ok(row.get(0))
 }
 
-fn type_factors(c: &mut impl postgres::GenericClient) -> Result<Vec<(String, f64)>> {
-    Ok(c.query("SELECT task_type, factor FROM bgrun_types", &[])?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
-}
-
 /// Insert a run's result (naming its host); a second result for the same run is refused
 /// by the primary key. Returns the stored JSON.
 fn insert_result(
@@ -927,6 +1311,16 @@ fn insert_result(
         anyhow::bail!("task {id} run {attempt} already has a result; not recorded twice");
     }
     Ok(v)
+}
+
+fn prune_history(c: &mut impl postgres::GenericClient, task_type: &str) -> Result<()> {
+    c.execute(
+        "DELETE FROM bgrun_history WHERE task_type = $1 AND id <
+           (SELECT min(id) FROM (SELECT id FROM bgrun_history WHERE task_type = $1
+              ORDER BY id DESC LIMIT 100) k)",
+        &[&task_type],
+    )?;
+    Ok(())
 }
 
 /// Append to the type's history; when its adaptive factor changes, re-rank its queued tasks.
@@ -978,12 +1372,7 @@ fn record_history(
     }
     if id % 100 == 0 {
         // Keep the last 100 executions per type.
-        c.execute(
-            "DELETE FROM bgrun_history WHERE task_type = $1 AND id <
-               (SELECT min(id) FROM (SELECT id FROM bgrun_history WHERE task_type = $1
-                  ORDER BY id DESC LIMIT 100) k)",
-            &[&task_type],
-        )?;
+        prune_history(c, task_type)?;
     }
     Ok(())
 }
@@ -1013,6 +1402,13 @@ mod tests {
             Some("postgres://b")
         );
         assert_eq!(url_of(Some("  "), None), None);
+    }
+
+    #[test]
+    fn the_enqueue_function_takes_the_enqueue_lock() {
+        let (_, v2) = schema::MIGRATIONS[1];
+        assert!(v2.contains(&format!("pg_advisory_xact_lock({LOCK_ENQUEUE})")));
+        assert!(v2.contains(&format!("pg_notify('{CHANNEL}'")));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! the next one.
 
 /// `(version, SQL)`, in order.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+pub const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
 
 /// The newest schema this bgrun knows.
 pub fn latest() -> i32 {
@@ -96,4 +96,73 @@ CREATE TABLE bgrun_workers (
     stopped_at   float8
 );
 CREATE INDEX bgrun_workers_live ON bgrun_workers (heartbeat_at) WHERE stopped_at IS NULL;
+"#;
+
+/// Version 2: enqueue in one round trip. `bgrun_enqueue(version, tasks, max_queue, lease)`
+/// checks the schema version, takes the enqueue lock (its own statement, so the queue depth
+/// is read after it), inserts each task unless a live duplicate exists (the partial unique
+/// index), notifies the workers, and says whether a lease expired and whether a worker is
+/// alive, all in the caller's single statement (its own transaction). When the tasks might
+/// overflow `max_queue` it changes nothing and answers `{"overflow": true}`: the caller then
+/// takes the general path (drop the lowest priority, visibly).
+/// `tasks`: `[{"key", "type", "priority", "max_retries", "task"}]`. Answers
+/// `{"version", "now", "ids": [[id, inserted]...], "expired", "alive"}`.
+const V2: &str = r#"
+CREATE FUNCTION bgrun_enqueue(p_version integer, p_tasks jsonb, p_max_queue bigint,
+                              p_lease float8) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v      integer;
+    now_s  float8;
+    queued bigint;
+    t      jsonb;
+    f      float8;
+    new_id bigint;
+    ids    jsonb := '[]';
+    added  integer := 0;
+BEGIN
+    SELECT coalesce(max(version), 0) INTO v FROM bgrun_schema_version;
+    IF v <> p_version THEN
+        RETURN jsonb_build_object('version', v);
+    END IF;
+    PERFORM pg_advisory_xact_lock(7090761987000369154);
+    now_s := extract(epoch FROM clock_timestamp());
+    SELECT count(*) INTO queued FROM (SELECT 1 FROM bgrun_tasks WHERE state = 'queued'
+                                       LIMIT p_max_queue + 1) s;
+    IF queued + jsonb_array_length(p_tasks) > p_max_queue THEN
+        RETURN jsonb_build_object('version', v, 'overflow', true);
+    END IF;
+    FOR t IN SELECT value FROM jsonb_array_elements(p_tasks) LOOP
+        SELECT factor INTO f FROM bgrun_types WHERE task_type = t->>'type';
+        new_id := NULL;
+        INSERT INTO bgrun_tasks (dedup_key, task_type, priority, eff_priority, state, attempt,
+                                 max_retries, task, enqueued_at)
+        VALUES (t->>'key', t->>'type', (t->>'priority')::bigint,
+                (t->>'priority')::float8 * coalesce(f, 1.0), 'queued', 0,
+                (t->>'max_retries')::integer,
+                jsonb_set(jsonb_set(t->'task', '{enqueued_at}', to_jsonb(now_s)),
+                          '{first_enqueued_at}', to_jsonb(now_s)),
+                now_s)
+        ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING
+        RETURNING id INTO new_id;
+        IF new_id IS NULL THEN
+            SELECT id INTO new_id FROM bgrun_tasks
+             WHERE dedup_key = t->>'key' AND state IN ('queued', 'running');
+            ids := ids || jsonb_build_array(jsonb_build_array(new_id, false));
+        ELSE
+            ids := ids || jsonb_build_array(jsonb_build_array(new_id, true));
+            added := added + 1;
+        END IF;
+    END LOOP;
+    IF added > 0 THEN
+        PERFORM pg_notify('bgrun_queue', '');
+    END IF;
+    RETURN jsonb_build_object(
+        'version', v, 'now', now_s, 'ids', ids,
+        'expired', EXISTS (SELECT 1 FROM bgrun_tasks WHERE state = 'running'
+                            AND lease_expires < now_s),
+        'alive', EXISTS (SELECT 1 FROM bgrun_workers WHERE stopped_at IS NULL
+                          AND heartbeat_at > now_s - 2 * p_lease));
+END
+$fn$;
 "#;

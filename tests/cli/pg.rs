@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{Env, assert_code, text, wait_until};
+use crate::{Env, assert_code, text, wait_child, wait_until};
 
 // ---------------------------------------------------------------- the server
 
@@ -74,6 +74,8 @@ pub struct Pg {
     dir: tempfile::TempDir,
     pub port: u16,
     user: Option<PgUser>,
+    /// `listen_addresses` (127.0.0.1, plus the namespaces' links when there are some).
+    listen: std::sync::Mutex<String>,
 }
 
 fn free_port() -> u16 {
@@ -111,6 +113,7 @@ impl Pg {
             dir,
             port: free_port(),
             user,
+            listen: std::sync::Mutex::new("127.0.0.1".to_string()),
         };
         let out = pg
             .tool("initdb")
@@ -152,8 +155,9 @@ impl Pg {
     /// `pg_ctl start`, waiting until it accepts connections.
     pub fn start_server(&self) {
         let opts = format!(
-            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
+            "-c listen_addresses={} -c port={} -c unix_socket_directories={} \
              -c fsync=off -c max_connections=200",
+            self.listen.lock().expect("listen"),
             self.port,
             self.dir.path().display()
         );
@@ -201,6 +205,101 @@ impl Pg {
             .expect("psql");
         assert!(out.status.success(), "psql {q}: {}", text(&out.stderr));
         text(&out.stdout).trim().to_string()
+    }
+}
+
+impl Pg {
+    /// Turn TLS on with a server certificate for `localhost` only (not `127.0.0.1`), signed
+    /// by a CA made here, and refuse plain TCP connections (`hostnossl ... reject`).
+    /// Returns (the CA's PEM file, another CA's PEM file that signed nothing).
+    pub fn enable_tls(&self) -> (PathBuf, PathBuf) {
+        let dir = self.dir.path().join("certs");
+        std::fs::create_dir_all(&dir).expect("certs dir");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .current_dir(&dir)
+                .args(args)
+                .output()
+                .expect("openssl (scripts/deps/apt-store.txt: openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                text(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let mut a = vec!["req", "-x509", "-days", "2", "-subj"];
+            let subj = format!("/CN=bgrun test {ca}");
+            a.push(&subj);
+            a.extend(ec);
+            let (key, crt) = (format!("{ca}.key"), format!("{ca}.crt"));
+            a.extend(["-keyout", &key, "-out", &crt]);
+            openssl(&a);
+        }
+        let mut a = vec!["req", "-subj", "/CN=localhost", "-keyout", "server.key"];
+        a.extend(ec);
+        a.extend(["-out", "server.csr"]);
+        openssl(&a);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext.cnf");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.crt",
+        ]);
+        let data = self.data();
+        for f in ["server.crt", "server.key"] {
+            std::fs::copy(dir.join(f), data.join(f)).expect("copy cert");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod key");
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+        conf.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(data.join("postgresql.conf"), conf).expect("conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("hba");
+        if let Some(u) = &self.user {
+            let out = Command::new("chown")
+                .args(["-R", &u.name])
+                .arg(&data)
+                .output()
+                .expect("chown");
+            assert!(out.status.success(), "chown: {}", text(&out.stderr));
+        }
+        self.stop_server();
+        self.start_server();
+        (dir.join("ca.crt"), dir.join("other-ca.crt"))
     }
 }
 
@@ -262,18 +361,89 @@ fn sigterm(c: &Child) {
     }
 }
 
-/// Wait for a child with a deadline; kill it if it overstays.
+/// Wait for a child with a deadline (the suite's `wait_child`); past it, it was killed.
 fn wait_exit(c: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(s) = c.try_wait().expect("try_wait") {
-            return s;
+    let pid = c.id();
+    wait_child(c, timeout)
+        .unwrap_or_else(|| panic!("process {pid} did not exit within {timeout:?}"))
+}
+
+/// A network namespace joined to the root namespace by a veth pair: a "host" that reaches
+/// the database only over its own link. Deleted on drop.
+struct NetNs {
+    name: String,
+    /// The root side of the link: the database's address as seen from the namespace.
+    db_ip: String,
+    link: String,
+}
+
+impl NetNs {
+    /// `None` (said on stderr) where the machine does not allow `ip netns`.
+    fn create(i: usize) -> Option<NetNs> {
+        let pid = std::process::id();
+        let tag = format!("{}{i}", pid % 100_000);
+        let net = format!("10.{}.{}", 100 + pid % 100, 10 + i);
+        let ns = NetNs {
+            name: format!("bgns{tag}"),
+            db_ip: format!("{net}.1"),
+            link: format!("bgva{tag}"),
+        };
+        let peer = format!("bgvb{tag}");
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !ip(&["netns", "add", &ns.name]) {
+            eprintln!("*** `ip netns` is not allowed here: hosts share the network ***");
+            return None;
         }
-        if Instant::now() > end {
-            let _ = c.kill();
-            panic!("process {} did not exit within {timeout:?}", c.id());
+        let (db_cidr, ns_cidr) = (format!("{net}.1/24"), format!("{net}.2/24"));
+        let steps: [&[&str]; 7] = [
+            &[
+                "link", "add", &ns.link, "type", "veth", "peer", "name", &peer,
+            ],
+            &["link", "set", &peer, "netns", &ns.name],
+            &["addr", "add", &db_cidr, "dev", &ns.link],
+            &["link", "set", &ns.link, "up"],
+            &["-n", &ns.name, "addr", "add", &ns_cidr, "dev", &peer],
+            &["-n", &ns.name, "link", "set", &peer, "up"],
+            &["-n", &ns.name, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            assert!(ip(step), "ip {step:?} failed");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        Some(ns)
+    }
+
+    /// `cmd`, run inside the namespace (`ip netns exec`, which execs it: same pid).
+    fn wrap(&self, cmd: &Command) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        if let Some(d) = cmd.get_current_dir() {
+            c.current_dir(d);
+        }
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -369,9 +539,30 @@ fn migrate_status_enqueue_dedup_drain_results() {
         .args(["--json", "store", "migrate"])
         .output()
         .expect("migrate")));
-    assert_eq!(again["from"], 1);
-    assert_eq!(again["to"], 1);
-    assert_eq!(pg.sql("SELECT max(version) FROM bgrun_schema_version"), "1");
+    assert_eq!(again["from"], 2);
+    assert_eq!(again["to"], 2);
+    assert_eq!(pg.sql("SELECT max(version) FROM bgrun_schema_version"), "2");
+    // A store left at version 1 (no one-round-trip enqueue yet): enqueue asks for the
+    // migration (exit 3), which upgrades it.
+    pg.sql(
+        "DROP FUNCTION bgrun_enqueue(integer, jsonb, bigint, float8);
+         DELETE FROM bgrun_schema_version WHERE version = 2",
+    );
+    let out = bg(&e, &pg, "h1")
+        .args(["enqueue", "--no-drain", "custom", "--", "true"])
+        .output()
+        .expect("enqueue");
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stderr).contains("schema version 1") && text(&out.stderr).contains("migrate"),
+        "{}",
+        text(&out.stderr)
+    );
+    let up = json_of(&ok(bg(&e, &pg, "h1")
+        .args(["--json", "store", "migrate"])
+        .output()
+        .expect("migrate")));
+    assert_eq!((up["from"].clone(), up["to"].clone()), (1.into(), 2.into()));
     // Dedup: the same task while queued is the same id; a different argv is new.
     let marker = e.root().join("ran file.txt");
     let m = marker.to_str().expect("utf8");
@@ -643,13 +834,34 @@ fn the_fleet_limit_holds_across_workers() {
 #[test]
 fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     const WRITERS: usize = 10;
-    const PER_WRITER: usize = 100;
+    // The issue's scale, 5,000 tasks, by default (about 2-3 minutes on two cores: each is a
+    // bgrun process started by a writer); `BGRUN_PG_E2E_TASKS=300` makes it short to iterate.
+    let per_writer: usize = std::env::var("BGRUN_PG_E2E_TASKS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(5000)
+        .div_ceil(WRITERS)
+        .max(1);
     const LEASE: f64 = 8.0;
     let Some(pg) = Pg::start() else { return };
     let config = r#"{"execution": {"max_concurrent_tasks": 6, "max_retries": 2,
         "retry_delay_seconds": 0, "max_queue_size": 100000, "kill_grace_seconds": 1},
         "store": {"lease_seconds": 8}}"#;
     let writer = host(config);
+    // Each worker host in its own network namespace, reaching the database over its own
+    // link, where the machine allows it.
+    let nets: Option<Vec<NetNs>> = (0..3).map(NetNs::create).collect();
+    if let Some(nets) = &nets {
+        let mut listen = vec!["127.0.0.1".to_string()];
+        listen.extend(nets.iter().map(|n| n.db_ip.clone()));
+        *pg.listen.lock().expect("listen") = listen.join(",");
+        let hba = pg.data().join("pg_hba.conf");
+        let mut conf = std::fs::read_to_string(&hba).expect("hba");
+        conf.push_str("\nhost all all 10.0.0.0/8 trust\n");
+        std::fs::write(&hba, conf).expect("hba");
+        pg.stop_server();
+        pg.start_server();
+    }
     migrate(&pg, &writer);
     let ran = writer.root().join("ran.txt");
     let ran_s = ran.to_str().expect("utf8").to_string();
@@ -659,18 +871,39 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
         hosts
             .iter()
             .zip(names)
-            .map(|(e, h)| {
+            .enumerate()
+            .map(|(i, (e, h))| {
                 let extra: &[&str] = if h == "host-c" {
                     &["--host-limit", "2"]
                 } else {
                     &[]
                 };
-                spawn_worker(e, &pg, h, extra)
+                let Some(net) = nets.as_ref().map(|n| &n[i]) else {
+                    return spawn_worker(e, &pg, h, extra);
+                };
+                let mut c = bg(e, &pg, h);
+                c.env(
+                    "BGRUN_STORE",
+                    format!(
+                        "postgres://bgrun@{}:{}/postgres?connect_timeout=5",
+                        net.db_ip, pg.port
+                    ),
+                )
+                .arg("worker")
+                .args(extra);
+                net.wrap(&c)
+                    .stdout(Stdio::null())
+                    .stderr(
+                        std::fs::File::create(e.root().join(format!("worker-{h}.err")))
+                            .expect("err"),
+                    )
+                    .spawn()
+                    .expect("spawn worker in its namespace")
             })
             .collect(),
     );
     // A slow task first, at the highest priority: it is what the killed worker runs.
-    let script = "echo \"$BGRUN_TASK_ID $BGRUN_ATTEMPT\" >> \"$1\"; sleep \"$2\"";
+    let script = "echo \"$BGRUN_TASK_ID $BGRUN_ATTEMPT\" >> \"$1\"; [ \"$2\" = 0 ] || sleep \"$2\"";
     let slow = enqueue_id(
         &writer,
         &pg,
@@ -693,7 +926,7 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
             let ran_s = ran_s.clone();
             std::thread::spawn(move || {
                 let mut ids = Vec::new();
-                for i in 0..PER_WRITER {
+                for i in 0..per_writer {
                     let out = Command::new(crate::bin())
                         .current_dir(&root)
                         .env_remove("BGRUN_CONFIG")
@@ -709,7 +942,7 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
                             script,
                             "sh",
                         ])
-                        .args([ran_s.as_str(), "0.02", &format!("{wi}-{i}")])
+                        .args([ran_s.as_str(), "0", &format!("{wi}-{i}")])
                         .output()
                         .expect("enqueue");
                     assert_code(&out, 0);
@@ -734,7 +967,7 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     }
     assert_eq!(
         ids.len(),
-        WRITERS * PER_WRITER,
+        WRITERS * per_writer,
         "every enqueue got its own id"
     );
     let slow: i64 = slow.parse().expect("id");
@@ -772,7 +1005,9 @@ fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     pg.stop_server();
     std::thread::sleep(Duration::from_secs(5));
     pg.start_server();
-    wait_until("every task is done", Duration::from_secs(300), || {
+    // A bound for a loaded machine, not an expectation.
+    let bound = Duration::from_secs_f64((0.1 * (WRITERS * per_writer) as f64).max(300.0));
+    wait_until("every task is done", bound, || {
         pg.sql("SELECT count(*) FROM bgrun_tasks WHERE state <> 'done'") == "0"
     });
     for (i, c) in w.0.iter().enumerate() {
@@ -942,4 +1177,99 @@ fn stop_cancels_queued_tasks_and_has_workers_stop_running_ones() {
     ok(bg(&e, &pg, "ctl").arg("cleanup").output().expect("cleanup"));
     sigterm(&w.0[0]);
     wait_exit(&mut w.0[0], Duration::from_secs(20));
+}
+
+/// TLS for the store connection, against the real server with `ssl=on` that refuses plain
+/// TCP: `sslmode` as libpq users expect it.
+#[test]
+fn tls_sslmode_disable_require_verify_ca_verify_full() {
+    let Some(pg) = Pg::start() else { return };
+    let (ca, other) = pg.enable_tls();
+    let e = host(r#"{"execution": {"max_retries": 0}}"#);
+    let at = |host: &str, q: &str| {
+        format!(
+            "postgres://bgrun@{host}:{}/postgres?connect_timeout=5&{q}",
+            pg.port
+        )
+    };
+    let run = |url: String, args: &[&str]| {
+        e.run_with(
+            &[("BGRUN_STORE", url.as_str()), ("BGRUN_HOST", "tls-host")],
+            args,
+        )
+    };
+    let ca = ca.display().to_string();
+    let other = other.display().to_string();
+    // require: encrypted, the certificate unchecked (the server refuses anything else).
+    ok(run(
+        at("127.0.0.1", "sslmode=require"),
+        &["store", "migrate"],
+    ));
+    // disable: the server refuses the plain connection; exit 3 naming the way out.
+    let out = run(at("127.0.0.1", "sslmode=disable"), &["store", "status"]);
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stderr).contains("cannot connect to the store"),
+        "{}",
+        text(&out.stderr)
+    );
+    // prefer, the default: TLS because the server offers it.
+    ok(run(at("127.0.0.1", ""), &["store", "status"]));
+    // verify-ca: the chain is checked against sslrootcert, not the name.
+    let verify_ca = at("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}"));
+    ok(run(verify_ca.clone(), &["store", "status"]));
+    // verify-full: the certificate names localhost, not 127.0.0.1.
+    let out = run(
+        at(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        &["store", "status"],
+    );
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stderr).contains("certificate"),
+        "{}",
+        text(&out.stderr)
+    );
+    ok(run(
+        at(
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        &["store", "status"],
+    ));
+    // A CA that did not sign the server's certificate.
+    let out = run(
+        at(
+            "127.0.0.1",
+            &format!("sslmode=verify-ca&sslrootcert={other}"),
+        ),
+        &["store", "status"],
+    );
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stderr).contains("certificate"),
+        "{}",
+        text(&out.stderr)
+    );
+    // An unknown mode is a usage error (exit 2), before any connection.
+    let out = run(at("127.0.0.1", "sslmode=sometimes"), &["store", "status"]);
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stderr).contains("sslmode=sometimes"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Real work over verified TLS: enqueue, a worker drains it, the result names the host.
+    let out = ok(run(
+        verify_ca.clone(),
+        &["enqueue", "--no-drain", "custom", "--", "true"],
+    ));
+    let id = text(&out.stdout).trim().to_string();
+    ok(run(verify_ca.clone(), &["drain"]));
+    let out = ok(run(verify_ca, &["--json", "results", &id]));
+    let v = json_of(&out);
+    assert_eq!(v[0]["status"], "succeeded", "{v}");
+    assert_eq!(v[0]["host"], "tls-host", "{v}");
 }
