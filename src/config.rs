@@ -584,10 +584,18 @@ pub struct Analysis {
     /// `.venv` or `venv`.
     #[serde(default)]
     pub python: Option<String>,
+    /// Bound of the result cache (`<state>/cache/`) in MiB; past it the least recently
+    /// used entries go first.
+    #[serde(default = "cache_max_mb")]
+    pub cache_max_mb: u64,
 }
 
 fn install_timeout() -> u64 {
     600
+}
+
+fn cache_max_mb() -> u64 {
+    64
 }
 
 /// `analysis.tools.NAME`: `{"version": "X.Y.Z", "source": "managed|project|system"}`.

@@ -88,6 +88,7 @@ pub const RANGES: &[(&str, Range)] = &[
     ("analysis.complexity_threshold", r(1.0, 10_000.0)),
     ("analysis.large_file_lines", r(1.0, 10_000_000.0)),
     ("analysis.tool_timeout_seconds", r(1.0, 86_400.0)),
+    ("analysis.cache_max_mb", r(1.0, 1_048_576.0)),
 ];
 
 /// Check every numeric setting of a config (as its JSON value) against its range:

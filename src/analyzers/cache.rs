@@ -46,11 +46,14 @@ impl Key {
     }
 }
 
+/// An entry on disk. The body is kept as the exact JSON text its checksum was taken of:
+/// parsing and re-serializing it would not give the same bytes back for every float (a
+/// tool run's `duration_s`), and an intact entry must never look damaged.
 #[derive(Serialize, Deserialize)]
-struct Stored<T> {
+struct Stored {
     key: String,
     sum: String,
-    body: T,
+    body: String,
 }
 
 /// The last result of a project-wide tool.
@@ -87,9 +90,9 @@ impl Cache {
         self.dir.join(sub).join(shard).join(format!("{name}.json"))
     }
 
-    fn read<T: for<'de> Deserialize<'de> + Serialize>(&self, path: &Path, key: &str) -> Option<T> {
+    fn read<T: for<'de> Deserialize<'de>>(&self, path: &Path, key: &str) -> Option<T> {
         let bytes = std::fs::read(path).ok()?;
-        let stored: Stored<serde_json::Value> = match serde_json::from_slice(&bytes) {
+        let stored: Stored = match serde_json::from_slice(&bytes) {
             Ok(s) => s,
             Err(_) => {
                 let _ = std::fs::remove_file(path);
@@ -99,12 +102,14 @@ impl Cache {
         if stored.key != key {
             return None; // another key with the same file name: a miss, not an answer
         }
-        let body_bytes = serde_json::to_vec(&stored.body).ok()?;
-        if digest(&[&body_bytes]) != stored.sum {
+        if digest(&[stored.body.as_bytes()]) != stored.sum {
             let _ = std::fs::remove_file(path);
             return None;
         }
-        let body: T = serde_json::from_value(stored.body).ok()?;
+        let Ok(body) = serde_json::from_str::<T>(&stored.body) else {
+            let _ = std::fs::remove_file(path);
+            return None;
+        };
         // Touch it: eviction goes by least recent use.
         if let Ok(f) = std::fs::File::options().append(true).open(path) {
             let _ = f.set_modified(SystemTime::now());
@@ -113,16 +118,13 @@ impl Cache {
     }
 
     fn write<T: Serialize>(&self, path: &Path, key: &str, body: &T) {
-        let Ok(value) = serde_json::to_value(body) else {
-            return;
-        };
-        let Ok(body_bytes) = serde_json::to_vec(&value) else {
+        let Ok(body) = serde_json::to_string(body) else {
             return;
         };
         let stored = Stored {
             key: key.to_string(),
-            sum: digest(&[&body_bytes]),
-            body: value,
+            sum: digest(&[body.as_bytes()]),
+            body,
         };
         let Ok(bytes) = serde_json::to_vec(&stored) else {
             return;
@@ -263,6 +265,33 @@ mod tests {
             .replace("assert", "assext");
         std::fs::write(&p, text).unwrap();
         assert!(c.get(&k).is_none());
+        let _ = std::fs::remove_dir_all(c.dir());
+    }
+
+    #[test]
+    fn an_intact_entry_with_any_float_is_a_hit() {
+        // A tool run's duration is an f64; serde_json does not give every float back
+        // byte for byte through parse and print, so a checksum over a re-serialized body
+        // took intact entries for damaged ones.
+        let c = Cache::new(tmp("float"), DEFAULT_MAX_BYTES);
+        for i in 0..500u32 {
+            let mut run = ToolRun::new("pytest", "tests", crate::analyzers::Status::Ran, "");
+            run.duration_s = f64::from(i) * 0.013_717 + 1.0 / 3.0;
+            let last = LastRun {
+                generated_at: "2026-01-01T00:00:00Z".into(),
+                inputs: format!("{i}"),
+                run,
+                findings: Vec::new(),
+            };
+            c.put_last("pytest", "", &last);
+            let back = c.last("pytest", "");
+            assert_eq!(
+                back.map(|l| l.inputs),
+                Some(format!("{i}")),
+                "duration {}",
+                last.run.duration_s
+            );
+        }
         let _ = std::fs::remove_dir_all(c.dir());
     }
 

@@ -74,6 +74,11 @@ pub fn version_within(exe: &Path, package: &str, limit: Duration) -> Option<Stri
     if let Some(v) = python_dist_version(exe, package).or_else(|| npm_version(exe, package)) {
         return Some(v);
     }
+    command_version(exe, limit)
+}
+
+/// The first line `EXE --version` prints, waiting at most `limit`.
+pub fn command_version(exe: &Path, limit: Duration) -> Option<String> {
     let inv = Invocation {
         argv: vec![exe.as_os_str().to_owned(), OsString::from("--version")],
         cwd: std::env::temp_dir(),

@@ -412,6 +412,47 @@ fn config_files(tool: &str) -> &'static [&'static str] {
             "eslint.config.ts",
             "package.json",
         ],
+        // Project-wide tools: their settings files (manifests are their inputs already).
+        "clippy" => &[
+            "clippy.toml",
+            ".clippy.toml",
+            "rust-toolchain",
+            "rust-toolchain.toml",
+            ".cargo/config.toml",
+            ".cargo/config",
+        ],
+        "cargo-test" => &[
+            "rust-toolchain",
+            "rust-toolchain.toml",
+            ".cargo/config.toml",
+            ".cargo/config",
+        ],
+        "cargo-audit" => &[".cargo/audit.toml", "audit.toml"],
+        "npm-audit" => &[".npmrc"],
+        "pip-audit" => &["pip.conf"],
+        "pytest" => &[
+            "pytest.ini",
+            ".pytest.ini",
+            "pyproject.toml",
+            "setup.cfg",
+            "tox.ini",
+        ],
+        "npm-test" => &[
+            ".npmrc",
+            "jest.config.js",
+            "jest.config.cjs",
+            "jest.config.mjs",
+            "jest.config.ts",
+            "vitest.config.js",
+            "vitest.config.mjs",
+            "vitest.config.ts",
+        ],
+        "maven" => &[".mvn/maven.config", ".mvn/jvm.config"],
+        "gradle" => &[
+            "gradle.properties",
+            "settings.gradle",
+            "settings.gradle.kts",
+        ],
         _ => &[],
     }
 }
@@ -609,8 +650,14 @@ fn run_scoped(
     }
     let project_wide = matches!(scope, Scope::Manifests | Scope::Sources);
     // In an incremental run (a changed set is known), a project-wide tool whose inputs are
-    // byte for byte those of its last run is not run again: that result stands.
-    let inputs_digest = project_wide.then(|| inputs_digest(p, scope));
+    // byte for byte those of its last run, run by the same tool (version, executable, its
+    // own config files, bgrun's options), is not run again: that result stands. A tool
+    // whose version cannot be read is never reused (as it is never cached).
+    let inputs_digest = if project_wide && req.cache.is_some() {
+        reuse_key(t, p, o, scope)
+    } else {
+        None
+    };
     if let (Some(_), Some(cache), Some(digest), false) =
         (&req.changed, &req.cache, &inputs_digest, req.full)
         && let Some(last) = cache
@@ -637,6 +684,18 @@ fn run_scoped(
         cache.put_last(name, &p.root_rel, &last);
     }
     (run, findings, parse_s)
+}
+
+/// What a project-wide tool's last result is reused by: the tool (as [`tool_key`]: name,
+/// version, executable, its config files, bgrun's options) and its inputs. None when the
+/// tool would not run or its version cannot be read.
+fn reuse_key(t: &dyn Tool, p: &Project, o: &Options, scope: Scope) -> Option<String> {
+    let Plan::Run(inv) = t.plan(p, o) else {
+        return None;
+    };
+    let tk = tool_key(t, p, o, &inv)?;
+    let inputs = inputs_digest(p, scope);
+    Some(cache::digest(&[tk.as_bytes(), inputs.as_bytes()]))
 }
 
 /// A digest of what a project-wide tool reads: the manifests at the analyzed directory
@@ -675,8 +734,16 @@ fn inputs_digest(p: &Project, scope: Scope) -> String {
 /// version, its config files' content, bgrun's options. None when the version is unknown
 /// (then nothing is cached: a stale answer is worse than none).
 fn tool_key(t: &dyn Tool, p: &Project, o: &Options, inv: &Invocation) -> Option<String> {
-    let (exe, pkg) = inv.version_of.as_ref()?;
-    let version = exec::version_within(exe, pkg, o.tool_timeout.min(Duration::from_secs(20)))?;
+    let limit = o.tool_timeout.min(Duration::from_secs(20));
+    // Without a package to look up, the command's own `--version` (cargo, a test runner).
+    let (exe, version) = match &inv.version_of {
+        Some((exe, pkg)) => (exe.clone(), exec::version_within(exe, pkg, limit)?),
+        None => {
+            let exe = PathBuf::from(inv.argv.first()?);
+            let v = exec::command_version(&exe, limit)?;
+            (exe, v)
+        }
+    };
     let mut parts: Vec<Vec<u8>> = vec![
         t.name().as_bytes().to_vec(),
         version.into_bytes(),
@@ -716,22 +783,41 @@ fn run_per_file(
     let Some(tk) = tool_key(t, p, o, &inv) else {
         return run_tool(t, p, o);
     };
-    let mut found: Vec<Finding> = Vec::new();
+    let mut cached: Vec<(
+        project::SourceFile,
+        String,
+        Option<cache::Key>,
+        Vec<Finding>,
+    )> = Vec::new();
     let mut misses: Vec<(project::SourceFile, String, Option<cache::Key>)> = Vec::new();
-    let mut hits = 0u64;
     for f in p.files.iter().filter(|f| langs.contains(&f.lang)) {
         let rel = p.rel(&f.rel.to_string_lossy());
         let key = std::fs::read(p.root.join(&f.rel))
             .ok()
             .map(|b| cache::Key::new(&tk, &rel, &b));
         match key.as_ref().filter(|_| !full).and_then(|k| cache.get(k)) {
-            Some(fs) => {
-                hits += 1;
-                found.extend(fs);
-            }
+            Some(fs) => cached.push((f.clone(), rel, key, fs)),
             None => misses.push((f.clone(), rel, key)),
         }
     }
+    // Findings that belong to no checked file: pylint's on its config (`pyproject.toml:
+    // unrecognized-option`, `Command line`). They depend on the tool and its config (the
+    // tool key), not on any one file, and come with every run: kept as one entry. When
+    // that entry is missing (damaged, an older cache) one file runs again to get them.
+    let extras_name = format!("extras:{tk}");
+    let stored_extras = if full {
+        None
+    } else {
+        cache.last(&extras_name, &p.root_rel)
+    };
+    if misses.is_empty()
+        && stored_extras.is_none()
+        && let Some((f, rel, key, _)) = cached.pop()
+    {
+        misses.push((f, rel, key));
+    }
+    let mut found: Vec<Finding> = cached.into_iter().flat_map(|c| c.3).collect();
+    let hits = count_in(&p.files, langs).saturating_sub(misses.len() as u64);
     let mut run = ToolRun::new(name, kind, Status::Ran, "");
     run.version = inv
         .version_of
@@ -741,7 +827,9 @@ fn run_per_file(
     run.files_cached = Some(hits);
     run.files_run = Some(misses.len() as u64);
     let mut parse_s = 0.0;
-    if !misses.is_empty() {
+    if misses.is_empty() {
+        found.extend(stored_extras.map(|l| l.findings).unwrap_or_default());
+    } else {
         let mut sub = p.clone();
         sub.files = misses.iter().map(|(f, _, _)| f.clone()).collect();
         let (r, fresh, ps) = run_tool(t, &sub, o);
@@ -756,11 +844,17 @@ fn run_per_file(
             .iter()
             .map(|(_, rel, _)| (rel.as_str(), Vec::new()))
             .collect();
-        let mut extra = Vec::new();
+        let (mut config_level, mut elsewhere) = (Vec::new(), Vec::new());
         for f in fresh {
             match by_file.get_mut(f.file.as_str()) {
                 Some(v) => v.push(f),
-                None => extra.push(f),
+                None if project::lang_of(Path::new(&f.file))
+                    .is_none_or(|l| !langs.contains(&l)) =>
+                {
+                    config_level.push(f)
+                }
+                // On a checked language's file the tool was not given: reported, not kept.
+                None => elsewhere.push(f),
             }
         }
         for (_, rel, key) in &misses {
@@ -770,10 +864,23 @@ fn run_per_file(
             }
             found.extend(fs);
         }
-        found.extend(extra);
+        let last = cache::LastRun {
+            inputs: String::new(),
+            generated_at: crate::timefmt::rfc3339(crate::timefmt::now()),
+            run: run.clone(),
+            findings: config_level.clone(),
+        };
+        cache.put_last(&extras_name, &p.root_rel, &last);
+        found.append(&mut config_level);
+        found.append(&mut elsewhere);
     }
     run.duration_s = start.elapsed().as_secs_f64();
     (run, found, parse_s)
+}
+
+/// How many of `files` are in `langs`.
+fn count_in(files: &[project::SourceFile], langs: &[&str]) -> u64 {
+    files.iter().filter(|f| langs.contains(&f.lang)).count() as u64
 }
 
 /// A tool whose result is one whole (aggregate metrics): cached as one entry keyed by the

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::analyzers::baseline::{self, Baseline};
-use crate::analyzers::cache::{self, Cache};
+use crate::analyzers::cache::Cache;
 use crate::analyzers::changed::{self, ChangeSet};
 use crate::analyzers::{self, BaselineState, Kind, Options, Report, Request, Severity, Status};
 use crate::cli::{AnalyzeArgs, AnalyzeKind, BaselineCommand, ReportFormat, SeverityArg};
@@ -45,7 +45,8 @@ fn options(ctx: &Ctx) -> Options {
 }
 
 fn result_cache(ctx: &Ctx) -> Cache {
-    Cache::new(ctx.state_dir.join("cache"), cache::DEFAULT_MAX_BYTES)
+    let mb = ctx.config.analysis.cache_max_mb;
+    Cache::new(ctx.state_dir.join("cache"), mb.saturating_mul(1024 * 1024))
 }
 
 /// `--changed`, `--since REF`, or the trigger's context; None: everything. bgrun's own

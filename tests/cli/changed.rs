@@ -691,3 +691,253 @@ fn eslint_gets_the_walked_files_and_its_own_ignores_still_apply() {
     assert_eq!(tool(&r, "eslint")["files_cached"], 3, "{r}");
     assert_eq!(rows(&r, "findings").len(), 2, "{r}");
 }
+
+/// A repo whose tests pass, committed (pytest's inputs: its Python files).
+fn calc_project() -> Env {
+    let e = Env::new();
+    e.write(".gitignore", ".bgrun/\n.bgrun-report.json\n");
+    e.write("calc.py", "def add(a, b):\n    return a + b\n");
+    e.write("conftest.py", "");
+    e.write(
+        "tests/test_calc.py",
+        "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+    );
+    e.git(&["add", "-A"]);
+    e.git(&["commit", "-qm", "init"]);
+    e
+}
+
+#[test]
+fn a_project_wide_tool_runs_again_when_its_version_or_its_config_changes() {
+    if !have(&["pytest"]) {
+        return;
+    }
+    let e = calc_project();
+    // The real pytest, installed as a venv would hold it, with its version in the
+    // `pytest-X.dist-info` folder bgrun reads it from: renaming that folder is what an
+    // upgrade looks like to bgrun (the tool itself stays the real one).
+    let venv = tempfile::tempdir().unwrap();
+    let bin = venv.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = std::env::split_paths(&test_path())
+        .map(|d| d.join("pytest"))
+        .find(|p| p.is_file())
+        .expect("pytest");
+    std::fs::copy(&real, bin.join("pytest")).unwrap();
+    let site = venv.path().join("lib/python3.11/site-packages");
+    std::fs::create_dir_all(site.join("pytest-8.0.0.dist-info")).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin.clone()).chain(std::env::split_paths(&test_path())),
+    )
+    .unwrap();
+    let run = || {
+        let (out, r) = analyze_env(&e, &["tests", "--changed"], &[("PATH", &path)]);
+        assert_code(&out, 0);
+        let t = tool(&r, "pytest").clone();
+        assert_eq!(t["status"], "ran", "{r}");
+        t
+    };
+    let t = run();
+    assert_eq!(t["version"], "8.0.0", "{t}");
+    assert!(t["reused"].is_null(), "{t}");
+    assert!(
+        run()["reused"].is_string(),
+        "same tool, same inputs: reused"
+    );
+    // Another version of the tool: its last result does not stand.
+    std::fs::rename(
+        site.join("pytest-8.0.0.dist-info"),
+        site.join("pytest-8.0.1.dist-info"),
+    )
+    .unwrap();
+    let t = run();
+    assert!(t["reused"].is_null(), "a new pytest version reused: {t}");
+    assert_eq!(t["version"], "8.0.1", "{t}");
+    assert!(run()["reused"].is_string());
+    // Its own config file changed (not a source file): it runs again.
+    e.write("pytest.ini", "[pytest]\nmarkers =\n    slow: slow tests\n");
+    let t = run();
+    assert!(t["reused"].is_null(), "a new pytest.ini reused: {t}");
+    assert!(run()["reused"].is_string());
+}
+
+#[test]
+fn pylint_findings_on_its_config_stay_when_every_file_comes_from_the_cache() {
+    if !have(&["pylint", "ruff"]) {
+        return;
+    }
+    let e = Env::new();
+    e.config(r#"{"analysis": {"disabled_tools": ["pip-audit"]}}"#);
+    e.write(".gitignore", ".bgrun/\n.bgrun-report.json\n");
+    e.write("app/a.py", "\"\"\"A.\"\"\"\nimport os\n");
+    e.write("app/b.py", "\"\"\"B.\"\"\"\n");
+    // An option pylint does not know: it reports it on pyproject.toml, a file it was not
+    // given, in every run.
+    e.write("pyproject.toml", "[tool.pylint.main]\nno-such-option = 1\n");
+    e.git(&["add", "-A"]);
+    e.git(&["commit", "-qm", "init"]);
+    let on_config = |r: &Value| -> Vec<(String, String)> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["tool"] == "pylint" && f["file"] == "pyproject.toml")
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().into(),
+                    f["file"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let (_, cold) = analyze(&e, &["code"]);
+    let want = vec![("E0015".to_string(), "pyproject.toml".to_string())];
+    assert_eq!(on_config(&cold), want, "{cold}");
+    let (_, warm) = analyze(&e, &["code"]);
+    assert_eq!(tool(&warm, "pylint")["files_run"], 0, "{warm}");
+    assert_eq!(on_config(&warm), want, "the warm run lost them: {warm}");
+    let strip = |r: &Value| {
+        rows(r, "findings")
+            .into_iter()
+            .map(|f| (f.0, f.1, f.2, f.3))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&warm), strip(&cold));
+    // One file changed: pylint runs on it alone, the config's findings are there once.
+    e.write("app/b.py", "\"\"\"B.\"\"\"\nimport sys\n");
+    let (_, inc) = analyze(&e, &["code", "--changed"]);
+    assert_eq!(tool(&inc, "pylint")["files_run"], 1, "{inc}");
+    assert_eq!(on_config(&inc), want, "{inc}");
+    // Their entry lost: one file runs again to get them back, never a silent gap.
+    for entry in walk(&e.state().join("cache/last")) {
+        std::fs::remove_file(entry).unwrap();
+    }
+    let (_, again) = analyze(&e, &["code"]);
+    assert_eq!(tool(&again, "pylint")["files_run"], 1, "{again}");
+    assert_eq!(on_config(&again), want, "{again}");
+    // A fixed config: they are gone (the config is part of the key).
+    e.write("pyproject.toml", "[tool.pylint.main]\njobs = 1\n");
+    let (_, fixed) = analyze(&e, &["code"]);
+    assert!(on_config(&fixed).is_empty(), "{fixed}");
+}
+
+#[test]
+fn the_cache_is_bounded_by_analysis_cache_max_mb_and_bad_values_exit_2() {
+    if !have(&["bandit"]) {
+        return;
+    }
+    let e = project();
+    // 3 MiB of old entries already in the cache.
+    let junk = e.state().join("cache/results/00");
+    std::fs::create_dir_all(&junk).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for i in 0..48 {
+        let p = junk.join(format!("junk{i}.json"));
+        std::fs::write(&p, vec![b'x'; 64 * 1024]).unwrap();
+        let f = std::fs::File::options().append(true).open(&p).unwrap();
+        f.set_modified(old).unwrap();
+    }
+    let size = || -> u64 {
+        walk(&e.state().join("cache/results"))
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    };
+    // The default bound (64 MiB) keeps them.
+    let (out, _) = analyze(&e, &["security"]);
+    assert_code(&out, 0);
+    assert!(size() > 3 * 1024 * 1024, "{}", size());
+    // 1 MiB: the oldest go first; the run's own entries (just used) stay.
+    e.config(r#"{"analysis": {"disabled_tools": ["pip-audit"], "cache_max_mb": 1}}"#);
+    let (out, _) = analyze(&e, &["security"]);
+    assert_code(&out, 0);
+    assert!(size() <= 1024 * 1024, "{}", size());
+    let (_, warm) = analyze(&e, &["security"]);
+    assert_eq!(tool(&warm, "bandit")["files_cached"], 2, "{warm}");
+    // Out of range, negative, not a number: exit 2 naming the key.
+    for bad in ["0", "-1", "\"64\"", "1048577"] {
+        e.config(&format!(
+            r#"{{"analysis": {{"disabled_tools": ["pip-audit"], "cache_max_mb": {bad}}}}}"#
+        ));
+        let out = e
+            .cmd()
+            .env("PATH", test_path())
+            .args(["analyze", "security"])
+            .output()
+            .unwrap();
+        assert_code(&out, 2);
+        assert!(
+            text(&out.stderr).contains("cache_max_mb"),
+            "{bad}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_watchers_changed_paths_are_the_queued_analyzer_tasks_changed_set() {
+    if !have(&["bandit"]) {
+        return;
+    }
+    let e = project();
+    e.config(
+        r#"{"analysis": {"disabled_tools": ["pip-audit"]},
+            "triggers": {"file_watch": {"task_types": ["security_scan"], "debounce_seconds": 0},
+                         "git_hooks": {"pre_commit": [], "post_commit": [], "pre_push": []},
+                         "scheduled": {"enabled": false}},
+            "notifications": {"channels": {"desktop": {"enabled": false}, "console": {"enabled": false}}}}"#,
+    );
+    // A full run first: the cache holds both files, and it is the baseline.
+    let (out, _) = analyze(&e, &["security"]);
+    assert_code(&out, 0);
+    let once = || {
+        let out = e
+            .cmd()
+            .env("PATH", test_path())
+            .args(["--json", "watch", "--poll", "--once"])
+            .output()
+            .unwrap();
+        assert_code(&out, 0);
+        serde_json::from_slice::<Value>(&out.stdout).expect("watch JSON")
+    };
+    assert_eq!(once()["baseline"], true);
+    e.write(
+        "app/runner.py",
+        &format!("{RUNNER}\n\ndef run2(c):\n    return subprocess.Popen(c, shell=True)\n"),
+    );
+    let v = once();
+    let enq = v["enqueued"].as_array().expect("enqueued");
+    assert_eq!(enq.len(), 1, "{v}");
+    assert_eq!(enq[0]["type"], "security_scan", "{v}");
+    let mut results = Value::Null;
+    wait_until("the watch task's result", Duration::from_secs(90), || {
+        results = e.json(&["results"]);
+        results.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|r| r["trigger"] == "watch" && r["status"] != "running")
+        })
+    });
+    let r = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["trigger"] == "watch")
+        .unwrap()
+        .clone();
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let path = r["report_path"].as_str().expect("report_path");
+    let report: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(report["changed"]["source"], "watch", "{report}");
+    assert_eq!(
+        report["changed"]["changed"],
+        serde_json::json!(["app/runner.py"]),
+        "{report}"
+    );
+    assert_eq!(tool(&report, "bandit")["files_run"], 1, "{report}");
+    assert_eq!(tool(&report, "bandit")["files_cached"], 1, "{report}");
+    assert_eq!(
+        new_ones(&report),
+        vec![row("bandit", "B602", "app/runner.py", 14, "new")],
+        "{report}"
+    );
+}

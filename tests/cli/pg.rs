@@ -853,12 +853,12 @@ fn the_fleet_limit_holds_across_workers() {
 #[test]
 fn three_hosts_survive_a_killed_worker_and_a_database_restart() {
     const WRITERS: usize = 10;
-    // 2,000 tasks by default, so the suite stays short on two cores (each is a bgrun
-    // process started by a writer); `BGRUN_PG_E2E_TASKS=5000` is the scale.
+    // The scale, 5,000 tasks, by default (about 2-3 minutes on two cores: each is a
+    // bgrun process started by a writer); `BGRUN_PG_E2E_TASKS=300` makes it short to iterate.
     let per_writer: usize = std::env::var("BGRUN_PG_E2E_TASKS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(2000)
+        .unwrap_or(5000)
         .div_ceil(WRITERS)
         .max(1);
     const LEASE: f64 = 8.0;
