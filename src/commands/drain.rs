@@ -113,7 +113,7 @@ pub fn run(ctx: &Ctx, a: DrainArgs) -> Result<Exit> {
             out: ctx.out,
             done: 0,
         };
-        let s = engine::drain(ctx, max, &mut p);
+        let s = engine::drain_until_empty(ctx, max, &mut p);
         bar.finish_and_clear();
         s?
     } else {
@@ -121,9 +121,12 @@ pub fn run(ctx: &Ctx, a: DrainArgs) -> Result<Exit> {
             out: ctx.out,
             background: a.background,
         };
-        engine::drain(ctx, max, &mut p)?
+        engine::drain_until_empty(ctx, max, &mut p)?
     };
-    super::report::refresh(ctx);
+    if ctx.store_url.is_none() {
+        // The HTML report is of this state dir's results.
+        super::report::refresh(ctx);
+    }
     if ctx.out.json {
         super::print_json(&serde_json::json!({
             "ran": summary.ran,

@@ -1,14 +1,13 @@
-//! The commands on the shared PostgreSQL store (issue 16): `store migrate|status`, `worker`,
-//! and `drain` when a store URL is configured (`status`, `results`, `metrics`, `stop` and
-//! `cleanup` run their one code path over `engine::board`, which picks the store) (enqueues from every
-//! source go through `engine::submit`, which routes them to the store). Every one of them
-//! first re-queues the tasks whose lease expired. Without a URL nothing here runs and
-//! no PostgreSQL code is touched.
+//! The commands only the shared PostgreSQL store has (issue 16): `store migrate|status` and
+//! `worker`. `status`, `results`, `metrics`, `stop`, `cleanup` and `drain` run their one code
+//! path for both stores (`engine::board` and `engine::drain_until_empty` pick the store), and
+//! enqueues from every source go through `engine::submit`, which routes them to the store.
+//! Without a URL nothing here runs and no PostgreSQL code is touched.
 
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cli::{Command, DrainArgs, StoreCommand, WorkerArgs};
+use crate::cli::{Command, StoreCommand, WorkerArgs};
 use crate::engine::{self, DrainSummary, Progress, WorkerOpts};
 use crate::pgstore::{self, PgStore};
 use crate::results::TaskResult;
@@ -31,7 +30,6 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Result<Exit, Command>> {
         Command::Store(StoreCommand::Migrate) => migrate(ctx, &url)?,
         Command::Store(StoreCommand::Status) => store_status(ctx, &url)?,
         Command::Worker(a) => worker(ctx, &url, &a)?,
-        Command::Drain(a) => drain(ctx, &url, &a)?,
         c => return Ok(Err(c)),
     }))
 }
@@ -167,22 +165,6 @@ fn worker(ctx: &Ctx, url: &str, a: &WorkerArgs) -> Result<Exit> {
     };
     let s = engine::work(ctx, &opts, &mut p)?;
     summary(ctx, &s, false)
-}
-
-fn drain(ctx: &Ctx, url: &str, a: &DrainArgs) -> Result<Exit> {
-    drop(open(ctx, url)?);
-    let opts = WorkerOpts {
-        url: url.to_string(),
-        host_limit: None,
-        max_local: local_max(ctx, None, a.max_concurrent),
-        until_empty: true,
-    };
-    let mut p = Lines {
-        quiet: ctx.out.quiet() || ctx.out.json || (ctx.out.level == 0 && !a.background),
-        stamp: a.background,
-    };
-    let s = engine::work(ctx, &opts, &mut p)?;
-    summary(ctx, &s, a.background)
 }
 
 fn summary(ctx: &Ctx, s: &DrainSummary, background: bool) -> Result<Exit> {

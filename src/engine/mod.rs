@@ -185,6 +185,27 @@ pub fn log_to(state_dir: &std::path::Path, msg: &str) {
     }
 }
 
+/// Drain the configured store until its queue is empty, at most `max_local` tasks at once
+/// in this process: the journal's drain loop, or, with a store URL, the shared store's
+/// worker loop (within the fleet's `max_concurrent_tasks` as well).
+pub fn drain_until_empty(
+    env: &Env,
+    max_local: usize,
+    progress: &mut dyn Progress,
+) -> Result<DrainSummary> {
+    let Some(url) = env.store_url() else {
+        return drain(env, max_local, progress);
+    };
+    let fleet = env.config.execution.max_concurrent_tasks.max(1);
+    let opts = WorkerOpts {
+        url: url.to_string(),
+        host_limit: None,
+        max_local: max_local.min(fleet).max(1),
+        until_empty: true,
+    };
+    work(env, &opts, progress)
+}
+
 /// Start a detached drainer unless one is alive (it will pick up the new tasks).
 pub fn ensure_drainer(env: &Env) -> Result<Option<u32>> {
     if let Some(url) = env.store_url()
