@@ -1171,6 +1171,11 @@ fn stop_cancels_queued_tasks_and_has_workers_stop_running_ones() {
     assert_eq!(st["queued"][0]["id"], queued.as_str(), "{st}");
     assert_eq!(st["queued"][0]["attempt"], 0, "{st}");
     assert_eq!(st["store"]["queued"], 1, "{st}");
+    // CLI.md's `status --json` fields, as on the journal.
+    assert!(st["queued"][0]["effective_priority"].is_number(), "{st}");
+    assert_eq!(st["queued"][0]["trigger"], "manual", "{st}");
+    assert!(st["running"][0]["started_at"].is_string(), "{st}");
+    assert!(st["drainers"].is_array() && st["recent"].is_array(), "{st}");
     let shown =
         text(&ok(bg(&e, &pg, "ctl").arg("status").output().expect("status")).stdout).to_string();
     for want in [
