@@ -339,20 +339,8 @@ impl Drainer<'_> {
         at: f64,
     ) -> Result<Vec<(Task, u32)>> {
         let mut started = Vec::new();
-        let mut claimed = Vec::new();
-        while self.slots.len() + claimed.len() < self.max_local
-            && txn.state()?.running.len() < self.global_max
-        {
-            let state = txn.state()?;
-            let Some(task) = queue::next_ready(state.queued.values(), &state.history, at).cloned()
-            else {
-                break;
-            };
-            let Some(lease) = txn.claim(&task.id, &self.me, at)? else {
-                break;
-            };
-            claimed.push((task, lease));
-        }
+        let want = self.max_local.saturating_sub(self.slots.len());
+        let claimed = txn.claim_next(want, self.global_max, &self.me, at)?;
         if claimed.is_empty() {
             return Ok(started);
         }

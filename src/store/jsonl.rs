@@ -1078,6 +1078,38 @@ mod tests {
         }
     }
 
+    /// The batch claim: the ready tasks in run order (priority, then FIFO; a retry waiting
+    /// for its `not_before` is skipped), at most `want`, and none past `global_max` running.
+    #[test]
+    fn claim_next_takes_ready_tasks_in_run_order_within_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = JsonlStore::new(dir.path().to_path_buf(), Duration::from_secs(1));
+        let mut txn = store.begin().unwrap();
+        let mut low = task(0, "low");
+        low.priority = 1;
+        let mut later = task(0, "later");
+        later.priority = 100;
+        later.not_before = Some(50.0);
+        let mut high = task(0, "high");
+        high.priority = 50;
+        for t in [low, task(0, "mid1"), later, task(0, "mid2"), high] {
+            txn.enqueue(t).unwrap();
+        }
+        let names = |v: &[(Task, Lease)]| v.iter().map(|(t, _)| t.name.clone()).collect::<Vec<_>>();
+        let got = txn.claim_next(2, 10, "me", 1.0).unwrap();
+        assert_eq!(names(&got), ["high", "mid1"]);
+        assert!(got.iter().all(|(t, l)| l.id == t.id && l.drainer == "me"));
+        // Three run in the store now at most: one more.
+        let got = txn.claim_next(5, 3, "me", 1.0).unwrap();
+        assert_eq!(names(&got), ["mid2"]);
+        assert!(txn.claim_next(5, 3, "me", 1.0).unwrap().is_empty());
+        // Past its not_before, the waiting retry comes first.
+        let got = txn.claim_next(5, 10, "me", 60.0).unwrap();
+        assert_eq!(names(&got), ["later", "low"]);
+        assert_eq!(txn.state().unwrap().running.len(), 5);
+        assert!(txn.state().unwrap().queued.is_empty());
+    }
+
     /// The store's transactions: dedup through the scan, overflow through the fold, fenced
     /// finish, expired claims of a dead drainer, and a dropped transaction changes nothing.
     #[test]

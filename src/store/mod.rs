@@ -31,8 +31,8 @@
 //! [`Txn::queued_len`], and on overflow reads [`Txn::state`] to pick a victim
 //! (`queue::overflow_victim`) and removes it with [`Txn::remove_queued`] (`Removal::Dropped`).
 //!
-//! **Claims are leases.** A drainer claims a queued task with [`Txn::claim`], which returns
-//! a [`Lease`]: the drainer's id plus a `token` the store chose. The claim is valid until the
+//! **Claims are leases.** A drainer claims the next ready tasks with [`Txn::claim_next`]
+//! (by default [`Txn::claim`] one id at a time); each claim is a [`Lease`]: the drainer's id plus a `token` the store chose. The claim is valid until the
 //! drainer ends it ([`Txn::finish`]) or it *expires*. How a claim expires is the store's:
 //! the journal's claims expire when the drainer's process-registry entry (an `flock`ed file
 //! under `<state>/procs/`) is no longer locked, i.e. the drainer died; a networked store
@@ -171,6 +171,35 @@ pub trait Txn {
     /// Claim a queued task for drainer `drainer` at time `at`. `None` when it is not queued
     /// (any more).
     fn claim(&mut self, id: &str, drainer: &str, at: f64) -> Result<Option<Lease>>;
+
+    /// Claim up to `want` ready tasks in run order (adaptive priority, then FIFO; none
+    /// before its `not_before`) for drainer `drainer` at time `at`, while fewer than
+    /// `global_max` tasks run in the whole store; returns each task with its lease. The
+    /// default claims one at a time over [`Txn::state`] with [`Txn::claim`] (the journal's
+    /// way); a SQL store overrides it with one `SELECT ... FOR UPDATE SKIP LOCKED` in
+    /// effective-priority order.
+    fn claim_next(
+        &mut self,
+        want: usize,
+        global_max: usize,
+        drainer: &str,
+        at: f64,
+    ) -> Result<Vec<(Task, Lease)>> {
+        let mut claimed = Vec::new();
+        while claimed.len() < want && self.state()?.running.len() < global_max {
+            let state = self.state()?;
+            let Some(task) =
+                crate::queue::next_ready(state.queued.values(), &state.history, at).cloned()
+            else {
+                break;
+            };
+            let Some(lease) = self.claim(&task.id, drainer, at)? else {
+                break;
+            };
+            claimed.push((task, lease));
+        }
+        Ok(claimed)
+    }
 
     /// Record the process started for a claimed task (for `status`, `stop` and recovery).
     /// Fenced: `false` (and nothing written) when the lease is no longer held.
