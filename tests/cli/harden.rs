@@ -239,12 +239,7 @@ fn a_full_disk_never_spawns_a_task_whose_claim_is_not_durable() {
     let filler = fs.fill_leaving(1);
     for _ in 0..3 {
         let out = run(&["drain"]);
-        assert_code(&out, 3);
-        assert!(
-            text(&out.stderr).contains("state.jsonl"),
-            "{}",
-            text(&out.stderr)
-        );
+        assert_exit_says(&out, 3, "state.jsonl");
     }
     assert!(
         !e.root().join("ran.txt").exists(),
@@ -581,12 +576,7 @@ fn enqueue_status_and_drain_agree_on_what_journal_is_valid() {
     assert_code(&e.run(&["status"]), 3);
     for _ in 0..2 {
         let out = e.run(&["enqueue", "--no-drain", "custom", "--", "true"]);
-        assert_code(&out, 3);
-        assert!(
-            text(&out.stderr).contains("line 3"),
-            "{}",
-            text(&out.stderr)
-        );
+        assert_exit_says(&out, 3, "line 3");
     }
     assert_code(&e.run(&["drain"]), 3);
     assert_eq!(std::fs::read_to_string(&journal).unwrap(), bad, "untouched");
@@ -1062,12 +1052,7 @@ fn a_committed_personal_config_is_not_trusted_with_the_state_dir_elsewhere() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 2);
-    assert!(
-        text(&out.stderr).contains("bgrun config diff"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 2, "bgrun config diff");
 }
 
 /// A config written by `bgrun init` on this machine is trusted from the start; an edit of it

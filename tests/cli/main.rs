@@ -168,6 +168,17 @@ pub fn wait_child(
 }
 
 /// Assert an exit code, showing the output when it differs.
+/// The command exited with `code` and its stderr says `needle` (a warning, or the error
+/// naming what was wrong and the way out).
+pub fn assert_exit_says(out: &Output, code: i32, needle: &str) {
+    assert_code(out, code);
+    assert!(
+        text(&out.stderr).contains(needle),
+        "stderr lacks {needle:?}: {}",
+        text(&out.stderr)
+    );
+}
+
 pub fn assert_code(out: &Output, code: i32) {
     assert_eq!(
         out.status.code(),
@@ -176,4 +187,101 @@ pub fn assert_code(out: &Output, code: i32) {
         text(&out.stdout),
         text(&out.stderr)
     );
+}
+
+/// Certificates made with the `openssl` CLI for the TLS tests: a CA, a leaf for a server
+/// (CA:FALSE, the given subjectAltName, e.g. `DNS:localhost`) signed by it, and a second,
+/// unrelated CA that signed nothing. Files in `dir`: ca.pem, leaf.pem, leaf.key, other-ca.pem.
+pub struct TestCerts {
+    pub ca: PathBuf,
+    pub leaf: PathBuf,
+    pub key: PathBuf,
+    pub other_ca: PathBuf,
+}
+
+pub fn make_certs(dir: &Path, san: &str) -> TestCerts {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/deps/apt-notify.txt, apt-store.txt: openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for (name, cn) in [("ca", "bgrun test CA"), ("other-ca", "bgrun other CA")] {
+        let key = format!("{name}.key");
+        let pem = format!("{name}.pem");
+        let subj = format!("/CN={cn}");
+        let mut a = vec!["req", "-x509"];
+        a.extend(ec);
+        a.extend([
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(&a);
+    }
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(&a);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        format!(
+            "basicConstraints=critical,CA:FALSE\nsubjectAltName={san}\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        ),
+    )
+    .expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "2",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.pem",
+    ]);
+    TestCerts {
+        ca: dir.join("ca.pem"),
+        leaf: dir.join("leaf.pem"),
+        key: dir.join("leaf.key"),
+        other_ca: dir.join("other-ca.pem"),
+    }
 }

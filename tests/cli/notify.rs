@@ -493,94 +493,13 @@ impl Smtpd {
     }
 }
 
-/// A test CA and a leaf (CA:FALSE, SAN 127.0.0.1 and localhost) signed by it, plus a
-/// second, unrelated CA: (ca.pem, leaf.pem, leaf.key, other-ca.pem).
+/// The test certificates, the leaf for 127.0.0.1 and localhost: (ca, leaf, key, other CA).
 fn certs(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf, PathBuf)> {
     if !have(&["openssl"]) {
         return None;
     }
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            text(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    for (name, cn) in [("ca", "bgrun test CA"), ("other-ca", "bgrun other CA")] {
-        let key = format!("{name}.key");
-        let pem = format!("{name}.pem");
-        let subj = format!("/CN={cn}");
-        let mut a = vec!["req", "-x509"];
-        a.extend(ec);
-        a.extend([
-            "-keyout",
-            &key,
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-subj",
-            &subj,
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        openssl(&a);
-    }
-    let mut a = vec!["req"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    openssl(&a);
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-set_serial",
-        "2",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.ext",
-        "-out",
-        "leaf.pem",
-    ]);
-    Some((
-        dir.join("ca.pem"),
-        dir.join("leaf.pem"),
-        dir.join("leaf.key"),
-        dir.join("other-ca.pem"),
-    ))
+    let c = crate::make_certs(dir, "IP:127.0.0.1,DNS:localhost");
+    Some((c.ca, c.leaf, c.key, c.other_ca))
 }
 
 fn email_channel(port: u16, extra: Value) -> Value {

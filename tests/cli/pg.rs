@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{Env, assert_code, text, wait_child, wait_until};
+use crate::{Env, assert_code, assert_exit_says, text, wait_child, wait_until};
 
 // ---------------------------------------------------------------- the server
 
@@ -215,64 +215,11 @@ impl Pg {
     pub fn enable_tls(&self) -> (PathBuf, PathBuf) {
         let dir = self.dir.path().join("certs");
         std::fs::create_dir_all(&dir).expect("certs dir");
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .current_dir(&dir)
-                .args(args)
-                .output()
-                .expect("openssl (scripts/deps/apt-store.txt: openssl)");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                text(&out.stderr)
-            );
-        };
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        for ca in ["ca", "other-ca"] {
-            let mut a = vec!["req", "-x509", "-days", "2", "-subj"];
-            let subj = format!("/CN=bgrun test {ca}");
-            a.push(&subj);
-            a.extend(ec);
-            let (key, crt) = (format!("{ca}.key"), format!("{ca}.crt"));
-            a.extend(["-keyout", &key, "-out", &crt]);
-            openssl(&a);
-        }
-        let mut a = vec!["req", "-subj", "/CN=localhost", "-keyout", "server.key"];
-        a.extend(ec);
-        a.extend(["-out", "server.csr"]);
-        openssl(&a);
-        std::fs::write(
-            dir.join("ext.cnf"),
-            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("ext.cnf");
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "server.crt",
-        ]);
+        // Named for `localhost` only, so that verify-full to 127.0.0.1 fails.
+        let certs = crate::make_certs(&dir, "DNS:localhost");
         let data = self.data();
-        for f in ["server.crt", "server.key"] {
-            std::fs::copy(dir.join(f), data.join(f)).expect("copy cert");
+        for (from, f) in [(&certs.leaf, "server.crt"), (&certs.key, "server.key")] {
+            std::fs::copy(from, data.join(f)).expect("copy cert");
         }
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(
@@ -299,7 +246,7 @@ impl Pg {
         }
         self.stop_server();
         self.start_server();
-        (dir.join("ca.crt"), dir.join("other-ca.crt"))
+        (certs.ca, certs.other_ca)
     }
 }
 
@@ -511,12 +458,7 @@ fn migrate_status_enqueue_dedup_drain_results() {
     let e = host(r#"{"execution": {"max_retries": 0}}"#);
     // Without a URL, the store commands say how to configure one (exit 2).
     let out = e.run(&["store", "status"]);
-    assert_code(&out, 2);
-    assert!(
-        text(&out.stderr).contains("--store"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 2, "--store");
     // Before the first migration: status says so, the queue commands refuse (exit 3).
     let st = json_of(&ok(bg(&e, &pg, "h1")
         .args(["--json", "store", "status"])
@@ -527,12 +469,7 @@ fn migrate_status_enqueue_dedup_drain_results() {
         .args(["enqueue", "--no-drain", "custom", "--", "true"])
         .output()
         .expect("enqueue");
-    assert_code(&out, 3);
-    assert!(
-        text(&out.stderr).contains("bgrun store migrate"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 3, "bgrun store migrate");
     // Migrations are idempotent.
     migrate(&pg, &e);
     let again = json_of(&ok(bg(&e, &pg, "h1")
@@ -552,12 +489,8 @@ fn migrate_status_enqueue_dedup_drain_results() {
         .args(["enqueue", "--no-drain", "custom", "--", "true"])
         .output()
         .expect("enqueue");
-    assert_code(&out, 3);
-    assert!(
-        text(&out.stderr).contains("schema version 1") && text(&out.stderr).contains("migrate"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 3, "schema version 1");
+    assert_exit_says(&out, 3, "migrate");
     let up = json_of(&ok(bg(&e, &pg, "h1")
         .args(["--json", "store", "migrate"])
         .output()
@@ -1264,12 +1197,7 @@ fn tls_sslmode_disable_require_verify_ca_verify_full() {
     ));
     // disable: the server refuses the plain connection; exit 3 naming the way out.
     let out = run(at("127.0.0.1", "sslmode=disable"), &["store", "status"]);
-    assert_code(&out, 3);
-    assert!(
-        text(&out.stderr).contains("cannot connect to the store"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 3, "cannot connect to the store");
     // prefer, the default: TLS because the server offers it.
     ok(run(at("127.0.0.1", ""), &["store", "status"]));
     // verify-ca: the chain is checked against sslrootcert, not the name.
@@ -1283,12 +1211,7 @@ fn tls_sslmode_disable_require_verify_ca_verify_full() {
         ),
         &["store", "status"],
     );
-    assert_code(&out, 3);
-    assert!(
-        text(&out.stderr).contains("certificate"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 3, "certificate");
     ok(run(
         at(
             "localhost",
@@ -1304,20 +1227,10 @@ fn tls_sslmode_disable_require_verify_ca_verify_full() {
         ),
         &["store", "status"],
     );
-    assert_code(&out, 3);
-    assert!(
-        text(&out.stderr).contains("certificate"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 3, "certificate");
     // An unknown mode is a usage error (exit 2), before any connection.
     let out = run(at("127.0.0.1", "sslmode=sometimes"), &["store", "status"]);
-    assert_code(&out, 2);
-    assert!(
-        text(&out.stderr).contains("sslmode=sometimes"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 2, "sslmode=sometimes");
     // Real work over verified TLS: enqueue, a worker drains it, the result names the host.
     let out = ok(run(
         verify_ca.clone(),

@@ -315,12 +315,7 @@ fn headless_default_config_notify_exits_0_and_no_channel_is_failing() {
     // A bad value names the field.
     e.config(r#"{"notifications": {"channels": {"desktop": {"enabled": "maybe"}}}}"#);
     let out = e.run(&["status"]);
-    assert_code(&out, 2);
-    assert!(
-        text(&out.stderr).contains("notifications.channels.desktop.enabled"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 2, "notifications.channels.desktop.enabled");
 }
 
 #[test]
@@ -392,12 +387,7 @@ fn command_channels_get_the_event_on_stdin_with_a_timeout_and_are_logged() {
     assert!(got2.exists());
     e.config(r#"{"notifications": {"channels": {"x": {"type": "smoke", "command": ["true"]}}}}"#);
     let out = e.run(&["status"]);
-    assert_code(&out, 2);
-    assert!(
-        text(&out.stderr).contains("notifications.channels.x.type"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 2, "notifications.channels.x.type");
 }
 
 // ---------------------------------------------------------------- the terminal inbox
@@ -1167,12 +1157,7 @@ fn report_auto_refreshes_the_report_after_a_drain() {
     );
     e.config(r#"{"report": {"auto": "yes"}}"#);
     let out = e.run(&["status"]);
-    assert_code(&out, 2);
-    assert!(
-        text(&out.stderr).contains("report.auto"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 2, "report.auto");
 }
 
 #[test]

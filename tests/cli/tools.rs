@@ -233,12 +233,7 @@ fn kill_9_mid_install_is_repaired_and_a_project_pin_installs_side_by_side() {
         .args(["analyze", "code", "--output", ".r.json"])
         .output()
         .unwrap();
-    assert_code(&out, 0);
-    assert!(
-        text(&out.stderr).contains("installed ruff 0.17.5"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit_says(&out, 0, "installed ruff 0.17.5");
     let r = report(&e.root().join(".r.json"));
     assert_eq!(tool(&r, "ruff")["version"], "0.17.5");
     assert_eq!(tool(&r, "ruff")["source"], "managed");
@@ -523,10 +518,9 @@ fn tools_dir_and_unknown_tool() {
     assert!(text(&out.stderr).contains("unknown tool \"nope\""));
     e.config(r#"{"analysis": {"tools": {"ruff": {"version": "../../x"}}}}"#);
     let out = e.run(&["config", "check"]);
-    assert_code(&out, 2);
-    assert!(
-        text(&out.stderr).contains("analysis.tools.ruff.version: \"../../x\" is not a version"),
-        "{}",
-        text(&out.stderr)
+    assert_exit_says(
+        &out,
+        2,
+        "analysis.tools.ruff.version: \"../../x\" is not a version",
     );
 }
