@@ -51,7 +51,7 @@ pub(crate) fn have(tools: &[&str]) -> bool {
 }
 
 /// A temp git repo holding a copy of `fixtures/<name>`.
-fn fixture(name: &str) -> Env {
+pub(crate) fn fixture(name: &str) -> Env {
     let e = Env::new();
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -75,13 +75,15 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn analyze(e: &Env, args: &[&str]) -> (Output, Value) {
+pub(crate) fn analyze(e: &Env, args: &[&str]) -> (Output, Value) {
     analyze_with(e, args, &[])
 }
 
 /// `bgrun analyze ARGS --output report.json` with extra env; returns the output and report.
-fn analyze_with(e: &Env, args: &[&str], env: &[(&str, OsString)]) -> (Output, Value) {
+pub(crate) fn analyze_with(e: &Env, args: &[&str], env: &[(&str, &OsString)]) -> (Output, Value) {
     let report = e.root().join(".bgrun-report.json");
+    // A report left by an earlier run must not stand in for this one's.
+    let _ = std::fs::remove_file(&report);
     let mut c = e.cmd();
     c.env("PATH", test_path())
         .arg("analyze")
@@ -195,7 +197,7 @@ fn an_unreachable_vulnerability_service_is_a_clear_failure() {
     let (out, r) = analyze_with(
         &e,
         &["security"],
-        &[("HTTPS_PROXY", proxy.clone()), ("https_proxy", proxy)],
+        &[("HTTPS_PROXY", &proxy), ("https_proxy", &proxy)],
     );
     assert_code(&out, 0);
     let pa = tool(&r, "pip-audit");

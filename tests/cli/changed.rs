@@ -2,13 +2,12 @@
 //! result cache, the baseline (new / unchanged / fixed), notifications about the change,
 //! and nothing that did not run looking like success.
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::analyze::{have, test_path, tool};
+use super::analyze::{analyze, analyze_with, have, test_path, tool};
 use super::*;
 
 const RUNNER: &str = "import subprocess\n\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n\n\ndef check(x):\n    assert x\n    return x\n";
@@ -24,37 +23,6 @@ fn project() -> Env {
     e.git(&["add", "-A"]);
     e.git(&["commit", "-qm", "init"]);
     e
-}
-
-/// `bgrun analyze ARGS --output F` with the test tools on PATH: (output, report).
-fn analyze(e: &Env, args: &[&str]) -> (Output, Value) {
-    analyze_env(e, args, &[])
-}
-
-fn analyze_env(e: &Env, args: &[&str], env: &[(&str, &OsString)]) -> (Output, Value) {
-    let report = e.root().join(".bgrun-report.json");
-    let _ = std::fs::remove_file(&report);
-    let mut c = e.cmd();
-    c.env("PATH", test_path())
-        .arg("analyze")
-        .args(args)
-        .arg("--output")
-        .arg(&report);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().expect("run bgrun");
-    let v = std::fs::read(&report)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no report\nstdout: {}\nstderr: {}",
-                text(&out.stdout),
-                text(&out.stderr)
-            )
-        });
-    (out, v)
 }
 
 /// (tool, rule, file, line, baseline) of every finding.
@@ -532,7 +500,7 @@ fn incremental_runs_equal_cold_full_runs_over_20_random_edits() {
         let (_, inc) = analyze(&e, &["all", "--changed"]);
         let cold_arg = cold_state.as_os_str().to_owned();
         let _ = std::fs::remove_dir_all(cold_state.join("cache"));
-        let (_, cold) = analyze_env(&e, &["all", "--full"], &[("BGRUN_STATE_DIR", &cold_arg)]);
+        let (_, cold) = analyze_with(&e, &["all", "--full"], &[("BGRUN_STATE_DIR", &cold_arg)]);
         let (a, b) = (local_findings(&inc), local_findings(&cold));
         assert!(!b.is_empty());
         assert_eq!(a, b, "step {step}: incremental and cold full differ");
@@ -721,7 +689,7 @@ fn a_project_wide_tool_runs_again_when_its_version_or_its_config_changes() {
     )
     .unwrap();
     let run = || {
-        let (out, r) = analyze_env(&e, &["tests", "--changed"], &[("PATH", &path)]);
+        let (out, r) = analyze_with(&e, &["tests", "--changed"], &[("PATH", &path)]);
         assert_code(&out, 0);
         let t = tool(&r, "pytest").clone();
         assert_eq!(t["status"], "ran", "{r}");

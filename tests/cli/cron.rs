@@ -6,37 +6,17 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::{Env, assert_code, text, wait_until};
+use crate::{Env, TempUser, assert_code, is_root, text, wait_until};
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+/// The user's crontab, read and written with `crontab -u`.
+trait Crontab {
+    fn crontab(&self) -> Vec<u8>;
+    fn set_crontab(&self, bytes: &[u8]);
 }
 
-/// A system user that exists for one test; deleted (with its crontab) on drop.
-struct TempUser {
-    name: String,
-}
-
-impl TempUser {
-    fn new() -> TempUser {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "bgrt{}x{}",
-            std::process::id() % 100_000,
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let out = Command::new("useradd")
-            .args(["-M", "-s", "/bin/sh", &name])
-            .output()
-            .expect("useradd");
-        assert!(out.status.success(), "useradd: {}", text(&out.stderr));
-        TempUser { name }
-    }
-
+impl Crontab for TempUser {
     fn crontab(&self) -> Vec<u8> {
         let out = Command::new("crontab")
             .args(["-u", &self.name, "-l"])
@@ -65,16 +45,6 @@ impl TempUser {
     }
 }
 
-impl Drop for TempUser {
-    fn drop(&mut self) {
-        let _ = Command::new("crontab")
-            .args(["-u", &self.name, "-r"])
-            .stderr(Stdio::null())
-            .status();
-        let _ = Command::new("userdel").arg(&self.name).status();
-    }
-}
-
 fn bgrun(e: &Env, user: &TempUser, args: &[&str]) -> Output {
     e.cmd()
         .env("BGRUN_CRONTAB_USER", &user.name)
@@ -94,7 +64,7 @@ fn install_and_uninstall_keep_every_other_line() {
         eprintln!("skipped: needs root to create a throwaway user for crontab -u");
         return;
     }
-    let u = TempUser::new();
+    let u = TempUser::new("bgrt");
     let e = Env::new();
     e.config(SCHEDULES);
     let before = b"MAILTO=\"\"\n# my own job, 100% mine\n0 5 * * * echo 'hi'   \n".to_vec();
@@ -158,7 +128,7 @@ fn bad_expression_is_exit_2_naming_task_and_field_and_changes_nothing() {
         eprintln!("skipped: needs root to create a throwaway user for crontab -u");
         return;
     }
-    let u = TempUser::new();
+    let u = TempUser::new("bgrt");
     let e = Env::new();
     u.set_crontab(b"1 1 * * * true\n");
     e.config(
@@ -261,7 +231,7 @@ fn slow_real_cron_daemon_fires_tick_within_70s() {
         eprintln!("skipped: needs root to create a user and run the cron daemon");
         return;
     }
-    let u = TempUser::new();
+    let u = TempUser::new("bgrt");
     let e = Env::new();
     let fired = e.root().join("fired");
     e.config(&format!(

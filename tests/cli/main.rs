@@ -285,3 +285,43 @@ pub fn make_certs(dir: &Path, san: &str) -> TestCerts {
         other_ca: dir.join("other-ca.pem"),
     }
 }
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A system user that exists for one test (made with `useradd`, needs root); deleted, with
+/// its crontab if it has one, on drop.
+pub struct TempUser {
+    pub name: String,
+}
+
+impl TempUser {
+    /// A new user named `<prefix><pid>x<n>`.
+    pub fn new(prefix: &str) -> TempUser {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "{prefix}{}x{}",
+            std::process::id() % 100_000,
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let out = Command::new("useradd")
+            .args(["-M", "-s", "/bin/sh", &name])
+            .output()
+            .expect("useradd");
+        assert!(out.status.success(), "useradd: {}", text(&out.stderr));
+        TempUser { name }
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = Command::new("crontab")
+            .args(["-u", &self.name, "-r"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}

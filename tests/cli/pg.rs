@@ -7,12 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{Env, assert_code, assert_exit_says, text, wait_child, wait_until};
+use crate::{Env, TempUser, assert_code, assert_exit_says, is_root, text, wait_child, wait_until};
 
 // ---------------------------------------------------------------- the server
 
@@ -35,45 +34,12 @@ fn required() -> bool {
     std::env::var_os("BGRUN_TEST_TOOLS").is_some()
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// A throwaway system user to run the server as (PostgreSQL refuses to run as root).
-struct PgUser {
-    name: String,
-}
-
-impl PgUser {
-    fn create() -> PgUser {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "bgpg{}x{}",
-            std::process::id() % 100_000,
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let out = Command::new("useradd")
-            .args(["-M", "-s", "/bin/sh", &name])
-            .output()
-            .expect("useradd");
-        assert!(out.status.success(), "useradd: {}", text(&out.stderr));
-        PgUser { name }
-    }
-}
-
-impl Drop for PgUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).output();
-    }
-}
-
 /// A running PostgreSQL in a temp dir; stopped (immediate) when dropped.
 pub struct Pg {
     bin: PathBuf,
     dir: tempfile::TempDir,
     pub port: u16,
-    user: Option<PgUser>,
+    user: Option<TempUser>,
     /// `listen_addresses` (127.0.0.1, plus the namespaces' links when there are some).
     listen: std::sync::Mutex<String>,
 }
@@ -99,7 +65,7 @@ impl Pg {
             .prefix("bgrun-pg")
             .tempdir()
             .expect("tempdir");
-        let user = is_root().then(PgUser::create);
+        let user = is_root().then(|| TempUser::new("bgpg"));
         if let Some(u) = &user {
             let out = Command::new("chown")
                 .args(["-R", &u.name])

@@ -11,32 +11,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use super::analyze::fixture;
 use super::*;
-
-/// A temp git repo holding a copy of `fixtures/<name>`.
-fn fixture(name: &str) -> Env {
-    let e = Env::new();
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures")
-            .join(name),
-        e.root(),
-    );
-    e
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("fixture dir") {
-        let entry = entry.expect("entry");
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            std::fs::create_dir_all(&dest).expect("mkdir");
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).expect("copy");
-        }
-    }
-}
 
 /// `bgrun` with managed tools (the default source) and the cache under `cache`.
 fn managed(e: &Env, cache: &Path) -> Command {
