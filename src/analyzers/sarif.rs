@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use serde_json::{Map, Value, json};
 
+use super::baseline::Lines;
 use super::findings::{Finding, Report, Severity, Status, ToolRun};
 
 const SCHEMA: &str =
@@ -123,39 +124,9 @@ fn fingerprint(f: &Finding, line_text: &str, occurrence: usize) -> String {
     )
 }
 
-/// Source lines of the files findings point at, read once each.
-struct Lines<'a> {
-    repo: &'a Path,
-    cache: BTreeMap<String, Vec<String>>,
-}
-
-impl Lines<'_> {
-    fn get(&mut self, file: &str, line: Option<u64>) -> String {
-        let Some(n) = line else { return String::new() };
-        if file.is_empty() {
-            return String::new();
-        }
-        let repo = self.repo;
-        let lines = self.cache.entry(file.to_string()).or_insert_with(|| {
-            std::fs::read(repo.join(file))
-                .map(|b| {
-                    String::from_utf8_lossy(&b)
-                        .lines()
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
-        lines.get(n as usize - 1).cloned().unwrap_or_default()
-    }
-}
-
 /// The report as one SARIF 2.1.0 log: one run per tool in the report.
 pub fn to_sarif(report: &Report, repo: &Path) -> Value {
-    let mut lines = Lines {
-        repo,
-        cache: BTreeMap::new(),
-    };
+    let mut lines = Lines::new(repo);
     let base_uri = format!(
         "file://{}/",
         encode_path(repo.to_string_lossy().trim_end_matches('/'))
@@ -487,6 +458,17 @@ mod tests {
             s2["runs"][0]["results"][0]["partialFingerprints"]["bgrunFindingHash/v1"],
             fp
         );
+    }
+
+    #[test]
+    fn a_finding_at_line_0_is_written_without_its_source_line() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("app")).unwrap();
+        std::fs::write(d.path().join("app/run me.py"), "x = 1\n").unwrap();
+        let mut r = report();
+        r.findings[0].line = Some(0);
+        let s = to_sarif(&r, d.path());
+        assert_eq!(s["runs"][0]["results"].as_array().unwrap().len(), 1);
     }
 
     #[test]
