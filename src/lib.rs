@@ -36,6 +36,7 @@ pub mod config_check;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod html;
 pub mod inbox;
 pub mod model;
 pub mod notify;

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::html::escape;
 use crate::results::{Findings, TaskResult};
 use crate::timefmt;
 
@@ -106,21 +107,6 @@ fn finding_line(f: &Value) -> String {
         get("rule"),
         get("message")
     )
-}
-
-pub fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 fn task_meta(r: &TaskResult) -> Value {

@@ -5,7 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::Value;
 
-use super::esc;
+use crate::html::escape as esc;
 use crate::results::{Sample, TaskResult, percentile};
 use crate::timefmt;
 

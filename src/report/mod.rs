@@ -12,6 +12,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use crate::html::escape as esc;
 use crate::results::{Sample, TaskResult};
 use crate::timefmt;
 
@@ -26,22 +27,6 @@ pub struct Data<'a> {
     pub samples: &'a [Sample],
     /// The current findings (the newest report of each task type, merged).
     pub current: &'a Value,
-}
-
-/// HTML-escape text for element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
