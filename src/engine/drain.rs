@@ -360,9 +360,7 @@ impl Drainer<'_> {
                 }
                 Err(failed) => {
                     let (task, why) = *failed;
-                    let mut r = task.base_result(task.attempt + 1, at);
-                    r.status = Status::Failed;
-                    r.error = Some(why);
+                    let r = task.spawn_failed_result(at, why);
                     let end = End {
                         task_type: task.task_type.clone(),
                         status: Status::Failed,

@@ -27,7 +27,6 @@ use super::Env;
 use super::outbox::Outbox;
 use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
 use super::{DrainSummary, Progress, announce, install_stop_handlers, log_event, stop_requested};
-use crate::model::Status;
 use crate::pgstore::{self, PgStore};
 use crate::results::{Sample, TaskResult};
 use crate::runner::limits::Sampler;
@@ -510,9 +509,7 @@ impl Worker<'_> {
                 }
                 Err(failed) => {
                     let (task, why) = *failed;
-                    let mut r = task.base_result(task.attempt + 1, at);
-                    r.status = Status::Failed;
-                    r.error = Some(why);
+                    let r = task.spawn_failed_result(at, why);
                     let sample = Sample {
                         at,
                         task_type: r.task_type.clone(),

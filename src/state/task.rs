@@ -160,6 +160,14 @@ impl Task {
         r
     }
 
+    /// The result of the claimed attempt (`attempt + 1`) whose child could not be started.
+    pub fn spawn_failed_result(&self, at: f64, why: String) -> crate::model::TaskResult {
+        let mut r = self.base_result(self.attempt + 1, at);
+        r.status = crate::model::Status::Failed;
+        r.error = Some(why);
+        r
+    }
+
     /// The duplicate-detection key: task type and argv.
     pub fn dedup_key(&self) -> String {
         dedup_key(&self.task_type, &self.action)
