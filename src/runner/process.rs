@@ -299,7 +299,16 @@ pub fn wait_any(children: &[&Child], timeout: Duration) {
 
 /// Sleep until one of the exit descriptors is readable or `timeout` passes; a child
 /// without one (no pidfd) is polled every 5 ms.
-pub fn wait_fds(fds: impl IntoIterator<Item = Option<std::os::fd::RawFd>>, timeout: Duration) {
+pub fn wait_fds(fds: impl IntoIterator<Item = Option<RawFd>>, timeout: Duration) {
+    poll_fds(fds, None, timeout);
+}
+
+/// Like [`wait_fds`], and also wakes when `extra` (e.g. a notification pipe) is readable.
+pub fn wait_fds_or(fds: impl IntoIterator<Item = Option<RawFd>>, extra: RawFd, timeout: Duration) {
+    poll_fds(fds, Some(extra), timeout);
+}
+
+fn poll_fds(fds: impl IntoIterator<Item = Option<RawFd>>, extra: Option<RawFd>, timeout: Duration) {
     let mut all = true;
     let mut polled: Vec<libc::pollfd> = Vec::new();
     for fd in fds {
@@ -311,6 +320,13 @@ pub fn wait_fds(fds: impl IntoIterator<Item = Option<std::os::fd::RawFd>>, timeo
             }),
             None => all = false,
         }
+    }
+    if let Some(fd) = extra {
+        polled.push(libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
     }
     let ms = if all {
         timeout.as_millis().min(i32::MAX as u128) as i32
@@ -318,36 +334,6 @@ pub fn wait_fds(fds: impl IntoIterator<Item = Option<std::os::fd::RawFd>>, timeo
         timeout.as_millis().min(5) as i32
     };
     // SAFETY: polled is a valid array of pollfd (poll with none just sleeps).
-    unsafe {
-        libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms);
-    }
-}
-
-/// Like [`wait_fds`], and also wakes when `extra` (e.g. a notification pipe) is readable.
-pub fn wait_fds_or(fds: impl IntoIterator<Item = Option<RawFd>>, extra: RawFd, timeout: Duration) {
-    let mut all = true;
-    let mut polled: Vec<libc::pollfd> = Vec::new();
-    for fd in fds {
-        match fd {
-            Some(fd) => polled.push(libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            }),
-            None => all = false,
-        }
-    }
-    polled.push(libc::pollfd {
-        fd: extra,
-        events: libc::POLLIN,
-        revents: 0,
-    });
-    let ms = if all {
-        timeout.as_millis().min(i32::MAX as u128) as i32
-    } else {
-        timeout.as_millis().min(5) as i32
-    };
-    // SAFETY: polled is a valid array of pollfd.
     unsafe {
         libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms);
     }
