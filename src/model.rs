@@ -463,3 +463,21 @@ pub struct Sample {
     pub queue_len: usize,
     pub concurrent: usize,
 }
+
+impl Sample {
+    /// The sample of one execution's result, taken at `at` with the queue's length and the
+    /// number of tasks running then.
+    pub fn of(r: &TaskResult, at: f64, queue_len: usize, concurrent: usize) -> Sample {
+        Sample {
+            at,
+            task_type: r.task_type.clone(),
+            status: r.status,
+            duration_s: r.duration_s,
+            queue_s: r.queue_s,
+            peak_rss_mb: r.peak_rss_mb,
+            cpu_s: r.cpu_s,
+            queue_len,
+            concurrent,
+        }
+    }
+}

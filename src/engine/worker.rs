@@ -323,17 +323,7 @@ impl Worker<'_> {
             }
             let retry = retry_of(&task, r.status, r.attempt, at);
             r.will_retry = retry.is_some();
-            let sample = Sample {
-                at,
-                task_type: r.task_type.clone(),
-                status: r.status,
-                duration_s: r.duration_s,
-                queue_s: r.queue_s,
-                peak_rss_mb: r.peak_rss_mb,
-                cpu_s: r.cpu_s,
-                queue_len: 0,
-                concurrent,
-            };
+            let sample = Sample::of(&r, at, 0, concurrent);
             self.pending.push(Pending {
                 token: h.token,
                 result: r,
@@ -510,17 +500,8 @@ impl Worker<'_> {
                 Err(failed) => {
                     let (task, why) = *failed;
                     let r = task.spawn_failed_result(at, why);
-                    let sample = Sample {
-                        at,
-                        task_type: r.task_type.clone(),
-                        status: r.status,
-                        duration_s: 0.0,
-                        queue_s: r.queue_s,
-                        peak_rss_mb: 0.0,
-                        cpu_s: 0.0,
-                        queue_len: 0,
-                        concurrent: self.slots.len(),
-                    };
+                    // A child that never started: its result has no duration, memory or CPU.
+                    let sample = Sample::of(&r, at, 0, self.slots.len());
                     self.pending.push(Pending {
                         token,
                         result: r,

@@ -863,17 +863,7 @@ fn persist(dir: &Path, r: &TaskResult, queue_len: usize, concurrent: usize) {
             r.id
         );
     }
-    let s = Sample {
-        at: r.finished_ts(),
-        task_type: r.task_type.clone(),
-        status: r.status,
-        duration_s: r.duration_s,
-        queue_s: r.queue_s,
-        peak_rss_mb: r.peak_rss_mb,
-        cpu_s: r.cpu_s,
-        queue_len,
-        concurrent,
-    };
+    let s = Sample::of(r, r.finished_ts(), queue_len, concurrent);
     if let Err(e) = results::append_sample(dir, &s) {
         eprintln!("bgrun: warning: cannot append metrics: {e:#}");
     }
