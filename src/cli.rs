@@ -25,6 +25,40 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parse `std::env::args_os()`. `bgrun hook NAME ...`, as an installed git hook calls
+    /// it, goes through a parser that knows only the global options and `hook`, so that the
+    /// hot path of every git command does not build the whole command tree first; anything
+    /// that parser rejects (`--help`, a typo) takes the full one, with its messages.
+    pub fn parse_args() -> Cli {
+        if std::env::args_os().nth(1).is_some_and(|a| a == "hook")
+            && let Ok(h) = HookOnly::try_parse()
+        {
+            let HookOnlyCommand::Hook(args) = h.command;
+            return Cli {
+                global: h.global,
+                command: Command::Hook(args),
+            };
+        }
+        Cli::parse()
+    }
+}
+
+/// The hook's parser: [`Cli`] with `hook` as its only subcommand.
+#[derive(Debug, Parser)]
+#[command(name = "bgrun", disable_help_flag = true, disable_version_flag = true)]
+struct HookOnly {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: HookOnlyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum HookOnlyCommand {
+    Hook(HookArgs),
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Project root to work on (default: the git top-level of the current dir, else the current dir)

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = bgrun::cli::Cli::parse();
+    let cli = bgrun::cli::Cli::parse_args();
     match bgrun::run(cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {

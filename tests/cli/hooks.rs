@@ -403,3 +403,34 @@ fn config_defined_hooks_are_reported() {
     assert_eq!(v["config_hooks"][0]["events"][0], "pre-commit");
     assert!(v["config_hooks_supported"].is_boolean());
 }
+
+/// `bgrun hook ...` has a parser of its own (the hot path of every git command); what it
+/// does not take still gets the full CLI's help, errors and global options.
+#[test]
+fn the_hook_parser_falls_back_to_the_full_cli() {
+    let e = Env::new();
+    let help = bgrun_in(e.root(), &["hook", "--help"]);
+    assert_code(&help, 0);
+    assert!(text(&help.stdout).contains("Usage: bgrun hook"), "{help:?}");
+    let missing = bgrun_in(e.root(), &["hook"]);
+    assert_code(&missing, 2);
+    assert!(text(&missing.stderr).contains("<NAME>"), "{missing:?}");
+    // The state directory from the environment, as the full CLI takes it.
+    e.config(
+        r#"{"task_types": {"noop": {"command": ["true"]}},
+                 "triggers": {"git_hooks": {"post_commit": ["noop"]}}}"#,
+    );
+    let state = e.root().join("elsewhere");
+    let out = Command::new(bin())
+        .args(["hook", "post-commit"])
+        .current_dir(e.root())
+        .env("BGRUN_STATE_DIR", &state)
+        .env("BGRUN_HOOK_SYNC", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("bgrun");
+    assert_code(&out, 0);
+    assert!(text(&out.stderr).contains("queued noop"), "{out:?}");
+    let journal = std::fs::read_to_string(state.join("state.jsonl")).expect("journal there");
+    assert!(journal.contains("noop"), "{journal}");
+}
