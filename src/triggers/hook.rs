@@ -171,7 +171,8 @@ fn renice(pid: u32, nice: i32) {
 
 /// A non-blocking hook: resolve the context now if git is about to act (pre-*), then start
 /// the worker, `argv` (`bgrun <global options> hook NAME ARGS...`), with it on its stdin,
-/// at CPU priority `nice` when known (set at once, so that even its start-up yields to git).
+/// at CPU priority `nice` when known (set before its exec, so that even its start-up yields
+/// to git).
 /// When the worker cannot start, the error and the input come back (queue it here then).
 pub fn hand_off(
     argv: Vec<OsString>,
@@ -193,13 +194,10 @@ pub fn hand_off(
         argv,
         env: vec![(WORKER_ENV.into(), "1".into())],
         input: Some(bytes),
+        nice: nice.filter(|n| *n > 0),
         ..Default::default()
     })
-    .map(|pid| {
-        if let Some(n) = nice {
-            renice(pid, n);
-        }
-    })
+    .map(|_| ())
     .map_err(|e| (e, input))
 }
 
