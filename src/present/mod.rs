@@ -1,6 +1,11 @@
 //! How tasks and results are named in text: the task type with the command or analyzer it
 //! runs (`custom: echo hello`, `security_scan: bgrun analyze security`), shared by
 //! `status`, `results`, the terminal inbox and the HTML report.
+//!
+//! Below it, one file per view that a command shows on the terminal (the presentation room:
+//! commands call it; it calls nothing above it): `watch` the watch session's live view.
+
+pub mod watch;
 
 use crate::results::TaskResult;
 use crate::state::task::{Action, Arg};
