@@ -3,8 +3,10 @@
 //! `status`, `results`, the terminal inbox and the HTML report.
 //!
 //! Below it, one file per view that a command shows on the terminal (the presentation room:
-//! commands call it; it calls nothing above it): `watch` the watch session's live view.
+//! commands call it; it calls nothing above it): `watch` the watch session's live view, `hook`
+//! what a git hook says.
 
+pub mod hook;
 pub mod watch;
 
 use crate::results::TaskResult;
