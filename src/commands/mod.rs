@@ -119,8 +119,4 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
     }
 }
 
-/// Print a value as pretty JSON on stdout.
-pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
+pub(crate) use crate::present::print_json;

@@ -4,13 +4,20 @@
 //!
 //! Below it, one file per view that a command shows on the terminal (the presentation room:
 //! commands call it; it calls nothing above it): `watch` the watch session's live view, `hook`
-//! what a git hook says.
+//! what a git hook says, `cron` the crontab block and the schedules.
 
+pub mod cron;
 pub mod hook;
 pub mod watch;
 
 use crate::results::TaskResult;
 use crate::state::task::{Action, Arg};
+
+/// Print a value as pretty JSON on stdout.
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
 
 /// At most this many characters of a command line are shown.
 const MAX: usize = 60;
