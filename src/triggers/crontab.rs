@@ -27,9 +27,7 @@ pub fn schedules(env: &Env) -> Result<Vec<Schedule>> {
 /// The block `install` writes for `env`: `bgrun <global options> tick` at each schedule's
 /// times, its output appended to `<state>/cron.log`.
 fn block(env: &Env, scheds: &[Schedule]) -> Result<Vec<u8>> {
-    let exe = std::env::current_exe()
-        .map_err(|e| error::work(format!("cannot find the bgrun executable: {e}")))?;
-    let exe = exe.canonicalize().unwrap_or(exe);
+    let exe = super::bgrun_exe()?;
     let mut argv = vec![exe.as_os_str().as_encoded_bytes().to_vec()];
     for a in env.child_args() {
         argv.push(a.as_encoded_bytes().to_vec());
