@@ -30,7 +30,9 @@ fn cache() -> Result<Cache> {
 }
 
 fn settings(ctx: &Ctx) -> tools::Settings {
-    super::analyze::tool_settings(ctx, true)
+    ctx.config
+        .analysis
+        .tool_settings(true, crate::present::analyze::install_progress(&ctx.out))
 }
 
 fn spec_arg(name: &str) -> Result<&'static Spec> {

@@ -5,8 +5,9 @@
 //! Below it, one file per view that a command shows on the terminal (the presentation room:
 //! commands call it; it calls nothing above it): `watch` the watch session's live view, `hook`
 //! what a git hook says, `cron` the crontab block and the schedules, `hooks` the installed
-//! hooks.
+//! hooks, `analyze` the analysis summary and the baselines.
 
+pub mod analyze;
 pub mod cron;
 pub mod hook;
 pub mod hooks;
