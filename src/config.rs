@@ -644,6 +644,17 @@ impl Analysis {
     }
 }
 
+/// The team config `bgrun tools update` writes: `--config`/`$BGRUN_CONFIG` when given
+/// (a file outside the chain), else `<repo>/bgrun.json`.
+pub fn team_config(source: &Source, repo: &Path) -> PathBuf {
+    if let Source::File(p) = source
+        && !CHAIN.iter().any(|rel| repo.join(rel) == *p)
+    {
+        return p.clone();
+    }
+    repo.join(TEAM_CONFIG)
+}
+
 /// `analysis.tools`: known tool names, real versions, one of the three sources.
 fn validate_tools(a: &Analysis, file: &str, errors: &mut Vec<String>) {
     for (name, pin) in &a.tools {

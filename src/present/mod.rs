@@ -5,12 +5,14 @@
 //! Below it, one file per view that a command shows on the terminal (the presentation room:
 //! commands call it; it calls nothing above it): `watch` the watch session's live view, `hook`
 //! what a git hook says, `cron` the crontab block and the schedules, `hooks` the installed
-//! hooks, `analyze` the analysis summary and the baselines.
+//! hooks, `analyze` the analysis summary and the baselines, `tools`
+//! the managed tools.
 
 pub mod analyze;
 pub mod cron;
 pub mod hook;
 pub mod hooks;
+pub mod tools;
 pub mod watch;
 
 use crate::results::TaskResult;
