@@ -6,12 +6,13 @@
 //! commands call it; it calls nothing above it): `watch` the watch session's live view, `hook`
 //! what a git hook says, `cron` the crontab block and the schedules, `hooks` the installed
 //! hooks, `analyze` the analysis summary and the baselines, `tools`
-//! the managed tools.
+//! the managed tools, `results` a stored result.
 
 pub mod analyze;
 pub mod cron;
 pub mod hook;
 pub mod hooks;
+pub mod results;
 pub mod tools;
 pub mod watch;
 
