@@ -6,13 +6,15 @@
 //! commands call it; it calls nothing above it): `watch` the watch session's live view, `hook`
 //! what a git hook says, `cron` the crontab block and the schedules, `hooks` the installed
 //! hooks, `analyze` the analysis summary and the baselines, `tools`
-//! the managed tools, `results` a stored result.
+//! the managed tools, `results` a stored result,
+//! `status` the overview.
 
 pub mod analyze;
 pub mod cron;
 pub mod hook;
 pub mod hooks;
 pub mod results;
+pub mod status;
 pub mod tools;
 pub mod watch;
 
