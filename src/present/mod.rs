@@ -7,10 +7,12 @@
 //! what a git hook says, `cron` the crontab block and the schedules, `hooks` the installed
 //! hooks, `analyze` the analysis summary and the baselines, `tools`
 //! the managed tools, `results` a stored result,
-//! `status` the overview.
+//! `status` the overview, `drain` the
+//! drainer's progress.
 
 pub mod analyze;
 pub mod cron;
+pub mod drain;
 pub mod hook;
 pub mod hooks;
 pub mod results;
