@@ -2,8 +2,8 @@
 //! the analyzers in the foreground (every applicable tool in parallel, through the result
 //! cache), compare with the baseline, print a summary grouped by severity, write the
 //! normalized report (`--output`, JSON by default, or SARIF). Also `bgrun baseline`.
-//! The analysis and the baselines are `analyzers::session`'s, the texts
-//! `present::analyze`'s; this picks where the report goes.
+//! The analysis and the baselines are `analyzers::session`'s, the texts and where the report
+//! goes `present::analyze`'s.
 //!
 //! Exit: 0 when the work ran (findings alone do not fail it); 1 when `--fail-on` is met, a
 //! test failed, or no applicable tool produced a result; 2 for usage errors.
@@ -12,7 +12,7 @@ use anyhow::Result;
 
 use crate::analyzers::session::{self, Project};
 use crate::analyzers::{self, BaselineState, Kind, Options, Request, Severity};
-use crate::cli::{AnalyzeArgs, AnalyzeKind, BaselineCommand, ReportFormat, SeverityArg};
+use crate::cli::{AnalyzeArgs, AnalyzeKind, BaselineCommand, SeverityArg};
 use crate::present::analyze as view;
 use crate::{Ctx, Exit};
 
@@ -84,48 +84,13 @@ pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
         report.finish();
     }
 
-    let format = args.format.unwrap_or(if args.output.is_some() {
-        ReportFormat::Json
-    } else {
-        ReportFormat::Text
-    });
-    let body = |f: ReportFormat| -> Result<Vec<u8>> {
-        Ok(match f {
-            ReportFormat::Json => serde_json::to_vec_pretty(&report)?,
-            ReportFormat::Sarif => {
-                serde_json::to_vec_pretty(&analyzers::sarif::to_sarif(&report, &ctx.repo))?
-            }
-            ReportFormat::Text => view::text_summary(&report, &ctx.out).into_bytes(),
-            ReportFormat::Junit | ReportFormat::Github | ReportFormat::Codequality => {
-                super::formats::render(ctx, f, &serde_json::to_value(&report)?, &[])?
-            }
-        })
-    };
-    match &args.output {
-        Some(path) => {
-            let mut bytes = body(format)?;
-            if matches!(format, ReportFormat::Json | ReportFormat::Sarif) {
-                bytes.push(b'\n');
-            }
-            crate::fsutil::write_atomic(path, &bytes, false)?;
-            if ctx.out.json {
-                super::print_json(&report)?;
-            } else if !ctx.out.quiet() {
-                print!("{}", view::text_summary(&report, &ctx.out));
-                println!("report: {}", path.display());
-            }
-        }
-        None if ctx.out.json && format == ReportFormat::Text => super::print_json(&report)?,
-        None => {
-            let bytes = body(format)?;
-            if format != ReportFormat::Text || !ctx.out.quiet() {
-                print!("{}", String::from_utf8_lossy(&bytes));
-                if matches!(format, ReportFormat::Json | ReportFormat::Sarif) {
-                    println!();
-                }
-            }
-        }
-    }
+    view::emit(
+        &ctx.out,
+        &ctx.repo,
+        &report,
+        args.format,
+        args.output.as_deref(),
+    )?;
     if view::failed(&report, args.fail_on.map(severity_of)) {
         Ok(Exit::WorkFailed)
     } else {

@@ -6,7 +6,6 @@ mod config_cmd;
 mod cron;
 mod drain;
 mod enqueue;
-mod formats;
 mod hook;
 mod hooks;
 mod init;

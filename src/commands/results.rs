@@ -40,7 +40,8 @@ pub fn run(ctx: &Ctx, a: ResultsArgs) -> Result<Exit> {
         f,
         crate::cli::ReportFormat::Text | crate::cli::ReportFormat::Json
     ) {
-        return super::formats::emit_results(ctx, &rs, f);
+        crate::present::formats::emit_results(&ctx.out, &ctx.repo, &rs, f)?;
+        return Ok(Exit::Ok);
     }
     if ctx.out.json || f == crate::cli::ReportFormat::Json {
         super::print_json(&rs)?;

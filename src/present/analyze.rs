@@ -3,6 +3,7 @@
 //! why a run fails (`--fail-on`, failed tests, no tool ran) and the baseline's lines. The
 //! analysis itself is `analyzers::session`'s.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,6 +12,7 @@ use super::print_json;
 use crate::analyzers::baseline::Baseline;
 use crate::analyzers::session::Saved;
 use crate::analyzers::{self, BaselineState, Report, Severity, Status};
+use crate::cli::ReportFormat;
 use crate::output::Output;
 
 /// Each tool install, announced on stderr (none when quiet).
@@ -67,6 +69,60 @@ pub fn failed(report: &Report, fail_on: Option<Severity>) -> bool {
         }
     }
     failed
+}
+
+/// Where the report goes: into `output` (JSON unless `format` says otherwise) with the
+/// summary on the terminal, else on stdout in `format` (text by default).
+pub fn emit(
+    out: &Output,
+    repo: &Path,
+    report: &Report,
+    format: Option<ReportFormat>,
+    output: Option<&Path>,
+) -> Result<()> {
+    let format = format.unwrap_or(if output.is_some() {
+        ReportFormat::Json
+    } else {
+        ReportFormat::Text
+    });
+    let body = |f: ReportFormat| -> Result<Vec<u8>> {
+        Ok(match f {
+            ReportFormat::Json => serde_json::to_vec_pretty(report)?,
+            ReportFormat::Sarif => {
+                serde_json::to_vec_pretty(&analyzers::sarif::to_sarif(report, repo))?
+            }
+            ReportFormat::Text => text_summary(report, out).into_bytes(),
+            ReportFormat::Junit | ReportFormat::Github | ReportFormat::Codequality => {
+                super::formats::render(out, repo, f, &serde_json::to_value(report)?, &[])?
+            }
+        })
+    };
+    match output {
+        Some(path) => {
+            let mut bytes = body(format)?;
+            if matches!(format, ReportFormat::Json | ReportFormat::Sarif) {
+                bytes.push(b'\n');
+            }
+            crate::fsutil::write_atomic(path, &bytes, false)?;
+            if out.json {
+                print_json(report)?;
+            } else if !out.quiet() {
+                print!("{}", text_summary(report, out));
+                println!("report: {}", path.display());
+            }
+        }
+        None if out.json && format == ReportFormat::Text => print_json(report)?,
+        None => {
+            let bytes = body(format)?;
+            if format != ReportFormat::Text || !out.quiet() {
+                print!("{}", String::from_utf8_lossy(&bytes));
+                if matches!(format, ReportFormat::Json | ReportFormat::Sarif) {
+                    println!();
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `bgrun baseline save`.

@@ -8,11 +8,12 @@
 //! hooks, `analyze` the analysis summary and the baselines, `tools`
 //! the managed tools, `results` a stored result,
 //! `status` the overview, `drain` the
-//! drainer's progress.
+//! drainer's progress, `formats` the CI formats of `analyze`, `results` and `run`.
 
 pub mod analyze;
 pub mod cron;
 pub mod drain;
+pub mod formats;
 pub mod hook;
 pub mod hooks;
 pub mod results;
