@@ -210,6 +210,12 @@ fn paint_sev(out: &Output, s: Severity) -> String {
     out.paint(code, &s.as_str().to_uppercase()).into()
 }
 
+/// `  FAILED NAME: MESSAGE` (in red), a failing test's line.
+fn failing_line(s: &mut String, out: &Output, label: &str, name: &str, message: &str) {
+    use std::fmt::Write;
+    let _ = writeln!(s, "  {} {name}: {message}", out.paint("31", label));
+}
+
 /// The console summary: tools, findings grouped by severity, tests, recommendations.
 pub fn text_summary(r: &Report, out: &Output) -> String {
     use std::fmt::Write;
@@ -318,13 +324,7 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
             t.skipped
         );
         for f in &t.failures {
-            let _ = writeln!(
-                s,
-                "  {} {}: {}",
-                out.paint("31", "FAILED"),
-                f.name,
-                f.message
-            );
+            failing_line(&mut s, out, "FAILED", &f.name, &f.message);
         }
     }
     if !r.fixed.is_empty() {
@@ -335,13 +335,7 @@ pub fn text_summary(r: &Report, out: &Output) -> String {
     }
     if let Some(b) = &r.baseline {
         for f in &b.newly_failing {
-            let _ = writeln!(
-                s,
-                "  {} {}: {}",
-                out.paint("31", "NEWLY FAILING"),
-                f.name,
-                f.message
-            );
+            failing_line(&mut s, out, "NEWLY FAILING", &f.name, &f.message);
         }
         for n in &b.newly_passing {
             let _ = writeln!(s, "  {} {n}", out.paint("32", "NEWLY PASSING"));
