@@ -623,6 +623,36 @@ impl Analysis {
             })
             .collect()
     }
+
+    /// Where the analyzers take their tools from: the pins, `$BGRUN_TOOL_SOURCE` for the
+    /// rest (default managed), installing on first use when `allow_install` (no
+    /// `--no-install`) and `install_tools`; `progress` is told of each install.
+    pub fn tool_settings(
+        &self,
+        allow_install: bool,
+        progress: Option<crate::tools::Progress>,
+    ) -> crate::tools::Settings {
+        crate::tools::Settings {
+            pins: self.tool_pins(),
+            default_source: crate::tools::default_source_from_env()
+                .unwrap_or(crate::tools::Source::Managed),
+            install: allow_install && self.install_tools,
+            install_timeout: std::time::Duration::from_secs(self.install_timeout_seconds.max(1)),
+            cache: crate::tools::Cache::from_env(),
+            progress,
+        }
+    }
+}
+
+/// The team config `bgrun tools update` writes: `--config`/`$BGRUN_CONFIG` when given
+/// (a file outside the chain), else `<repo>/bgrun.json`.
+pub fn team_config(source: &Source, repo: &Path) -> PathBuf {
+    if let Source::File(p) = source
+        && !CHAIN.iter().any(|rel| repo.join(rel) == *p)
+    {
+        return p.clone();
+    }
+    repo.join(TEAM_CONFIG)
 }
 
 /// `analysis.tools`: known tool names, real versions, one of the three sources.

@@ -149,10 +149,34 @@ pub fn untrust_repo(repo: &Path) -> bool {
     repo_record(repo).is_some_and(|p| std::fs::remove_file(p).is_ok())
 }
 
+fn read_config(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| error::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Where the config at `path` stands against its approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Approved as it is now.
+    Trusted,
+    /// Approved, and changed since.
+    Changed,
+    Never,
+}
+
+/// The config at `path` now: its sha256, and how it stands against its approval.
+pub fn standing(path: &Path) -> Result<(String, Standing)> {
+    let now = sha256_hex(&read_config(path)?);
+    let standing = match approved(path) {
+        Some((h, _)) if h == now => Standing::Trusted,
+        Some(_) => Standing::Changed,
+        None => Standing::Never,
+    };
+    Ok((now, standing))
+}
+
 /// Approve the config at `path` as it is now.
 pub fn trust(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| error::usage(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = read_config(path)?;
     let Some(rec) = record_path(path) else {
         return Err(error::state("no user data dir: set HOME or XDG_DATA_HOME"));
     };

@@ -19,6 +19,7 @@ pub mod exec;
 pub mod findings;
 pub mod project;
 pub mod sarif;
+pub mod session;
 // CI writers (issue 15), beside sarif.
 pub mod ci_common;
 pub mod codequality;

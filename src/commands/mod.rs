@@ -6,7 +6,6 @@ mod config_cmd;
 mod cron;
 mod drain;
 mod enqueue;
-mod formats;
 mod hook;
 mod hooks;
 mod init;
@@ -119,8 +118,4 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
     }
 }
 
-/// Print a value as pretty JSON on stdout.
-pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
+pub(crate) use crate::present::print_json;

@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> Result<Exit> {
 pub fn write(ctx: &Ctx, path: &Path) -> Result<()> {
     let rs = results::list(&ctx.state_dir, None, usize::MAX)?;
     let samples = results::samples(&ctx.state_dir);
-    let (current, _failed) = super::formats::merge(&rs);
+    let (current, _failed) = crate::present::formats::merge(&rs);
     let mut baseline_runs = Vec::new();
     for r in rs
         .iter()

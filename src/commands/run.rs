@@ -30,8 +30,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<Exit> {
                 Some(f @ (ReportFormat::Junit | ReportFormat::Github | ReportFormat::Codequality)),
                 _,
             ) => {
-                let (report, failed) = super::formats::merge(std::slice::from_ref(&r));
-                super::formats::render(ctx, f, &report, &failed)?
+                let (report, failed) = crate::present::formats::merge(std::slice::from_ref(&r));
+                crate::present::formats::render(&ctx.out, &ctx.repo, f, &report, &failed)?
             }
             (_, Some(rep)) => serde_json::to_vec_pretty(rep)?,
             _ => serde_json::to_vec_pretty(&r)?,

@@ -9,7 +9,7 @@ use crate::triggers::tick;
 use crate::{Ctx, Exit};
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
-    let scheds = super::cron::schedules(ctx)?;
+    let scheds = crate::triggers::crontab::schedules(ctx)?;
     let fired = tick::tick(ctx, &scheds)?;
     for f in &fired {
         match (&f.handed, f.line()) {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use crate::cli::GlobalArgs;
 use crate::config::{self, Source};
 use crate::notify::{self, Notification, Selection, Severity};
-use crate::trust::{self, Verdict};
+use crate::trust::{self, Standing, Verdict};
 use crate::{Ctx, Exit, engine, error, resolve_repo};
 
 /// The committed config that trust is about: the discovered one, when it is committed.
@@ -58,20 +58,12 @@ pub fn run_trust(g: &GlobalArgs, show: bool) -> Result<Exit> {
         );
         return Ok(Exit::Ok);
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| error::usage(format!("cannot read {}: {e}", path.display())))?;
-    let now = {
-        let d = ring::digest::digest(&ring::digest::SHA256, &bytes);
-        d.as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
     if show {
-        let state = match trust::approved(path) {
-            Some((h, _)) if h == now => "trusted",
-            Some(_) => "changed since trusted (see `bgrun config diff`)",
-            None => "not trusted",
+        let (now, standing) = trust::standing(path)?;
+        let state = match standing {
+            Standing::Trusted => "trusted",
+            Standing::Changed => "changed since trusted (see `bgrun config diff`)",
+            Standing::Never => "not trusted",
         };
         if g.json {
             super::print_json(&serde_json::json!({

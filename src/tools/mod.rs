@@ -11,6 +11,7 @@
 //! Every step runs with a deadline. This module is an adapter: it never calls the engine,
 //! the commands or the analyzers.
 
+pub mod batch;
 pub mod error;
 mod install;
 

@@ -129,3 +129,56 @@ pub fn config_entries(dir: &Path, regexp: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The installed git's version, and whether it runs hooks defined in config (2.54+).
+pub fn version() -> (Option<String>, bool) {
+    let out = std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    let Some(out) = out else {
+        return (None, false);
+    };
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let ver = text.trim_start_matches("git version ").to_string();
+    let nums: Vec<u32> = ver
+        .split(['.', ' ', '-'])
+        .take(2)
+        .map(|s| s.parse().unwrap_or(0))
+        .collect();
+    let supported = matches!(nums.as_slice(), [maj, min] if (*maj, *min) >= (2, 54));
+    (Some(ver), supported)
+}
+
+/// A hook defined in git config (`hook.<name>.command` / `.event`, git 2.54+).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConfigHook {
+    pub name: String,
+    pub command: Vec<String>,
+    pub events: Vec<String>,
+}
+
+/// The hooks defined in the config of the repository at `git_dir`, by name.
+pub fn config_hooks(git_dir: &Path) -> Vec<ConfigHook> {
+    let mut by_name: std::collections::BTreeMap<String, (Vec<String>, Vec<String>)> =
+        Default::default();
+    for (key, val) in config_entries(git_dir, r"^hook\..*\.(command|event)$") {
+        let Some(rest) = key.strip_prefix("hook.") else {
+            continue;
+        };
+        if let Some(n) = rest.strip_suffix(".command") {
+            by_name.entry(n.to_string()).or_default().0.push(val);
+        } else if let Some(n) = rest.strip_suffix(".event") {
+            by_name.entry(n.to_string()).or_default().1.push(val);
+        }
+    }
+    by_name
+        .into_iter()
+        .map(|(name, (command, events))| ConfigHook {
+            name,
+            command,
+            events,
+        })
+        .collect()
+}

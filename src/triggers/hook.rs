@@ -169,26 +169,60 @@ fn renice(pid: u32, nice: i32) {
     }
 }
 
+/// Whether `BGRUN_HOOK_SYNC` asks to do it all in the foreground.
+pub fn sync() -> bool {
+    std::env::var_os("BGRUN_HOOK_SYNC").is_some()
+}
+
+/// The hook's task types when git hooks are on and it has some; None: nothing to do.
+pub fn tasks(env: &Env, name: &str) -> Option<Vec<String>> {
+    let types = env.config.hook_tasks(name);
+    (env.config.triggers.git_hooks.enabled && !types.is_empty()).then_some(types)
+}
+
+/// Why the worker did not start: its input comes back to be queued here.
+pub struct NotHanded {
+    /// None: this executable cannot be found (nothing was tried, nothing to say).
+    pub error: Option<std::io::Error>,
+    pub input: WorkerInput,
+}
+
 /// A non-blocking hook: resolve the context now if git is about to act (pre-*), then start
-/// the worker, `argv` (`bgrun <global options> hook NAME ARGS...`), with it on its stdin,
-/// at CPU priority `nice` when known (set before its exec, so that even its start-up yields
-/// to git).
-/// When the worker cannot start, the error and the input come back (queue it here then).
+/// the worker, `bgrun <global options as given> hook RAW_NAME RAW_ARGS...`, with it on its
+/// stdin, at CPU priority `nice` when known (set before its exec, so that even its start-up
+/// yields to git). When the worker cannot start, the input comes back (queue it here then).
 pub fn hand_off(
-    argv: Vec<OsString>,
+    raw: (&str, &[OsString]),
     nice: Option<i32>,
     name: &str,
     args: &[String],
     stdin: Vec<u8>,
-) -> Result<(), (std::io::Error, WorkerInput)> {
+) -> Result<(), NotHanded> {
+    let Ok(exe) = std::env::current_exe() else {
+        let input = WorkerInput {
+            context: None,
+            stdin: Arg(stdin),
+        };
+        return Err(NotHanded { error: None, input });
+    };
+    // The global options as given (they may come before the subcommand).
+    let mut argv = vec![exe.into_os_string()];
+    argv.extend(std::env::args_os().skip(1).take_while(|a| a != "hook"));
+    argv.push("hook".into());
+    argv.push(raw.0.into());
+    argv.extend(raw.1.iter().cloned());
     let context = (!name.starts_with("post-")).then(|| hooks::context(name, args, &stdin));
     let input = WorkerInput {
         context,
         stdin: Arg(stdin),
     };
+    let not = |e, input| NotHanded {
+        error: Some(e),
+        input,
+    };
     let bytes = match serde_json::to_vec(&input) {
         Ok(b) => b,
-        Err(e) => return Err((std::io::Error::other(e), input)),
+        Err(e) => return Err(not(std::io::Error::other(e), input)),
     };
     crate::runner::detach::spawn(&crate::runner::detach::Detached {
         argv,
@@ -198,28 +232,34 @@ pub fn hand_off(
         ..Default::default()
     })
     .map(|_| ())
-    .map_err(|e| (e, input))
+    .map_err(|e| not(e, input))
 }
 
 /// In the worker (git has moved on): at the tasks' CPU priority, resolve the context if the
-/// hook did not, and queue the hook's tasks. None when the hook has nothing to queue.
+/// hook did not, and queue the hook's tasks. None when the hook has nothing to queue or
+/// they could not be queued (why goes to `<state>/bgrun.log`: git has moved on).
 pub fn queue_in_worker(
     env: &Env,
     name: &str,
     args: &[String],
     input: WorkerInput,
-) -> Option<Result<Fired>> {
-    let types = env.config.hook_tasks(name);
-    if !env.config.triggers.git_hooks.enabled || types.is_empty() {
-        return None;
-    }
+) -> Option<Fired> {
+    let types = tasks(env, name)?;
     // The drainer started from here inherits this nice level, so it does not compete with
     // git for the CPU while the commit finishes; tasks get that level anyway.
     renice(0, env.config.resource_limits.nice_and_ioprio().0);
     let context = input
         .context
         .unwrap_or_else(|| hooks::context(name, args, &input.stdin.0));
-    Some(fire(env, name, &types, context, false))
+    fire(env, name, &types, context, false)
+        .inspect_err(|e| {
+            let why = crate::error::render(e);
+            engine::log_event(
+                env,
+                &format!("warning: {name} hook: tasks not queued: {why}"),
+            );
+        })
+        .ok()
 }
 
 /// What a hook queued: one outcome per configured task type, in order.

@@ -3,7 +3,8 @@
 //! kept beside it as `NAME.bgrun-orig`), install / uninstall / inspect of one hook file,
 //! and the context of a hook run (commit, pushed refs, changed files).
 //!
-//! No engine here: `commands::hooks` and `commands::hook` glue this to the queue.
+//! The session of `bgrun hooks install|uninstall|status` (which hooks, each one's outcome,
+//! what is installed) reads the `Env`'s config; the queue is `super::hook`'s.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::git;
+use crate::engine::Env;
 
 /// The script template (placeholders `@BGRUN@`, `@NAME@`, `@STDIN@`).
 const TEMPLATE: &str = include_str!("../../hooks/hook.sh");
@@ -262,6 +264,93 @@ pub fn managed_in(dir: &Path) -> Vec<String> {
         }
     }
     names.into_iter().collect()
+}
+
+/// The hooks the config asks for (non-empty task lists), as git spells them; exit 2 naming
+/// a bad hook name.
+pub fn configured(env: &Env) -> anyhow::Result<Vec<String>> {
+    let gh = &env.config.triggers.git_hooks;
+    if !gh.enabled {
+        return Ok(Vec::new());
+    }
+    let mut v = Vec::new();
+    for (name, types) in &gh.hooks {
+        if types.is_empty() {
+            continue;
+        }
+        if !valid_name(name) {
+            return Err(crate::error::usage(format!(
+                "{}: triggers.git_hooks.{name}: not a valid hook name (letters, digits, - and _)",
+                env.config_source
+            )));
+        }
+        v.push(name.clone());
+    }
+    Ok(v)
+}
+
+/// Install each of `names` into `dir`, scripts calling `exe`: each one's outcome, in order.
+pub fn install_all(
+    dir: &Path,
+    names: &[String],
+    exe: &Path,
+) -> Vec<(String, Result<Installed, HookError>)> {
+    names
+        .iter()
+        .map(|n| (n.clone(), install(dir, n, &render(n, exe))))
+        .collect()
+}
+
+/// Uninstall bgrun's hooks from `dir` (those there and those `env` configures): each one's
+/// outcome, in order.
+pub fn uninstall_all(env: &Env, dir: &Path) -> Vec<(String, Result<Removed, HookError>)> {
+    let mut names = managed_in(dir);
+    for n in configured(env).unwrap_or_default() {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let r = uninstall(dir, &n);
+            (n, r)
+        })
+        .collect()
+}
+
+/// What `bgrun hooks status` shows: the hooks configured or installed, and git's own.
+pub struct Status {
+    /// The executable an up-to-date script calls.
+    pub exe: PathBuf,
+    /// The configured hooks, then the others installed (in that order).
+    pub states: Vec<HookState>,
+    pub config_hooks: Vec<git::ConfigHook>,
+    pub git_version: Option<String>,
+    /// Whether this git runs hooks defined in config (2.54+).
+    pub config_hooks_supported: bool,
+}
+
+impl Status {
+    pub fn of(env: &Env, hd: &HookDir) -> anyhow::Result<Status> {
+        let exe = super::bgrun_exe()?;
+        let mut names = configured(env).unwrap_or_default();
+        for n in managed_in(&hd.dir) {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        let states = names.iter().map(|n| inspect(&hd.dir, n)).collect();
+        let config_hooks = git::config_hooks(&hd.git_dir);
+        let (git_version, config_hooks_supported) = git::version();
+        Ok(Status {
+            exe,
+            states,
+            config_hooks,
+            git_version,
+            config_hooks_supported,
+        })
+    }
 }
 
 /// What install did to one hook.

@@ -9,3 +9,11 @@ pub mod hook;
 pub mod hooks;
 pub mod tick;
 pub mod watch;
+
+/// The running bgrun executable, canonical: what an installed hook script and the crontab
+/// block call.
+pub fn bgrun_exe() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()
+        .map_err(|e| crate::error::work(format!("cannot find the bgrun executable: {e}")))?;
+    Ok(exe.canonicalize().unwrap_or(exe))
+}

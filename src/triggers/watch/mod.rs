@@ -38,6 +38,27 @@ pub struct Options {
     pub threads: usize,
 }
 
+impl Options {
+    /// What `triggers.file_watch` asks the session to watch in `env`'s repository
+    /// (`gitignore`: false when `--no-gitignore` turns `respect_gitignore` off).
+    /// `BGRUN_WATCH_THREADS=1` walks on one thread (for comparison in the benchmark).
+    pub fn of(env: &crate::engine::Env, gitignore: bool, full_hash_every: u64) -> Options {
+        let fw = &env.config.triggers.file_watch;
+        Options {
+            root: env.repo.clone(),
+            state_dir: env.state_dir.clone(),
+            paths: fw.paths.clone(),
+            exclude: fw.exclude_paths.clone(),
+            respect_gitignore: fw.respect_gitignore && gitignore,
+            full_hash_every,
+            threads: match std::env::var("BGRUN_WATCH_THREADS").ok().as_deref() {
+                Some("1") => 1,
+                _ => std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+            },
+        }
+    }
+}
+
 /// The result of one poll.
 #[derive(Debug, Clone, Default)]
 pub struct Poll {

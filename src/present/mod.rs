@@ -1,9 +1,34 @@
 //! How tasks and results are named in text: the task type with the command or analyzer it
 //! runs (`custom: echo hello`, `security_scan: bgrun analyze security`), shared by
 //! `status`, `results`, the terminal inbox and the HTML report.
+//!
+//! Below it, one file per view that a command shows on the terminal (the presentation room:
+//! commands call it; it calls nothing above it): `watch` the watch session's live view, `hook`
+//! what a git hook says, `cron` the crontab block and the schedules, `hooks` the installed
+//! hooks, `analyze` the analysis summary and the baselines, `tools`
+//! the managed tools, `results` a stored result,
+//! `status` the overview, `drain` the
+//! drainer's progress, `formats` the CI formats of `analyze`, `results` and `run`.
+
+pub mod analyze;
+pub mod cron;
+pub mod drain;
+pub mod formats;
+pub mod hook;
+pub mod hooks;
+pub mod results;
+pub mod status;
+pub mod tools;
+pub mod watch;
 
 use crate::results::TaskResult;
 use crate::state::task::{Action, Arg};
+
+/// Print a value as pretty JSON on stdout.
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
 
 /// At most this many characters of a command line are shown.
 const MAX: usize = 60;

@@ -12,12 +12,13 @@ use serde_json::Value;
 use crate::analyzers::junit_report::FailedTask;
 use crate::analyzers::{self, codequality, github, junit_report};
 use crate::cli::ReportFormat;
+use crate::output::Output;
 use crate::results::{Findings, TaskResult};
-use crate::{Ctx, Exit};
 
 /// The body of `report` in a CI format (`Json`/`Text` are the callers' own).
 pub fn render(
-    ctx: &Ctx,
+    console: &Output,
+    repo: &std::path::Path,
     f: ReportFormat,
     report: &Value,
     failed: &[FailedTask],
@@ -41,14 +42,14 @@ pub fn render(
             if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
                 && let Err(e) = append(std::path::Path::new(&p), github::to_summary(report))
             {
-                ctx.out.warn(format!("GITHUB_STEP_SUMMARY: {e:#}"));
+                console.warn(format!("GITHUB_STEP_SUMMARY: {e:#}"));
             }
             out.into_bytes()
         }
         ReportFormat::Sarif => {
             let typed: analyzers::Report = serde_json::from_value(report.clone())
                 .context("the stored report cannot be read as a normalized report")?;
-            let mut b = serde_json::to_vec_pretty(&analyzers::sarif::to_sarif(&typed, &ctx.repo))?;
+            let mut b = serde_json::to_vec_pretty(&analyzers::sarif::to_sarif(&typed, repo))?;
             b.push(b'\n');
             b
         }
@@ -97,7 +98,7 @@ pub fn merge(rs: &[TaskResult]) -> (Value, Vec<FailedTask>) {
                 fixed.extend(take("fixed").unwrap_or_default());
             }
             None if r.status != "succeeded" => failed.push(FailedTask {
-                name: format!("{} #{}", crate::present::what_of_result(r), r.id),
+                name: format!("{} #{}", super::what_of_result(r), r.id),
                 message: r
                     .error
                     .clone()
@@ -117,9 +118,14 @@ pub fn merge(rs: &[TaskResult]) -> (Value, Vec<FailedTask>) {
 }
 
 /// `results [ID] --format F`.
-pub fn emit_results(ctx: &Ctx, rs: &[TaskResult], f: ReportFormat) -> Result<Exit> {
+pub fn emit_results(
+    out: &Output,
+    repo: &std::path::Path,
+    rs: &[TaskResult],
+    f: ReportFormat,
+) -> Result<()> {
     let (report, failed) = merge(rs);
-    let body = render(ctx, f, &report, &failed)?;
+    let body = render(out, repo, f, &report, &failed)?;
     std::io::stdout().write_all(&body)?;
-    Ok(Exit::Ok)
+    Ok(())
 }

@@ -1,0 +1,64 @@
+//! What a git hook tells the terminal (`bgrun hook NAME`): what became of each task type it
+//! handed over, and for a blocking hook the wait and each task's outcome. The session is
+//! `triggers::hook`'s; this only shows its typed outcomes.
+
+use crate::engine::{Handed, Submitted};
+use crate::output::Output;
+use crate::results::TaskResult;
+use crate::triggers::hook::Fired;
+
+/// What became of each task type.
+pub fn fired(out: &Output, name: &str, f: &Fired) {
+    for (t, h) in &f.handed {
+        match h {
+            Handed::Skipped { why } => out.warn(format!("{name} hook: {why}; skipped")),
+            Handed::Submitted(Submitted::Queued { id, .. }) if !out.quiet() => {
+                eprintln!("bgrun: {name}: queued {t} (task {id})");
+            }
+            Handed::Submitted(Submitted::Queued { .. }) => {}
+            Handed::Submitted(Submitted::Duplicate { id }) if out.level > 0 => {
+                eprintln!("bgrun: {name}: {t} already queued (task {id})");
+            }
+            Handed::Submitted(Submitted::Duplicate { .. }) => {}
+            Handed::Submitted(Submitted::Dropped { result }) => out.warn(format!(
+                "{name}: {t} dropped: the queue is full (recorded as {})",
+                result.id
+            )),
+        }
+    }
+}
+
+/// A blocking hook is about to wait for the tasks `ids`.
+pub fn waiting(out: &Output, name: &str, ids: &[String]) {
+    if !out.quiet() {
+        eprintln!(
+            "bgrun: {name} is blocking: waiting for tasks {}",
+            ids.join(", ")
+        );
+    }
+}
+
+/// Each waited-for task's outcome (a failed one always, with the way out); true when all
+/// succeeded.
+pub fn waited(out: &Output, name: &str, results: &[TaskResult]) -> bool {
+    let mut failed = false;
+    for r in results {
+        let ok = r.status == "succeeded";
+        failed |= !ok;
+        if !ok || !out.quiet() {
+            let see = if ok {
+                String::new()
+            } else {
+                format!(
+                    "; see `bgrun results {}` (skip once with BGRUN_SKIP={name})",
+                    r.id
+                )
+            };
+            eprintln!(
+                "bgrun: {name}: {} (task {}): {}{see}",
+                r.task_type, r.id, r.status
+            );
+        }
+    }
+    !failed
+}
