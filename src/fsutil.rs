@@ -86,6 +86,22 @@ fn warn_open_dir(dir: &Path, mode: u32) {
     }
 }
 
+/// Write a file the user named (`--output`): atomically (a temporary beside it, then a
+/// rename) when it is a regular file or absent, but straight into it when it exists as
+/// something else, such as `/dev/null`, `/dev/stdout` or a FIFO: a rename over those
+/// replaced the device with a regular file (as root, `bgrun report --output /dev/null`
+/// broke every program's /dev/null on the machine).
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(bytes))
+            .with_context(|| format!("cannot write {}", path.display())),
+        _ => write_atomic(path, bytes, false),
+    }
+}
+
 /// Write `bytes` to `path` atomically: a temp file in the same dir (0600), fsync when
 /// `durable`, rename over, fsync the dir when `durable`. A crash leaves the old file or the new.
 pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {

@@ -79,7 +79,7 @@ pub fn write(ctx: &Ctx, path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    crate::state::store::write_atomic(path, html.as_bytes(), false)
+    crate::fsutil::write_output(path, html.as_bytes())
 }
 
 /// After a drain, with `report.auto`: refresh `<state>/report.html` (a failure is a warning).

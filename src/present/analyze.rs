@@ -103,7 +103,7 @@ pub fn emit(
             if matches!(format, ReportFormat::Json | ReportFormat::Sarif) {
                 bytes.push(b'\n');
             }
-            crate::fsutil::write_atomic(path, &bytes, false)?;
+            crate::fsutil::write_output(path, &bytes)?;
             if out.json {
                 print_json(report)?;
             } else if !out.quiet() {

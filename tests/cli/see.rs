@@ -1389,3 +1389,48 @@ fn an_analyzer_finding_reaches_the_next_git_command_in_the_issues_format() {
         text(&next.stderr)
     );
 }
+
+/// `--output` naming a device or a FIFO writes into it: a rename over it replaced
+/// /dev/null with a regular file when run as root.
+#[test]
+fn output_into_a_fifo_writes_through_it_and_leaves_it_a_fifo() {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let e = Env::new();
+    e.run(&["enqueue", "--no-drain", "custom", "--", "true"]);
+    e.run(&["drain", "-q"]);
+    for args in [
+        &["report", "--output"][..],
+        &["analyze", "security", "--format", "json", "--output"][..],
+    ] {
+        let fifo = e.root().join("pipe");
+        let _ = std::fs::remove_file(&fifo);
+        let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || tx.send(std::fs::read(fifo).expect("read the fifo")));
+        }
+        let mut argv: Vec<&str> = args.to_vec();
+        argv.push(fifo.to_str().unwrap());
+        let out = e.run(&argv);
+        // A run that never opened the fifo leaves the reader waiting: let it go.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+        // analyze exits 1 when no tool ran (an empty tree), with its report all the same.
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {out:?}"
+        );
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_default();
+        assert!(!got.is_empty(), "{args:?} wrote nothing into the fifo");
+        let kind = std::fs::symlink_metadata(&fifo)
+            .expect("still there")
+            .file_type();
+        assert!(kind.is_fifo(), "{args:?} replaced the fifo: {kind:?}");
+    }
+}
