@@ -27,19 +27,11 @@ pub fn run(g: &GlobalArgs, cmd: &StateCommand) -> Result<Exit> {
                 )));
             }
             crate::state::owner::record(&state_dir)?;
+            crate::state::store::adopt(&state_dir, lock_timeout(g, &repo))?;
             println!("adopted {} as this user's state dir", state_dir.display());
         }
         StateCommand::Reset => {
-            // The lock bound comes from the config when it loads; a broken config must not
-            // stop a reset, so fall back to the default.
-            let timeout = crate::config::load(g.config.as_deref(), &repo)
-                .map(|l| l.config.execution.lock_timeout_seconds)
-                .unwrap_or(10.0);
-            match crate::state::store::reset(
-                &state_dir,
-                std::time::Duration::try_from_secs_f64(timeout.max(0.0))
-                    .unwrap_or(std::time::Duration::from_secs(3600)),
-            )? {
+            match crate::state::store::reset(&state_dir, lock_timeout(g, &repo))? {
                 Some(p) => println!(
                     "moved the state file aside to {}; the queue starts empty",
                     p.display()
@@ -49,4 +41,14 @@ pub fn run(g: &GlobalArgs, cmd: &StateCommand) -> Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// The lock bound comes from the config when it loads; a broken config must not stop a
+/// reset or an adoption, so fall back to the default.
+fn lock_timeout(g: &GlobalArgs, repo: &std::path::Path) -> std::time::Duration {
+    let timeout = crate::config::load(g.config.as_deref(), repo)
+        .map(|l| l.config.execution.lock_timeout_seconds)
+        .unwrap_or(10.0);
+    std::time::Duration::try_from_secs_f64(timeout.max(0.0))
+        .unwrap_or(std::time::Duration::from_secs(3600))
 }

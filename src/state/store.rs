@@ -4,4 +4,4 @@
 
 pub use crate::fsutil::{ensure_private_dir, write_atomic};
 pub use crate::store::journal::*;
-pub use crate::store::jsonl::{Cache, Handles, JOURNAL, JournalFile, reset};
+pub use crate::store::jsonl::{Cache, Handles, JOURNAL, JournalFile, adopt, reset};

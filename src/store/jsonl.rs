@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::journal::{
-    Bad, Op, Running, SCHEMA_VERSION, Scan, State, compaction_ops, encode, header, prefix,
+    Bad, Op, Running, SCHEMA_VERSION, Scan, State, compaction_ops, encode, header, parse, prefix,
 };
 use super::{Durability, End, Lease, Release, Removal, Store, Txn};
 use crate::error;
@@ -329,8 +329,8 @@ impl JournalFile {
                 continue;
             }
             lineno += 1;
-            let op: Op = serde_json::from_slice(line)
-                .map_err(|e| corrupt(&self.path, &format!("line {lineno}: {e}")))?;
+            let op =
+                parse(line).map_err(|e| corrupt(&self.path, &format!("line {lineno}: {e}")))?;
             if lineno == 1 {
                 match &op {
                     Op::Header { schema_version, .. } if *schema_version > SCHEMA_VERSION => {
@@ -427,6 +427,19 @@ pub fn reset(state_dir: &Path, lock_timeout: Duration) -> Result<Option<PathBuf>
         let _ = d.sync_all();
     }
     Ok(Some(aside))
+}
+
+/// After `bgrun state adopt`: read an existing journal in full once, under the lock, by the
+/// rule of every reader, so that it is recorded as bgrun's own (its stamp) and the next
+/// enqueue takes the fast scan instead of that full read. A journal that does not parse is
+/// left as it is (the error says so); a state dir without one gets nothing.
+pub fn adopt(state_dir: &Path, lock_timeout: Duration) -> Result<()> {
+    if !state_dir.join(JOURNAL).exists() {
+        return Ok(());
+    }
+    JournalFile::open(state_dir, lock_timeout)?
+        .scan()
+        .map(|_| ())
 }
 
 /// The JSON Lines store: the journal of one state dir. Holds no lock between transactions;
@@ -735,7 +748,7 @@ impl Txn for JsonlTxn<'_> {
         }
         let scan = self.scanned()?;
         Ok(scan.open_claims.values().any(|line| {
-            serde_json::from_slice::<Op>(line).ok().is_some_and(
+            parse(line).ok().is_some_and(
                 |op| matches!(op, Op::Claim { drainer, .. } if !procs::token_alive(&dir, &drainer)),
             )
         }))
@@ -951,6 +964,28 @@ mod tests {
         assert_eq!(again.queued.len(), 2);
         assert_eq!(again.running.len(), 1);
         assert_eq!(again.lines, 1 + 2 + 2);
+    }
+
+    #[test]
+    fn adopting_a_copied_journal_records_it_as_bgruns_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut s = JournalFile::open(&a, Duration::from_secs(1)).unwrap();
+        s.append(&[enq(task(1, "a")), enq(task(2, "b"))], true)
+            .unwrap();
+        drop(s);
+        std::fs::create_dir(&b).unwrap();
+        std::fs::copy(a.join(JOURNAL), b.join(JOURNAL)).unwrap();
+        let journal = |d: &Path| File::open(d.join(JOURNAL)).unwrap();
+        // A copy is another file: the next enqueue would read it in full.
+        assert!(!crate::state::stamp::matches(&b, &journal(&b)));
+        adopt(&b, Duration::from_secs(1)).unwrap();
+        assert!(crate::state::stamp::matches(&b, &journal(&b)));
+        // Nothing to adopt: no journal is made.
+        let c = dir.path().join("c");
+        std::fs::create_dir(&c).unwrap();
+        adopt(&c, Duration::from_secs(1)).unwrap();
+        assert!(!c.join(JOURNAL).exists());
     }
 
     #[test]
