@@ -9,6 +9,23 @@ use super::{
 
 pub struct Pylint;
 
+/// Python pylint runs before it reads its config (`--init-hook`): Python's cycle collector
+/// tuned the way mypy tunes its own (`gc.freeze()` puts pylint's own modules out of its
+/// reach; a young-generation threshold of 100,000 allocations instead of 700). astroid
+/// builds a tree of every module a checked file imports (82 modules for one click file)
+/// and keeps them all, so with the default thresholds the collector walks that growing heap
+/// again and again and finds almost nothing: about 30% of pylint's CPU time on one file and
+/// on a full run alike (2.1 s -> 1.45 s on click's `_compat.py`, 11.4 s -> 8.5 s on all of
+/// click, peak memory 155 -> 157 MB; the findings compared equal, see the README). A hook
+/// from the command line does not replace the project's own `init-hook` (a `sys.path`
+/// setting in its `.pylintrc` or `pyproject.toml`): pylint runs both, this one first.
+/// (Either call is skipped where Python lacks it: `gc.freeze` is 3.7's; PyPy's `gc` has
+/// no thresholds.)
+pub const GC_HOOK: &str = concat!(
+    "import gc; hasattr(gc, 'freeze') and gc.freeze(); ",
+    "hasattr(gc, 'set_threshold') and gc.set_threshold(100000, 100, 100)"
+);
+
 impl Tool for Pylint {
     fn name(&self) -> &'static str {
         "pylint"
@@ -31,6 +48,7 @@ impl Tool for Pylint {
                 &["--output-format=json", "--persistent=n", "--score=n"],
                 &p.root,
             )
+            .arg(format!("--init-hook={GC_HOOK}"))
             .args(p.files_of("python").into_iter().map(dot)),
         )
     }

@@ -780,6 +780,54 @@ fn pylint_findings_on_its_config_stay_when_every_file_comes_from_the_cache() {
 }
 
 #[test]
+fn pylint_runs_with_bgruns_gc_hook_and_the_projects_own_init_hook_still_runs() {
+    if !have(&["pylint"]) {
+        return;
+    }
+    let e = Env::new();
+    e.config(r#"{"analysis": {"disabled_tools": ["pip-audit"]}}"#);
+    e.write(".gitignore", ".bgrun/\n.bgrun-report.json\n");
+    e.write(
+        "app/a.py",
+        "\"\"\"A.\"\"\"\nimport vendored\n\nprint(vendored.VALUE)\n",
+    );
+    // Not walked (`build/` is skipped): importable only through the project's init-hook.
+    e.write("build/vendored.py", "\"\"\"V.\"\"\"\nVALUE = 1\n");
+    // The project's hook puts build/ on sys.path only when bgrun's hook ran before it (the
+    // collector's threshold is bgrun's): no import-error proves both ran, bgrun's first.
+    e.write(
+        "pyproject.toml",
+        "[tool.pylint.main]\ninit-hook = \"import gc, sys; sys.path.insert(0, 'build' if gc.get_threshold()[0] == 100000 else 'nowhere')\"\n",
+    );
+    e.git(&["add", "-A"]);
+    e.git(&["commit", "-qm", "init"]);
+    for args in [
+        &["code"][..],
+        &["code", "--full"],
+        &["code", "--full", "app/a.py"],
+    ] {
+        let (_, r) = analyze(&e, args);
+        let t = tool(&r, "pylint");
+        assert_eq!(t["status"], "ran", "{args:?}: {r}");
+        assert!(
+            t["command"]
+                .as_str()
+                .unwrap_or("")
+                .contains("--init-hook=import gc; hasattr(gc, 'freeze') and gc.freeze();"),
+            "{args:?}: {t}"
+        );
+        let import_errors: Vec<_> = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["tool"] == "pylint" && f["rule"] == "E0401")
+            .collect();
+        assert!(import_errors.is_empty(), "{args:?}: {import_errors:?}");
+        assert_eq!(t["files_run"], 1, "{args:?}: {t}");
+    }
+}
+
+#[test]
 fn the_cache_is_bounded_by_analysis_cache_max_mb_and_bad_values_exit_2() {
     if !have(&["bandit"]) {
         return;
