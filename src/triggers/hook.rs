@@ -189,8 +189,8 @@ pub struct NotHanded {
 
 /// A non-blocking hook: resolve the context now if git is about to act (pre-*), then start
 /// the worker, `bgrun <global options as given> hook RAW_NAME RAW_ARGS...`, with it on its
-/// stdin, at CPU priority `nice` when known (set before its exec, so that even its start-up
-/// yields to git). When the worker cannot start, the input comes back (queue it here then).
+/// stdin, at CPU priority `nice` when known (set at once, so that even its start-up yields
+/// to git). When the worker cannot start, the input comes back (queue it here then).
 pub fn hand_off(
     raw: (&str, &[OsString]),
     nice: Option<i32>,
@@ -228,10 +228,13 @@ pub fn hand_off(
         argv,
         env: vec![(WORKER_ENV.into(), "1".into())],
         input: Some(bytes),
-        nice: nice.filter(|n| *n > 0),
         ..Default::default()
     })
-    .map(|_| ())
+    .map(|pid| {
+        if let Some(n) = nice {
+            renice(pid, n);
+        }
+    })
     .map_err(|e| not(e, input))
 }
 
