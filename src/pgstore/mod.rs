@@ -235,6 +235,16 @@ pub struct ClaimOutcome {
     pub next_ready: Option<f64>,
 }
 
+/// A worker's turn ([`PgStore::finish_and_claim`]).
+#[derive(Debug)]
+pub struct Turn {
+    /// Per finished run: its result was recorded (`false`: the lease was lost, refused).
+    pub accepted: Vec<bool>,
+    pub out: ClaimOutcome,
+    /// The turn reached the disk. An `Err`: it may or may not have been committed.
+    pub durable: Result<()>,
+}
+
 /// What a renewal found.
 #[derive(Debug, Default)]
 pub struct Renewed {
@@ -618,14 +628,17 @@ impl PgStore {
     /// One turn of a worker in one transaction: record the finished runs (fenced by their
     /// lease tokens: a lost lease's result is refused, `false` in the returned list), then,
     /// when `claim` is given, claim ready tasks. The commit is *asynchronous* (no wait for
-    /// the disk, so the fleet-wide claim lock is never held across an fsync); nothing of
-    /// it may be acted on before [`PgStore::flush`] returns, which makes it durable.
-    /// About eight round trips for any number of results and claims.
+    /// the disk, so the fleet-wide claim lock is never held across an fsync), and the same
+    /// round trip then commits worker `flush_worker`'s heartbeat synchronously, which
+    /// flushes the write-ahead log past the turn: only when [`Turn::durable`] is `Ok` may
+    /// the turn be acted on. An `Err` of the call itself: nothing was committed. About five
+    /// round trips for any number of results and claims.
     pub fn finish_and_claim(
         &mut self,
         done: &[Finish<'_>],
         claim: Option<&ClaimReq>,
-    ) -> Result<(Vec<bool>, ClaimOutcome)> {
+        flush_worker: i64,
+    ) -> Result<Turn> {
         self.client
             .batch_execute("BEGIN; SET LOCAL synchronous_commit TO off")?;
         let r = self.finish_batch(done).and_then(|accepted| {
@@ -636,9 +649,22 @@ impl PgStore {
             Ok((accepted, out))
         });
         match r {
-            Ok(r) => {
-                self.client.batch_execute("COMMIT")?;
-                Ok(r)
+            Ok((accepted, out)) => {
+                // Both statements in one message: the turn's commit, then the heartbeat
+                // in a transaction of its own, committed synchronously (the session's
+                // setting again after `SET LOCAL`).
+                let durable = self
+                    .client
+                    .batch_execute(&format!(
+                        "COMMIT; UPDATE bgrun_workers SET heartbeat_at =
+                           extract(epoch FROM clock_timestamp()) WHERE id = {flush_worker}"
+                    ))
+                    .map_err(anyhow::Error::from);
+                Ok(Turn {
+                    accepted,
+                    out,
+                    durable,
+                })
             }
             Err(e) => {
                 let _ = self.client.batch_execute("ROLLBACK");
@@ -663,75 +689,54 @@ impl PgStore {
         Ok(self.client.query(&st, &values)?)
     }
 
-    /// Append runs to their types' histories (one statement), read each type's last ten runs
-    /// and stored factor (one statement), and where the adaptive factor changed, store it and
-    /// re-rank that type's queued tasks.
-    fn record_histories(&mut self, types: &[&str], oks: &[bool], durations: &[f64]) -> Result<()> {
-        self.q(
-            "INSERT INTO bgrun_history (task_type, ok, duration_s, at)
-             SELECT ty, ok, d, extract(epoch FROM clock_timestamp())::float8
-               FROM unnest($1::text[], $2::bool[], $3::float8[]) AS x(ty, ok, d)",
-            &[
-                (&types, Type::TEXT_ARRAY),
-                (&oks, Type::BOOL_ARRAY),
-                (&durations, Type::FLOAT8_ARRAY),
-            ],
-        )?;
-        let rows = self.q(
-            "SELECT ty, (SELECT factor FROM bgrun_types WHERE task_type = ty),
-                    h.oks, h.durs, h.ats, h.top
-               FROM (SELECT DISTINCT unnest($1::text[]) AS ty) d
-               CROSS JOIN LATERAL (
-                 SELECT array_agg(ok ORDER BY id) AS oks, array_agg(duration_s ORDER BY id) AS durs,
-                        array_agg(at ORDER BY id) AS ats, max(id) AS top
-                   FROM (SELECT id, ok, duration_s, at FROM bgrun_history WHERE task_type = ty
-                          ORDER BY id DESC LIMIT 10) r) h",
-            &[(&types, Type::TEXT_ARRAY)],
-        )?;
-        for row in rows {
-            let ty: String = row.get(0);
-            let old: Option<f64> = row.get(1);
-            let oks: Vec<bool> = row.get::<_, Option<Vec<bool>>>(2).unwrap_or_default();
-            let durs: Vec<f64> = row.get::<_, Option<Vec<f64>>>(3).unwrap_or_default();
-            let ats: Vec<f64> = row.get::<_, Option<Vec<f64>>>(4).unwrap_or_default();
-            let top: Option<i64> = row.get(5);
-            let h: VecDeque<Exec> = oks
+    /// Where a run's type changed its adaptive factor (from the type's runs before this turn,
+    /// `prior`, and the ones this turn added, `new`, each `(id, Exec)`), store the factor
+    /// and re-rank that type's queued tasks; keep the last 100 runs per type.
+    fn update_factors(
+        &mut self,
+        stored: &HashMap<String, f64>,
+        prior: &HashMap<String, Vec<(i64, Exec)>>,
+        new: &HashMap<String, Vec<(i64, Exec)>>,
+    ) -> Result<()> {
+        for (ty, added) in new {
+            let mut runs: Vec<&(i64, Exec)> = prior.get(ty).into_iter().flatten().collect();
+            runs.extend(added.iter());
+            runs.sort_by_key(|r| r.0);
+            runs.dedup_by_key(|r| r.0);
+            let h: VecDeque<Exec> = runs
                 .iter()
-                .zip(&durs)
-                .zip(&ats)
-                .map(|((ok, d), at)| Exec {
-                    ok: *ok,
-                    duration_s: *d,
-                    at: *at,
-                })
+                .rev()
+                .take(10)
+                .rev()
+                .map(|r| r.1.clone())
                 .collect();
             let factor = crate::queue::adaptive_factor(Some(&h));
-            if old != Some(factor) {
+            let old = stored.get(ty).copied();
+            if old.is_none() && factor == 1.0 {
+                // Queued tasks were ranked with 1.0 already: only remember the factor.
+                self.q(
+                    "INSERT INTO bgrun_types (task_type, factor) VALUES ($1, $2)
+                     ON CONFLICT (task_type) DO UPDATE SET factor = EXCLUDED.factor",
+                    &[(ty, Type::TEXT), (&factor, Type::FLOAT8)],
+                )?;
+            } else if old != Some(factor) {
+                // Only the rows not ranked with this factor yet (another worker may have
+                // re-ranked them a moment ago): no needless row locks against the claims.
                 self.q(
                     "WITH f AS (INSERT INTO bgrun_types (task_type, factor) VALUES ($1, $2)
                        ON CONFLICT (task_type) DO UPDATE SET factor = EXCLUDED.factor)
                      UPDATE bgrun_tasks SET eff_priority = priority * $2::float8
-                      WHERE state = 'queued' AND task_type = $1",
-                    &[(&ty, Type::TEXT), (&factor, Type::FLOAT8)],
+                      WHERE state = 'queued' AND task_type = $1
+                        AND eff_priority IS DISTINCT FROM priority * $2::float8",
+                    &[(ty, Type::TEXT), (&factor, Type::FLOAT8)],
                 )?;
             }
-            let added = types.iter().filter(|t| **t == ty).count();
-            if top.is_some_and(|top| usize::try_from(top.rem_euclid(100)).unwrap_or(0) < added) {
+            let top = added.iter().map(|r| r.0).max().unwrap_or(0);
+            if usize::try_from(top.rem_euclid(100)).unwrap_or(0) < added.len() {
                 // Keep the last 100 executions per type (about once per 100 inserts).
-                prune_history(&mut self.client, &ty)?;
+                prune_history(&mut self.client, ty)?;
             }
         }
-        Ok(())
-    }
-
-    /// Make every earlier commit of this connection durable: a synchronous commit of the
-    /// worker's heartbeat flushes the write-ahead log past them (and is the heartbeat).
-    pub fn flush(&mut self, worker_id: i64) -> Result<()> {
-        self.q(
-            "UPDATE bgrun_workers SET heartbeat_at = extract(epoch FROM clock_timestamp())
-              WHERE id = $1",
-            &[(&worker_id, Type::INT8)],
-        )?;
         Ok(())
     }
 
@@ -748,8 +753,16 @@ impl PgStore {
         let mut delays = Vec::with_capacity(done.len());
         let mut results = Vec::with_capacity(done.len());
         let mut samples = Vec::with_capacity(done.len());
+        let mut types: Vec<&str> = Vec::with_capacity(done.len());
+        let mut ran = Vec::with_capacity(done.len());
+        let mut oks = Vec::with_capacity(done.len());
+        let mut durations = Vec::with_capacity(done.len());
         for f in done {
             let r = f.result;
+            types.push(r.task_type.as_str());
+            ran.push(!r.status.never_ran());
+            oks.push(r.status == Status::Succeeded);
+            durations.push(r.duration_s);
             ids.push(
                 r.id.parse::<i64>()
                     .with_context(|| format!("task id {:?} is not a store id", r.id))?,
@@ -768,13 +781,17 @@ impl PgStore {
             results.push(v);
             samples.push(serde_json::to_value(f.sample)?);
         }
-        // The fenced end (queued again for a retry), its result and its metrics sample.
+        // One statement: the fenced end (queued again for a retry), its result, its metrics
+        // sample, the run appended to its type's history (not for a run that never
+        // started), and each such type's stored factor and last ten runs before this one.
         let host = self.host.clone();
         let rows = self.q(
             "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
              u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[],
-                     $5::text[], $6::jsonb[], $7::float8[], $8::jsonb[], $9::jsonb[])
-                   AS u(id, tok, attempt, run, status, retry, delay, result, sample)),
+                     $5::text[], $6::jsonb[], $7::float8[], $8::jsonb[], $9::jsonb[],
+                     $11::text[], $12::bool[], $13::bool[], $14::float8[])
+                   AS u(id, tok, attempt, run, status, retry, delay, result, sample,
+                        ty, ran, ok, dur)),
              upd AS (
                UPDATE bgrun_tasks t SET
                    state = CASE WHEN u.retry IS NULL THEN 'done' ELSE 'queued' END,
@@ -798,8 +815,23 @@ impl PgStore {
                ON CONFLICT DO NOTHING),
              met AS (
                INSERT INTO bgrun_metrics (at, host, sample)
-               SELECT n.t, $10, u.sample FROM u JOIN upd USING (id), n)
-             SELECT id FROM upd",
+               SELECT n.t, $10, u.sample FROM u JOIN upd USING (id), n),
+             hist AS (
+               INSERT INTO bgrun_history (task_type, ok, duration_s, at)
+               SELECT u.ty, u.ok, u.dur, n.t FROM u JOIN upd USING (id), n
+                WHERE u.ran ORDER BY u.id
+               RETURNING id, task_type, ok, duration_s, at),
+             tys AS (SELECT DISTINCT ty FROM u WHERE ran)
+             SELECT 'done', id, NULL::text, NULL::bool, NULL::float8, NULL::float8 FROM upd
+             UNION ALL
+             SELECT 'new', id, task_type, ok, duration_s, at FROM hist
+             UNION ALL
+             SELECT 'prior', r.id, tys.ty, r.ok, r.duration_s, r.at FROM tys
+               CROSS JOIN LATERAL (SELECT id, ok, duration_s, at FROM bgrun_history
+                                    WHERE task_type = tys.ty ORDER BY id DESC LIMIT 10) r
+             UNION ALL
+             SELECT 'factor', NULL, task_type, NULL, factor, NULL FROM bgrun_types
+              WHERE task_type IN (SELECT ty FROM tys)",
             &[
                 (&ids, Type::INT8_ARRAY),
                 (&tokens, Type::TEXT_ARRAY),
@@ -811,25 +843,41 @@ impl PgStore {
                 (&results, Type::JSONB_ARRAY),
                 (&samples, Type::JSONB_ARRAY),
                 (&host, Type::TEXT),
+                (&types, Type::TEXT_ARRAY),
+                (&ran, Type::BOOL_ARRAY),
+                (&oks, Type::BOOL_ARRAY),
+                (&durations, Type::FLOAT8_ARRAY),
             ],
         )?;
-        let kept: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let mut kept: Vec<i64> = Vec::with_capacity(done.len());
+        let mut stored: HashMap<String, f64> = HashMap::new();
+        let mut prior: HashMap<String, Vec<(i64, Exec)>> = HashMap::new();
+        let mut new: HashMap<String, Vec<(i64, Exec)>> = HashMap::new();
+        for row in &rows {
+            let kind: &str = row.get(0);
+            let id: Option<i64> = row.get(1);
+            let ty: Option<String> = row.get(2);
+            let exec = || Exec {
+                ok: row.get::<_, Option<bool>>(3).unwrap_or(false),
+                duration_s: row.get::<_, Option<f64>>(4).unwrap_or(0.0),
+                at: row.get::<_, Option<f64>>(5).unwrap_or(0.0),
+            };
+            match (kind, id, ty) {
+                ("done", Some(id), _) => kept.push(id),
+                ("new", Some(id), Some(ty)) => new.entry(ty).or_default().push((id, exec())),
+                ("prior", Some(id), Some(ty)) => prior.entry(ty).or_default().push((id, exec())),
+                ("factor", _, Some(ty)) => {
+                    if let Some(f) = row.get::<_, Option<f64>>(4) {
+                        stored.insert(ty, f);
+                    }
+                }
+                _ => {}
+            }
+        }
         let accepted: Vec<bool> = ids.iter().map(|i| kept.contains(i)).collect();
-        // The adaptive-priority history of the runs that were recorded.
-        let ran: Vec<&Finish<'_>> = done
-            .iter()
-            .zip(&accepted)
-            .filter(|(f, ok)| **ok && !f.result.status.never_ran())
-            .map(|(f, _)| f)
-            .collect();
-        if !ran.is_empty() {
-            let types: Vec<&str> = ran.iter().map(|f| f.result.task_type.as_str()).collect();
-            let oks: Vec<bool> = ran
-                .iter()
-                .map(|f| f.result.status == Status::Succeeded)
-                .collect();
-            let durations: Vec<f64> = ran.iter().map(|f| f.result.duration_s).collect();
-            self.record_histories(&types, &oks, &durations)?;
+        // The adaptive priority of the types that ran.
+        if !new.is_empty() {
+            self.update_factors(&stored, &prior, &new)?;
         }
         Ok(accepted)
     }
@@ -837,6 +885,10 @@ impl PgStore {
     /// Claim within the running transaction: the fleet-wide lock (its own statement, so
     /// the counts are read after it), then one statement that counts the fleet's and this
     /// host's running tasks and claims up to the room left with `FOR UPDATE SKIP LOCKED`.
+    /// The claimed rows are updated through the primary key (`id = ANY (ARRAY(...))`): a
+    /// join with the locking subquery was planned as a hash join over a sequential scan of
+    /// the whole table (done tasks included) at every claim, as its `LIMIT` is an
+    /// expression the planner estimates at a tenth of the table.
     fn claim_in_txn(&mut self, c: &ClaimReq) -> Result<ClaimOutcome> {
         let mut out = ClaimOutcome::default();
         let want = i64::try_from(c.want).unwrap_or(i64::MAX);
@@ -846,23 +898,24 @@ impl PgStore {
             .batch_execute(&format!("SELECT pg_advisory_xact_lock({LOCK_CLAIM})"))?;
         let host = self.host.clone();
         let rows = self.q(
-            "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
-             room AS (SELECT least($1::bigint,
-                 $2::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
-                                 WHERE state = 'running' LIMIT $2) s),
-                 coalesce($3::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
-                                 WHERE state = 'running' AND host = $4 LIMIT $3) s),
-                          $1::bigint)) AS k),
-             c AS (SELECT id FROM bgrun_tasks
-                    WHERE state = 'queued'
-                      AND (not_before IS NULL OR not_before <= (SELECT t FROM n))
-                    ORDER BY eff_priority DESC, id
-                    LIMIT greatest((SELECT k FROM room), 0) FOR UPDATE SKIP LOCKED)
+            "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t)
              UPDATE bgrun_tasks t
                 SET state = 'running', lease_token = gen_random_uuid()::text,
                     lease_expires = n.t + $5::float8, worker_id = $6, host = $4,
                     started_at = n.t
-               FROM c, n WHERE t.id = c.id
+               FROM n
+              WHERE t.id = ANY (ARRAY(
+                  SELECT id FROM bgrun_tasks
+                   WHERE state = 'queued'
+                     AND (not_before IS NULL OR not_before <= (SELECT t FROM n))
+                   ORDER BY eff_priority DESC, id
+                   LIMIT greatest(least($1::bigint,
+                       $2::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
+                                       WHERE state = 'running' LIMIT $2) s),
+                       coalesce($3::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
+                                       WHERE state = 'running' AND host = $4 LIMIT $3) s),
+                                $1::bigint)), 0)
+                   FOR UPDATE SKIP LOCKED))
              RETURNING t.id, t.attempt, t.task, t.lease_token, t.eff_priority",
             &[
                 (&want, Type::INT8),
