@@ -42,6 +42,8 @@ pub const CHANNEL: &str = "bgrun_queue";
 /// Advisory lock keys: migrations, enqueue (exact queue-size bound), claims (fleet limit).
 const LOCK_MIGRATE: i64 = 0x6267_7275_6e00_0001;
 const LOCK_ENQUEUE: i64 = 0x6267_7275_6e00_0002;
+/// Written into schema version 3's `bgrun_turn()` (a unit test holds them together).
+#[cfg_attr(not(test), allow(dead_code))]
 const LOCK_CLAIM: i64 = 0x6267_7275_6e00_0003;
 
 /// How far `status` counts rows of one state before it says "at least".
@@ -234,6 +236,9 @@ pub struct ClaimOutcome {
     pub queued_left: bool,
     pub next_ready: Option<f64>,
 }
+
+/// Runs of a task type: `(history row id, run)`.
+type RunsByType = HashMap<String, Vec<(i64, Exec)>>;
 
 /// A worker's turn ([`PgStore::finish_and_claim`]).
 #[derive(Debug)]
@@ -625,52 +630,37 @@ impl PgStore {
         ))
     }
 
-    /// One turn of a worker in one transaction: record the finished runs (fenced by their
-    /// lease tokens: a lost lease's result is refused, `false` in the returned list), then,
-    /// when `claim` is given, claim ready tasks. The commit is *asynchronous* (no wait for
-    /// the disk, so the fleet-wide claim lock is never held across an fsync), and the same
-    /// round trip then commits worker `flush_worker`'s heartbeat synchronously, which
-    /// flushes the write-ahead log past the turn: only when [`Turn::durable`] is `Ok` may
-    /// the turn be acted on. An `Err` of the call itself: nothing was committed. About five
-    /// round trips for any number of results and claims.
+    /// One turn of a worker: record the finished runs (fenced by their lease tokens: a
+    /// lost lease's result is refused, `false` in [`Turn::accepted`]), then, when `claim`
+    /// is given, claim ready tasks, all in one round trip (`bgrun_turn()`, schema version
+    /// 3) and one transaction committed without waiting for the disk (so the fleet-wide
+    /// claim lock is held for the claim statement and the commit only, never across an
+    /// fsync or a client round trip). The next round trip commits worker `flush_worker`'s
+    /// heartbeat synchronously, which flushes the write-ahead log past the turn: only when
+    /// [`Turn::durable`] is `Ok` may the turn be acted on. An `Err` of the call itself:
+    /// nothing was committed. Where a type's adaptive factor changed, a statement more.
     pub fn finish_and_claim(
         &mut self,
         done: &[Finish<'_>],
         claim: Option<&ClaimReq>,
         flush_worker: i64,
     ) -> Result<Turn> {
-        self.client
-            .batch_execute("BEGIN; SET LOCAL synchronous_commit TO off")?;
-        let r = self.finish_batch(done).and_then(|accepted| {
-            let out = match claim {
-                Some(c) => self.claim_in_txn(c)?,
-                None => ClaimOutcome::default(),
-            };
-            Ok((accepted, out))
-        });
-        match r {
-            Ok((accepted, out)) => {
-                // Both statements in one message: the turn's commit, then the heartbeat
-                // in a transaction of its own, committed synchronously (the session's
-                // setting again after `SET LOCAL`).
-                let durable = self
-                    .client
-                    .batch_execute(&format!(
-                        "COMMIT; UPDATE bgrun_workers SET heartbeat_at =
-                           extract(epoch FROM clock_timestamp()) WHERE id = {flush_worker}"
-                    ))
-                    .map_err(anyhow::Error::from);
-                Ok(Turn {
-                    accepted,
-                    out,
-                    durable,
-                })
-            }
-            Err(e) => {
-                let _ = self.client.batch_execute("ROLLBACK");
-                Err(e)
-            }
-        }
+        let (accepted, out, factors) = self.turn(done, claim)?;
+        let durable = self
+            .update_factors(&factors.0, &factors.1, &factors.2)
+            .and_then(|()| {
+                self.q(
+                    "UPDATE bgrun_workers SET heartbeat_at =
+                       extract(epoch FROM clock_timestamp()) WHERE id = $1",
+                    &[(&flush_worker, Type::INT8)],
+                )
+                .map(drop)
+            });
+        Ok(Turn {
+            accepted,
+            out,
+            durable,
+        })
     }
 
     /// A statement of the worker's turn, prepared once per connection (parsed and planned
@@ -695,8 +685,8 @@ impl PgStore {
     fn update_factors(
         &mut self,
         stored: &HashMap<String, f64>,
-        prior: &HashMap<String, Vec<(i64, Exec)>>,
-        new: &HashMap<String, Vec<(i64, Exec)>>,
+        prior: &RunsByType,
+        new: &RunsByType,
     ) -> Result<()> {
         for (ty, added) in new {
             let mut runs: Vec<&(i64, Exec)> = prior.get(ty).into_iter().flatten().collect();
@@ -740,10 +730,18 @@ impl PgStore {
         Ok(())
     }
 
-    fn finish_batch(&mut self, done: &[Finish<'_>]) -> Result<Vec<bool>> {
-        if done.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// The round trip of [`PgStore::finish_and_claim`]: `bgrun_turn()`'s rows sorted out,
+    /// with what the adaptive factors need (stored factors, prior and new runs per type).
+    #[allow(clippy::type_complexity)]
+    fn turn(
+        &mut self,
+        done: &[Finish<'_>],
+        claim: Option<&ClaimReq>,
+    ) -> Result<(
+        Vec<bool>,
+        ClaimOutcome,
+        (HashMap<String, f64>, RunsByType, RunsByType),
+    )> {
         let mut ids = Vec::with_capacity(done.len());
         let mut tokens = Vec::with_capacity(done.len());
         let mut attempts = Vec::with_capacity(done.len());
@@ -781,57 +779,21 @@ impl PgStore {
             results.push(v);
             samples.push(serde_json::to_value(f.sample)?);
         }
-        // One statement: the fenced end (queued again for a retry), its result, its metrics
-        // sample, the run appended to its type's history (not for a run that never
-        // started), and each such type's stored factor and last ten runs before this one.
         let host = self.host.clone();
+        let (want, fleet_max, host_limit, lease, worker) = match claim {
+            Some(c) => (
+                i64::try_from(c.want).unwrap_or(i64::MAX),
+                i64::try_from(c.fleet_max).unwrap_or(i64::MAX),
+                c.host_limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+                c.lease_s,
+                c.worker_id,
+            ),
+            None => (0, 0, None, 0.0, 0),
+        };
         let rows = self.q(
-            "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
-             u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[],
-                     $5::text[], $6::jsonb[], $7::float8[], $8::jsonb[], $9::jsonb[],
-                     $11::text[], $12::bool[], $13::bool[], $14::float8[])
-                   AS u(id, tok, attempt, run, status, retry, delay, result, sample,
-                        ty, ran, ok, dur)),
-             upd AS (
-               UPDATE bgrun_tasks t SET
-                   state = CASE WHEN u.retry IS NULL THEN 'done' ELSE 'queued' END,
-                   attempt = u.attempt,
-                   final_status = CASE WHEN u.retry IS NULL THEN u.status END,
-                   finished_at = CASE WHEN u.retry IS NULL THEN n.t END,
-                   task = CASE WHEN u.retry IS NULL THEN t.task ELSE u.retry
-                     || jsonb_build_object('enqueued_at', n.t, 'not_before', n.t + u.delay) END,
-                   not_before = CASE WHEN u.retry IS NULL THEN t.not_before
-                     ELSE n.t + u.delay END,
-                   lease_token = NULL, lease_expires = NULL,
-                   worker_id = CASE WHEN u.retry IS NULL THEN t.worker_id END,
-                   host = CASE WHEN u.retry IS NULL THEN t.host END,
-                   started_at = CASE WHEN u.retry IS NULL THEN t.started_at END
-                 FROM u, n
-                WHERE t.id = u.id AND t.lease_token = u.tok AND t.state = 'running'
-               RETURNING t.id),
-             res AS (
-               INSERT INTO bgrun_results (task_id, attempt, host, status, finished_at, result)
-               SELECT u.id, u.run, $10, u.status, n.t, u.result FROM u JOIN upd USING (id), n
-               ON CONFLICT DO NOTHING),
-             met AS (
-               INSERT INTO bgrun_metrics (at, host, sample)
-               SELECT n.t, $10, u.sample FROM u JOIN upd USING (id), n),
-             hist AS (
-               INSERT INTO bgrun_history (task_type, ok, duration_s, at)
-               SELECT u.ty, u.ok, u.dur, n.t FROM u JOIN upd USING (id), n
-                WHERE u.ran ORDER BY u.id
-               RETURNING id, task_type, ok, duration_s, at),
-             tys AS (SELECT DISTINCT ty FROM u WHERE ran)
-             SELECT 'done', id, NULL::text, NULL::bool, NULL::float8, NULL::float8 FROM upd
-             UNION ALL
-             SELECT 'new', id, task_type, ok, duration_s, at FROM hist
-             UNION ALL
-             SELECT 'prior', r.id, tys.ty, r.ok, r.duration_s, r.at FROM tys
-               CROSS JOIN LATERAL (SELECT id, ok, duration_s, at FROM bgrun_history
-                                    WHERE task_type = tys.ty ORDER BY id DESC LIMIT 10) r
-             UNION ALL
-             SELECT 'factor', NULL, task_type, NULL, factor, NULL FROM bgrun_types
-              WHERE task_type IN (SELECT ty FROM tys)",
+            "SELECT r_kind, r_id, r_ty, r_ok, r_x, r_y, r_doc, r_tok, r_n
+               FROM bgrun_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                               $15, $16, $17, $18, $19)",
             &[
                 (&ids, Type::INT8_ARRAY),
                 (&tokens, Type::TEXT_ARRAY),
@@ -847,19 +809,28 @@ impl PgStore {
                 (&ran, Type::BOOL_ARRAY),
                 (&oks, Type::BOOL_ARRAY),
                 (&durations, Type::FLOAT8_ARRAY),
+                (&want, Type::INT8),
+                (&fleet_max, Type::INT8),
+                (&host_limit, Type::INT8),
+                (&lease, Type::FLOAT8),
+                (&worker, Type::INT8),
             ],
         )?;
         let mut kept: Vec<i64> = Vec::with_capacity(done.len());
         let mut stored: HashMap<String, f64> = HashMap::new();
-        let mut prior: HashMap<String, Vec<(i64, Exec)>> = HashMap::new();
-        let mut new: HashMap<String, Vec<(i64, Exec)>> = HashMap::new();
+        let mut prior: RunsByType = HashMap::new();
+        let mut new: RunsByType = HashMap::new();
+        let mut claimed: Vec<(f64, Claimed)> = Vec::new();
+        let mut out = ClaimOutcome::default();
+        let mut left = false;
         for row in &rows {
             let kind: &str = row.get(0);
             let id: Option<i64> = row.get(1);
             let ty: Option<String> = row.get(2);
+            let x: Option<f64> = row.get(4);
             let exec = || Exec {
                 ok: row.get::<_, Option<bool>>(3).unwrap_or(false),
-                duration_s: row.get::<_, Option<f64>>(4).unwrap_or(0.0),
+                duration_s: x.unwrap_or(0.0),
                 at: row.get::<_, Option<f64>>(5).unwrap_or(0.0),
             };
             match (kind, id, ty) {
@@ -867,104 +838,44 @@ impl PgStore {
                 ("new", Some(id), Some(ty)) => new.entry(ty).or_default().push((id, exec())),
                 ("prior", Some(id), Some(ty)) => prior.entry(ty).or_default().push((id, exec())),
                 ("factor", _, Some(ty)) => {
-                    if let Some(f) = row.get::<_, Option<f64>>(4) {
+                    if let Some(f) = x {
                         stored.insert(ty, f);
                     }
+                }
+                ("claim", Some(id), _) => {
+                    let doc: Value = row.get::<_, Option<Value>>(6).unwrap_or(Value::Null);
+                    let mut task: Task = serde_json::from_value(doc)
+                        .with_context(|| format!("reading claimed task {id} of the store"))?;
+                    task.id = id.to_string();
+                    task.seq = u64::try_from(id).unwrap_or(0);
+                    task.attempt =
+                        u32::try_from(row.get::<_, Option<i32>>(8).unwrap_or(0)).unwrap_or(0);
+                    let token: Option<String> = row.get(7);
+                    claimed.push((
+                        x.unwrap_or(0.0),
+                        Claimed {
+                            task,
+                            token: token.context("a claim without a lease token")?,
+                        },
+                    ));
+                }
+                ("left", _, _) => {
+                    left = true;
+                    out.full = row.get::<_, Option<bool>>(3).unwrap_or(false);
+                    out.next_ready = x;
+                    out.queued_left = row.get::<_, Option<i32>>(8).unwrap_or(0) > 0;
                 }
                 _ => {}
             }
         }
         let accepted: Vec<bool> = ids.iter().map(|i| kept.contains(i)).collect();
-        // The adaptive priority of the types that ran.
-        if !new.is_empty() {
-            self.update_factors(&stored, &prior, &new)?;
-        }
-        Ok(accepted)
-    }
-
-    /// Claim within the running transaction: the fleet-wide lock (its own statement, so
-    /// the counts are read after it), then one statement that counts the fleet's and this
-    /// host's running tasks and claims up to the room left with `FOR UPDATE SKIP LOCKED`.
-    /// The claimed rows are updated through the primary key (`id = ANY (ARRAY(...))`): a
-    /// join with the locking subquery was planned as a hash join over a sequential scan of
-    /// the whole table (done tasks included) at every claim, as its `LIMIT` is an
-    /// expression the planner estimates at a tenth of the table.
-    fn claim_in_txn(&mut self, c: &ClaimReq) -> Result<ClaimOutcome> {
-        let mut out = ClaimOutcome::default();
-        let want = i64::try_from(c.want).unwrap_or(i64::MAX);
-        let fleet_max = i64::try_from(c.fleet_max).unwrap_or(i64::MAX);
-        let host_limit = c.host_limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-        self.client
-            .batch_execute(&format!("SELECT pg_advisory_xact_lock({LOCK_CLAIM})"))?;
-        let host = self.host.clone();
-        let rows = self.q(
-            "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t)
-             UPDATE bgrun_tasks t
-                SET state = 'running', lease_token = gen_random_uuid()::text,
-                    lease_expires = n.t + $5::float8, worker_id = $6, host = $4,
-                    started_at = n.t
-               FROM n
-              WHERE t.id = ANY (ARRAY(
-                  SELECT id FROM bgrun_tasks
-                   WHERE state = 'queued'
-                     AND (not_before IS NULL OR not_before <= (SELECT t FROM n))
-                   ORDER BY eff_priority DESC, id
-                   LIMIT greatest(least($1::bigint,
-                       $2::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
-                                       WHERE state = 'running' LIMIT $2) s),
-                       coalesce($3::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
-                                       WHERE state = 'running' AND host = $4 LIMIT $3) s),
-                                $1::bigint)), 0)
-                   FOR UPDATE SKIP LOCKED))
-             RETURNING t.id, t.attempt, t.task, t.lease_token, t.eff_priority",
-            &[
-                (&want, Type::INT8),
-                (&fleet_max, Type::INT8),
-                (&host_limit, Type::INT8),
-                (&host, Type::TEXT),
-                (&c.lease_s, Type::FLOAT8),
-                (&c.worker_id, Type::INT8),
-            ],
-        )?;
-        let mut claimed: Vec<(f64, Claimed)> = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.get(0);
-            let mut task: Task = serde_json::from_value(row.get(2))?;
-            task.id = id.to_string();
-            task.seq = u64::try_from(id).unwrap_or(0);
-            task.attempt = u32::try_from(row.get::<_, i32>(1)).unwrap_or(0);
-            claimed.push((
-                row.get(4),
-                Claimed {
-                    task,
-                    token: row.get(3),
-                },
-            ));
-        }
         claimed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.task.seq.cmp(&b.1.task.seq)));
         out.claimed = claimed.into_iter().map(|(_, c)| c).collect();
-        if out.claimed.len() < c.want {
-            // Fewer than asked: the fleet or host is full, other workers hold the rest, or
-            // the queue is (nearly) empty. Say which tasks are left, ready now or later.
-            let rows = self.q(
-                "SELECT bool_or(not_before IS NULL
-                               OR not_before <= extract(epoch FROM clock_timestamp())),
-                        min(not_before) FILTER (WHERE not_before
-                               > extract(epoch FROM clock_timestamp())),
-                        count(*) > 0
-                   FROM (SELECT not_before FROM bgrun_tasks WHERE state = 'queued'
-                          LIMIT 1000) s",
-                &[],
-            )?;
-            let row = rows.first().context("no row from an aggregate")?;
-            let ready_now: Option<bool> = row.get(0);
-            out.full = ready_now.unwrap_or(false);
-            out.next_ready = row.get(1);
-            out.queued_left = row.get(2);
-        } else {
+        if claim.is_some() && !left {
+            // As many as asked: there may be more.
             out.queued_left = true;
         }
-        Ok(out)
+        Ok((accepted, out, (stored, prior, new)))
     }
 
     /// Renew the leases of `(id, token)` for `lease_s` and the worker's heartbeat; returns
@@ -1474,6 +1385,13 @@ mod tests {
         let (_, v2) = schema::MIGRATIONS[1];
         assert!(v2.contains(&format!("pg_advisory_xact_lock({LOCK_ENQUEUE})")));
         assert!(v2.contains(&format!("pg_notify('{CHANNEL}'")));
+    }
+
+    #[test]
+    fn the_turn_function_takes_the_claim_lock() {
+        let (_, v3) = schema::MIGRATIONS[2];
+        assert!(v3.contains(&format!("pg_advisory_xact_lock({LOCK_CLAIM})")));
+        assert!(v3.contains("FOR UPDATE SKIP LOCKED"));
     }
 
     #[test]
