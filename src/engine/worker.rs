@@ -443,11 +443,12 @@ impl Worker<'_> {
             host_limit: self.opts.host_limit,
             lease_s: self.lease,
         });
-        let (accepted, out) = db
-            .finish_and_claim(&finishes, req.as_ref())
+        let turn = db
+            .finish_and_claim(&finishes, req.as_ref(), self.worker_id)
             .context("recording results and claiming")?;
         drop(finishes);
-        if let Err(e) = db.flush(self.worker_id) {
+        let (accepted, out) = (turn.accepted, turn.out);
+        if let Err(e) = turn.durable {
             // The claims may or may not have reached the disk: give them back unrun once
             // reconnected (a lost claim matches nothing). The results stay pending: a
             // second try is refused by the fence if the first one was kept after all.

@@ -42,6 +42,8 @@ pub const CHANNEL: &str = "bgrun_queue";
 /// Advisory lock keys: migrations, enqueue (exact queue-size bound), claims (fleet limit).
 const LOCK_MIGRATE: i64 = 0x6267_7275_6e00_0001;
 const LOCK_ENQUEUE: i64 = 0x6267_7275_6e00_0002;
+/// Written into schema version 3's `bgrun_turn()` (a unit test holds them together).
+#[cfg_attr(not(test), allow(dead_code))]
 const LOCK_CLAIM: i64 = 0x6267_7275_6e00_0003;
 
 /// How far `status` counts rows of one state before it says "at least".
@@ -233,6 +235,19 @@ pub struct ClaimOutcome {
     /// Queued tasks remain that are ready now or later; the earliest `not_before`.
     pub queued_left: bool,
     pub next_ready: Option<f64>,
+}
+
+/// Runs of a task type: `(history row id, run)`.
+type RunsByType = HashMap<String, Vec<(i64, Exec)>>;
+
+/// A worker's turn ([`PgStore::finish_and_claim`]).
+#[derive(Debug)]
+pub struct Turn {
+    /// Per finished run: its result was recorded (`false`: the lease was lost, refused).
+    pub accepted: Vec<bool>,
+    pub out: ClaimOutcome,
+    /// The turn reached the disk. An `Err`: it may or may not have been committed.
+    pub durable: Result<()>,
 }
 
 /// What a renewal found.
@@ -615,36 +630,37 @@ impl PgStore {
         ))
     }
 
-    /// One turn of a worker in one transaction: record the finished runs (fenced by their
-    /// lease tokens: a lost lease's result is refused, `false` in the returned list), then,
-    /// when `claim` is given, claim ready tasks. The commit is *asynchronous* (no wait for
-    /// the disk, so the fleet-wide claim lock is never held across an fsync); nothing of
-    /// it may be acted on before [`PgStore::flush`] returns, which makes it durable.
-    /// About eight round trips for any number of results and claims.
+    /// One turn of a worker: record the finished runs (fenced by their lease tokens: a
+    /// lost lease's result is refused, `false` in [`Turn::accepted`]), then, when `claim`
+    /// is given, claim ready tasks, all in one round trip (`bgrun_turn()`, schema version
+    /// 3) and one transaction committed without waiting for the disk (so the fleet-wide
+    /// claim lock is held for the claim statement and the commit only, never across an
+    /// fsync or a client round trip). The next round trip commits worker `flush_worker`'s
+    /// heartbeat synchronously, which flushes the write-ahead log past the turn: only when
+    /// [`Turn::durable`] is `Ok` may the turn be acted on. An `Err` of the call itself:
+    /// nothing was committed. Where a type's adaptive factor changed, a statement more.
     pub fn finish_and_claim(
         &mut self,
         done: &[Finish<'_>],
         claim: Option<&ClaimReq>,
-    ) -> Result<(Vec<bool>, ClaimOutcome)> {
-        self.client
-            .batch_execute("BEGIN; SET LOCAL synchronous_commit TO off")?;
-        let r = self.finish_batch(done).and_then(|accepted| {
-            let out = match claim {
-                Some(c) => self.claim_in_txn(c)?,
-                None => ClaimOutcome::default(),
-            };
-            Ok((accepted, out))
-        });
-        match r {
-            Ok(r) => {
-                self.client.batch_execute("COMMIT")?;
-                Ok(r)
-            }
-            Err(e) => {
-                let _ = self.client.batch_execute("ROLLBACK");
-                Err(e)
-            }
-        }
+        flush_worker: i64,
+    ) -> Result<Turn> {
+        let (accepted, out, factors) = self.turn(done, claim)?;
+        let durable = self
+            .update_factors(&factors.0, &factors.1, &factors.2)
+            .and_then(|()| {
+                self.q(
+                    "UPDATE bgrun_workers SET heartbeat_at =
+                       extract(epoch FROM clock_timestamp()) WHERE id = $1",
+                    &[(&flush_worker, Type::INT8)],
+                )
+                .map(drop)
+            });
+        Ok(Turn {
+            accepted,
+            out,
+            durable,
+        })
     }
 
     /// A statement of the worker's turn, prepared once per connection (parsed and planned
@@ -663,82 +679,69 @@ impl PgStore {
         Ok(self.client.query(&st, &values)?)
     }
 
-    /// Append runs to their types' histories (one statement), read each type's last ten runs
-    /// and stored factor (one statement), and where the adaptive factor changed, store it and
-    /// re-rank that type's queued tasks.
-    fn record_histories(&mut self, types: &[&str], oks: &[bool], durations: &[f64]) -> Result<()> {
-        self.q(
-            "INSERT INTO bgrun_history (task_type, ok, duration_s, at)
-             SELECT ty, ok, d, extract(epoch FROM clock_timestamp())::float8
-               FROM unnest($1::text[], $2::bool[], $3::float8[]) AS x(ty, ok, d)",
-            &[
-                (&types, Type::TEXT_ARRAY),
-                (&oks, Type::BOOL_ARRAY),
-                (&durations, Type::FLOAT8_ARRAY),
-            ],
-        )?;
-        let rows = self.q(
-            "SELECT ty, (SELECT factor FROM bgrun_types WHERE task_type = ty),
-                    h.oks, h.durs, h.ats, h.top
-               FROM (SELECT DISTINCT unnest($1::text[]) AS ty) d
-               CROSS JOIN LATERAL (
-                 SELECT array_agg(ok ORDER BY id) AS oks, array_agg(duration_s ORDER BY id) AS durs,
-                        array_agg(at ORDER BY id) AS ats, max(id) AS top
-                   FROM (SELECT id, ok, duration_s, at FROM bgrun_history WHERE task_type = ty
-                          ORDER BY id DESC LIMIT 10) r) h",
-            &[(&types, Type::TEXT_ARRAY)],
-        )?;
-        for row in rows {
-            let ty: String = row.get(0);
-            let old: Option<f64> = row.get(1);
-            let oks: Vec<bool> = row.get::<_, Option<Vec<bool>>>(2).unwrap_or_default();
-            let durs: Vec<f64> = row.get::<_, Option<Vec<f64>>>(3).unwrap_or_default();
-            let ats: Vec<f64> = row.get::<_, Option<Vec<f64>>>(4).unwrap_or_default();
-            let top: Option<i64> = row.get(5);
-            let h: VecDeque<Exec> = oks
+    /// Where a run's type changed its adaptive factor (from the type's runs before this turn,
+    /// `prior`, and the ones this turn added, `new`, each `(id, Exec)`), store the factor
+    /// and re-rank that type's queued tasks; keep the last 100 runs per type.
+    fn update_factors(
+        &mut self,
+        stored: &HashMap<String, f64>,
+        prior: &RunsByType,
+        new: &RunsByType,
+    ) -> Result<()> {
+        for (ty, added) in new {
+            let mut runs: Vec<&(i64, Exec)> = prior.get(ty).into_iter().flatten().collect();
+            runs.extend(added.iter());
+            runs.sort_by_key(|r| r.0);
+            runs.dedup_by_key(|r| r.0);
+            let h: VecDeque<Exec> = runs
                 .iter()
-                .zip(&durs)
-                .zip(&ats)
-                .map(|((ok, d), at)| Exec {
-                    ok: *ok,
-                    duration_s: *d,
-                    at: *at,
-                })
+                .rev()
+                .take(10)
+                .rev()
+                .map(|r| r.1.clone())
                 .collect();
             let factor = crate::queue::adaptive_factor(Some(&h));
-            if old != Some(factor) {
+            let old = stored.get(ty).copied();
+            if old.is_none() && factor == 1.0 {
+                // Queued tasks were ranked with 1.0 already: only remember the factor.
+                self.q(
+                    "INSERT INTO bgrun_types (task_type, factor) VALUES ($1, $2)
+                     ON CONFLICT (task_type) DO UPDATE SET factor = EXCLUDED.factor",
+                    &[(ty, Type::TEXT), (&factor, Type::FLOAT8)],
+                )?;
+            } else if old != Some(factor) {
+                // Only the rows not ranked with this factor yet (another worker may have
+                // re-ranked them a moment ago): no needless row locks against the claims.
                 self.q(
                     "WITH f AS (INSERT INTO bgrun_types (task_type, factor) VALUES ($1, $2)
                        ON CONFLICT (task_type) DO UPDATE SET factor = EXCLUDED.factor)
                      UPDATE bgrun_tasks SET eff_priority = priority * $2::float8
-                      WHERE state = 'queued' AND task_type = $1",
-                    &[(&ty, Type::TEXT), (&factor, Type::FLOAT8)],
+                      WHERE state = 'queued' AND task_type = $1
+                        AND eff_priority IS DISTINCT FROM priority * $2::float8",
+                    &[(ty, Type::TEXT), (&factor, Type::FLOAT8)],
                 )?;
             }
-            let added = types.iter().filter(|t| **t == ty).count();
-            if top.is_some_and(|top| usize::try_from(top.rem_euclid(100)).unwrap_or(0) < added) {
+            let top = added.iter().map(|r| r.0).max().unwrap_or(0);
+            if usize::try_from(top.rem_euclid(100)).unwrap_or(0) < added.len() {
                 // Keep the last 100 executions per type (about once per 100 inserts).
-                prune_history(&mut self.client, &ty)?;
+                prune_history(&mut self.client, ty)?;
             }
         }
         Ok(())
     }
 
-    /// Make every earlier commit of this connection durable: a synchronous commit of the
-    /// worker's heartbeat flushes the write-ahead log past them (and is the heartbeat).
-    pub fn flush(&mut self, worker_id: i64) -> Result<()> {
-        self.q(
-            "UPDATE bgrun_workers SET heartbeat_at = extract(epoch FROM clock_timestamp())
-              WHERE id = $1",
-            &[(&worker_id, Type::INT8)],
-        )?;
-        Ok(())
-    }
-
-    fn finish_batch(&mut self, done: &[Finish<'_>]) -> Result<Vec<bool>> {
-        if done.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// The round trip of [`PgStore::finish_and_claim`]: `bgrun_turn()`'s rows sorted out,
+    /// with what the adaptive factors need (stored factors, prior and new runs per type).
+    #[allow(clippy::type_complexity)]
+    fn turn(
+        &mut self,
+        done: &[Finish<'_>],
+        claim: Option<&ClaimReq>,
+    ) -> Result<(
+        Vec<bool>,
+        ClaimOutcome,
+        (HashMap<String, f64>, RunsByType, RunsByType),
+    )> {
         let mut ids = Vec::with_capacity(done.len());
         let mut tokens = Vec::with_capacity(done.len());
         let mut attempts = Vec::with_capacity(done.len());
@@ -748,8 +751,16 @@ impl PgStore {
         let mut delays = Vec::with_capacity(done.len());
         let mut results = Vec::with_capacity(done.len());
         let mut samples = Vec::with_capacity(done.len());
+        let mut types: Vec<&str> = Vec::with_capacity(done.len());
+        let mut ran = Vec::with_capacity(done.len());
+        let mut oks = Vec::with_capacity(done.len());
+        let mut durations = Vec::with_capacity(done.len());
         for f in done {
             let r = f.result;
+            types.push(r.task_type.as_str());
+            ran.push(!r.status.never_ran());
+            oks.push(r.status == Status::Succeeded);
+            durations.push(r.duration_s);
             ids.push(
                 r.id.parse::<i64>()
                     .with_context(|| format!("task id {:?} is not a store id", r.id))?,
@@ -768,38 +779,21 @@ impl PgStore {
             results.push(v);
             samples.push(serde_json::to_value(f.sample)?);
         }
-        // The fenced end (queued again for a retry), its result and its metrics sample.
         let host = self.host.clone();
+        let (want, fleet_max, host_limit, lease, worker) = match claim {
+            Some(c) => (
+                i64::try_from(c.want).unwrap_or(i64::MAX),
+                i64::try_from(c.fleet_max).unwrap_or(i64::MAX),
+                c.host_limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+                c.lease_s,
+                c.worker_id,
+            ),
+            None => (0, 0, None, 0.0, 0),
+        };
         let rows = self.q(
-            "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
-             u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[],
-                     $5::text[], $6::jsonb[], $7::float8[], $8::jsonb[], $9::jsonb[])
-                   AS u(id, tok, attempt, run, status, retry, delay, result, sample)),
-             upd AS (
-               UPDATE bgrun_tasks t SET
-                   state = CASE WHEN u.retry IS NULL THEN 'done' ELSE 'queued' END,
-                   attempt = u.attempt,
-                   final_status = CASE WHEN u.retry IS NULL THEN u.status END,
-                   finished_at = CASE WHEN u.retry IS NULL THEN n.t END,
-                   task = CASE WHEN u.retry IS NULL THEN t.task ELSE u.retry
-                     || jsonb_build_object('enqueued_at', n.t, 'not_before', n.t + u.delay) END,
-                   not_before = CASE WHEN u.retry IS NULL THEN t.not_before
-                     ELSE n.t + u.delay END,
-                   lease_token = NULL, lease_expires = NULL,
-                   worker_id = CASE WHEN u.retry IS NULL THEN t.worker_id END,
-                   host = CASE WHEN u.retry IS NULL THEN t.host END,
-                   started_at = CASE WHEN u.retry IS NULL THEN t.started_at END
-                 FROM u, n
-                WHERE t.id = u.id AND t.lease_token = u.tok AND t.state = 'running'
-               RETURNING t.id),
-             res AS (
-               INSERT INTO bgrun_results (task_id, attempt, host, status, finished_at, result)
-               SELECT u.id, u.run, $10, u.status, n.t, u.result FROM u JOIN upd USING (id), n
-               ON CONFLICT DO NOTHING),
-             met AS (
-               INSERT INTO bgrun_metrics (at, host, sample)
-               SELECT n.t, $10, u.sample FROM u JOIN upd USING (id), n)
-             SELECT id FROM upd",
+            "SELECT r_kind, r_id, r_ty, r_ok, r_x, r_y, r_doc, r_tok, r_n
+               FROM bgrun_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                               $15, $16, $17, $18, $19)",
             &[
                 (&ids, Type::INT8_ARRAY),
                 (&tokens, Type::TEXT_ARRAY),
@@ -811,107 +805,77 @@ impl PgStore {
                 (&results, Type::JSONB_ARRAY),
                 (&samples, Type::JSONB_ARRAY),
                 (&host, Type::TEXT),
-            ],
-        )?;
-        let kept: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-        let accepted: Vec<bool> = ids.iter().map(|i| kept.contains(i)).collect();
-        // The adaptive-priority history of the runs that were recorded.
-        let ran: Vec<&Finish<'_>> = done
-            .iter()
-            .zip(&accepted)
-            .filter(|(f, ok)| **ok && !f.result.status.never_ran())
-            .map(|(f, _)| f)
-            .collect();
-        if !ran.is_empty() {
-            let types: Vec<&str> = ran.iter().map(|f| f.result.task_type.as_str()).collect();
-            let oks: Vec<bool> = ran
-                .iter()
-                .map(|f| f.result.status == Status::Succeeded)
-                .collect();
-            let durations: Vec<f64> = ran.iter().map(|f| f.result.duration_s).collect();
-            self.record_histories(&types, &oks, &durations)?;
-        }
-        Ok(accepted)
-    }
-
-    /// Claim within the running transaction: the fleet-wide lock (its own statement, so
-    /// the counts are read after it), then one statement that counts the fleet's and this
-    /// host's running tasks and claims up to the room left with `FOR UPDATE SKIP LOCKED`.
-    fn claim_in_txn(&mut self, c: &ClaimReq) -> Result<ClaimOutcome> {
-        let mut out = ClaimOutcome::default();
-        let want = i64::try_from(c.want).unwrap_or(i64::MAX);
-        let fleet_max = i64::try_from(c.fleet_max).unwrap_or(i64::MAX);
-        let host_limit = c.host_limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-        self.client
-            .batch_execute(&format!("SELECT pg_advisory_xact_lock({LOCK_CLAIM})"))?;
-        let host = self.host.clone();
-        let rows = self.q(
-            "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
-             room AS (SELECT least($1::bigint,
-                 $2::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
-                                 WHERE state = 'running' LIMIT $2) s),
-                 coalesce($3::bigint - (SELECT count(*) FROM (SELECT 1 FROM bgrun_tasks
-                                 WHERE state = 'running' AND host = $4 LIMIT $3) s),
-                          $1::bigint)) AS k),
-             c AS (SELECT id FROM bgrun_tasks
-                    WHERE state = 'queued'
-                      AND (not_before IS NULL OR not_before <= (SELECT t FROM n))
-                    ORDER BY eff_priority DESC, id
-                    LIMIT greatest((SELECT k FROM room), 0) FOR UPDATE SKIP LOCKED)
-             UPDATE bgrun_tasks t
-                SET state = 'running', lease_token = gen_random_uuid()::text,
-                    lease_expires = n.t + $5::float8, worker_id = $6, host = $4,
-                    started_at = n.t
-               FROM c, n WHERE t.id = c.id
-             RETURNING t.id, t.attempt, t.task, t.lease_token, t.eff_priority",
-            &[
+                (&types, Type::TEXT_ARRAY),
+                (&ran, Type::BOOL_ARRAY),
+                (&oks, Type::BOOL_ARRAY),
+                (&durations, Type::FLOAT8_ARRAY),
                 (&want, Type::INT8),
                 (&fleet_max, Type::INT8),
                 (&host_limit, Type::INT8),
-                (&host, Type::TEXT),
-                (&c.lease_s, Type::FLOAT8),
-                (&c.worker_id, Type::INT8),
+                (&lease, Type::FLOAT8),
+                (&worker, Type::INT8),
             ],
         )?;
-        let mut claimed: Vec<(f64, Claimed)> = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.get(0);
-            let mut task: Task = serde_json::from_value(row.get(2))?;
-            task.id = id.to_string();
-            task.seq = u64::try_from(id).unwrap_or(0);
-            task.attempt = u32::try_from(row.get::<_, i32>(1)).unwrap_or(0);
-            claimed.push((
-                row.get(4),
-                Claimed {
-                    task,
-                    token: row.get(3),
-                },
-            ));
+        let mut kept: Vec<i64> = Vec::with_capacity(done.len());
+        let mut stored: HashMap<String, f64> = HashMap::new();
+        let mut prior: RunsByType = HashMap::new();
+        let mut new: RunsByType = HashMap::new();
+        let mut claimed: Vec<(f64, Claimed)> = Vec::new();
+        let mut out = ClaimOutcome::default();
+        let mut left = false;
+        for row in &rows {
+            let kind: &str = row.get(0);
+            let id: Option<i64> = row.get(1);
+            let ty: Option<String> = row.get(2);
+            let x: Option<f64> = row.get(4);
+            let exec = || Exec {
+                ok: row.get::<_, Option<bool>>(3).unwrap_or(false),
+                duration_s: x.unwrap_or(0.0),
+                at: row.get::<_, Option<f64>>(5).unwrap_or(0.0),
+            };
+            match (kind, id, ty) {
+                ("done", Some(id), _) => kept.push(id),
+                ("new", Some(id), Some(ty)) => new.entry(ty).or_default().push((id, exec())),
+                ("prior", Some(id), Some(ty)) => prior.entry(ty).or_default().push((id, exec())),
+                ("factor", _, Some(ty)) => {
+                    if let Some(f) = x {
+                        stored.insert(ty, f);
+                    }
+                }
+                ("claim", Some(id), _) => {
+                    let doc: Value = row.get::<_, Option<Value>>(6).unwrap_or(Value::Null);
+                    let mut task: Task = serde_json::from_value(doc)
+                        .with_context(|| format!("reading claimed task {id} of the store"))?;
+                    task.id = id.to_string();
+                    task.seq = u64::try_from(id).unwrap_or(0);
+                    task.attempt =
+                        u32::try_from(row.get::<_, Option<i32>>(8).unwrap_or(0)).unwrap_or(0);
+                    let token: Option<String> = row.get(7);
+                    claimed.push((
+                        x.unwrap_or(0.0),
+                        Claimed {
+                            task,
+                            token: token.context("a claim without a lease token")?,
+                        },
+                    ));
+                }
+                ("left", _, _) => {
+                    left = true;
+                    out.full = row.get::<_, Option<bool>>(3).unwrap_or(false);
+                    out.next_ready = x;
+                    out.queued_left = row.get::<_, Option<i32>>(8).unwrap_or(0) > 0;
+                }
+                _ => {}
+            }
         }
+        let accepted: Vec<bool> = ids.iter().map(|i| kept.contains(i)).collect();
         claimed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.task.seq.cmp(&b.1.task.seq)));
         out.claimed = claimed.into_iter().map(|(_, c)| c).collect();
-        if out.claimed.len() < c.want {
-            // Fewer than asked: the fleet or host is full, other workers hold the rest, or
-            // the queue is (nearly) empty. Say which tasks are left, ready now or later.
-            let rows = self.q(
-                "SELECT bool_or(not_before IS NULL
-                               OR not_before <= extract(epoch FROM clock_timestamp())),
-                        min(not_before) FILTER (WHERE not_before
-                               > extract(epoch FROM clock_timestamp())),
-                        count(*) > 0
-                   FROM (SELECT not_before FROM bgrun_tasks WHERE state = 'queued'
-                          LIMIT 1000) s",
-                &[],
-            )?;
-            let row = rows.first().context("no row from an aggregate")?;
-            let ready_now: Option<bool> = row.get(0);
-            out.full = ready_now.unwrap_or(false);
-            out.next_ready = row.get(1);
-            out.queued_left = row.get(2);
-        } else {
+        if claim.is_some() && !left {
+            // As many as asked: there may be more.
             out.queued_left = true;
         }
-        Ok(out)
+        Ok((accepted, out, (stored, prior, new)))
     }
 
     /// Renew the leases of `(id, token)` for `lease_s` and the worker's heartbeat; returns
@@ -1421,6 +1385,13 @@ mod tests {
         let (_, v2) = schema::MIGRATIONS[1];
         assert!(v2.contains(&format!("pg_advisory_xact_lock({LOCK_ENQUEUE})")));
         assert!(v2.contains(&format!("pg_notify('{CHANNEL}'")));
+    }
+
+    #[test]
+    fn the_turn_function_takes_the_claim_lock() {
+        let (_, v3) = schema::MIGRATIONS[2];
+        assert!(v3.contains(&format!("pg_advisory_xact_lock({LOCK_CLAIM})")));
+        assert!(v3.contains("FOR UPDATE SKIP LOCKED"));
     }
 
     #[test]

@@ -261,6 +261,10 @@ impl Child {
 
     /// Reap the escapees that are our children (killed just before), waiting up to `bound`.
     fn reap_escapees(&mut self, bound: Duration) {
+        if self.escaped.is_empty() {
+            // Nothing escaped: no second read of the process tree (a dozen /proc files).
+            return;
+        }
         let me = std::process::id();
         let end = std::time::Instant::now() + bound;
         loop {

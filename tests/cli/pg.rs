@@ -442,9 +442,17 @@ fn migrate_status_enqueue_dedup_drain_results() {
         .args(["--json", "store", "migrate"])
         .output()
         .expect("migrate")));
-    assert_eq!(again["from"], 2);
-    assert_eq!(again["to"], 2);
-    assert_eq!(pg.sql("SELECT max(version) FROM bgrun_schema_version"), "2");
+    assert_eq!(again["from"], 3);
+    assert_eq!(again["to"], 3);
+    assert_eq!(pg.sql("SELECT max(version) FROM bgrun_schema_version"), "3");
+    // A store at version 2 (no one-round-trip worker turn yet): a worker asks for the
+    // migration (exit 3).
+    pg.sql(
+        "DROP FUNCTION bgrun_turn;
+         DELETE FROM bgrun_schema_version WHERE version = 3",
+    );
+    let out = bg(&e, &pg, "h1").args(["worker"]).output().expect("worker");
+    assert_exit_says(&out, 3, "schema version 2");
     // A store left at version 1 (no one-round-trip enqueue yet): enqueue asks for the
     // migration (exit 3), which upgrades it.
     pg.sql(
@@ -461,7 +469,7 @@ fn migrate_status_enqueue_dedup_drain_results() {
         .args(["--json", "store", "migrate"])
         .output()
         .expect("migrate")));
-    assert_eq!((up["from"].clone(), up["to"].clone()), (1.into(), 2.into()));
+    assert_eq!((up["from"].clone(), up["to"].clone()), (1.into(), 3.into()));
     // Dedup: the same task while queued is the same id; a different argv is new.
     let marker = e.root().join("ran file.txt");
     let m = marker.to_str().expect("utf8");
