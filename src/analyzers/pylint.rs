@@ -9,7 +9,7 @@ use super::{
 
 pub struct Pylint;
 
-/// Python pylint runs before it reads its config (`--init-hook`): Python's cycle collector
+/// Python code that pylint runs before it reads its config (`--init-hook`): the cycle collector
 /// tuned the way mypy tunes its own (`gc.freeze()` puts pylint's own modules out of its
 /// reach; a young-generation threshold of 100,000 allocations instead of 700). astroid
 /// builds a tree of every module a checked file imports (82 modules for one click file)
