@@ -67,6 +67,19 @@ pub struct LastRun {
     pub findings: Vec<Finding>,
 }
 
+impl LastRun {
+    /// A run finished now, with the digest of its inputs (empty where its cache name
+    /// already carries them).
+    pub fn now(inputs: String, run: &ToolRun, findings: &[Finding]) -> LastRun {
+        LastRun {
+            generated_at: crate::timefmt::rfc3339(crate::timefmt::now()),
+            inputs,
+            run: run.clone(),
+            findings: findings.to_vec(),
+        }
+    }
+}
+
 /// The cache directory and its bound.
 #[derive(Debug, Clone)]
 pub struct Cache {

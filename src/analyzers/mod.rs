@@ -676,13 +676,11 @@ fn run_scoped(
         _ => run_tool(t, p, o),
     };
     if let (Some(cache), Some(inputs), Status::Ran) = (&req.cache, inputs_digest, run.status) {
-        let last = cache::LastRun {
-            inputs,
-            generated_at: crate::timefmt::rfc3339(crate::timefmt::now()),
-            run: run.clone(),
-            findings: findings.clone(),
-        };
-        cache.put_last(name, &p.root_rel, &last);
+        cache.put_last(
+            name,
+            &p.root_rel,
+            &cache::LastRun::now(inputs, &run, &findings),
+        );
     }
     (run, findings, parse_s)
 }
@@ -865,12 +863,7 @@ fn run_per_file(
             }
             found.extend(fs);
         }
-        let last = cache::LastRun {
-            inputs: String::new(),
-            generated_at: crate::timefmt::rfc3339(crate::timefmt::now()),
-            run: run.clone(),
-            findings: config_level.clone(),
-        };
+        let last = cache::LastRun::now(String::new(), &run, &config_level);
         cache.put_last(&extras_name, &p.root_rel, &last);
         found.append(&mut config_level);
         found.append(&mut elsewhere);
@@ -922,13 +915,8 @@ fn run_whole(
     }
     let (mut run, findings, ps) = run_tool(t, p, o);
     if run.status == Status::Ran {
-        run.files_run = Some(p.files.iter().filter(|f| langs.contains(&f.lang)).count() as u64);
-        let last = cache::LastRun {
-            inputs: String::new(),
-            generated_at: crate::timefmt::rfc3339(crate::timefmt::now()),
-            run: run.clone(),
-            findings: findings.clone(),
-        };
+        run.files_run = Some(count_in(&p.files, langs));
+        let last = cache::LastRun::now(String::new(), &run, &findings);
         cache.put_last(&last_name, &p.root_rel, &last);
     }
     (run, findings, ps)
