@@ -86,6 +86,18 @@ fn warn_open_dir(dir: &Path, mode: u32) {
     }
 }
 
+/// Remove a file bgrun keeps (a baseline, a trust record); returns whether it was there.
+pub fn remove_if_present(path: &Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(crate::error::state(format!(
+            "cannot remove {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 /// Write a file the user named (`--output`): atomically (a temporary beside it, then a
 /// rename) when it is a regular file or absent, but straight into it when it exists as
 /// something else, such as `/dev/null`, `/dev/stdout` or a FIFO: a rename over those

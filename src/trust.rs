@@ -199,14 +199,7 @@ pub fn untrust(path: &Path) -> Result<bool> {
     let Some(rec) = record_path(path) else {
         return Ok(false);
     };
-    match std::fs::remove_file(&rec) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(error::state(format!(
-            "cannot remove {}: {e}",
-            rec.display()
-        ))),
-    }
+    crate::fsutil::remove_if_present(&rec)
 }
 
 /// The approved content and hash of `path`, if any.

@@ -308,14 +308,6 @@ impl Project<'_> {
 
     /// `bgrun baseline clear`: whether there was a saved baseline to remove.
     pub fn clear_baseline(&self) -> Result<bool> {
-        let path = self.saved_path();
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(error::state(format!(
-                "cannot remove {}: {e}",
-                path.display()
-            ))),
-        }
+        crate::fsutil::remove_if_present(&self.saved_path())
     }
 }
