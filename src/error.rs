@@ -77,3 +77,19 @@ pub fn render(err: &anyhow::Error) -> String {
     }
     parts.join(": ")
 }
+
+/// A library error and its causes on one line, each cause that the text so far does not
+/// already say appended after `: ` (the TLS or socket error behind "error connecting").
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

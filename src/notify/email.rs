@@ -89,12 +89,17 @@ impl Email {
             let p = self.repo.join(ca);
             let pem = std::fs::read(&p)
                 .map_err(|e| Error::Tls(format!("cannot read ca_file {}: {e}", p.display())))?;
-            let cert = Certificate::from_pem(&pem)
-                .map_err(|e| Error::Tls(format!("ca_file {}: {}", p.display(), chain(&e))))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                Error::Tls(format!(
+                    "ca_file {}: {}",
+                    p.display(),
+                    crate::error::chain(&e)
+                ))
+            })?;
             b = b.add_root_certificate(cert);
         }
         b.build_rustls()
-            .map_err(|e| Error::Tls(format!("TLS setup: {}", chain(&e))))
+            .map_err(|e| Error::Tls(format!("TLS setup: {}", crate::error::chain(&e))))
     }
 
     pub fn message(&self, n: &Notification) -> Result<Message, Error> {
@@ -155,21 +160,6 @@ impl Email {
     }
 }
 
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 impl Channel for Email {
     fn name(&self) -> &'static str {
         "email"
@@ -184,7 +174,7 @@ impl Channel for Email {
                 self.c.smtp_server,
                 self.c.smtp_port,
                 self.mode(),
-                chain(&e)
+                crate::error::chain(&e)
             ))
         })
     }

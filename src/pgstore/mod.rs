@@ -124,7 +124,7 @@ pub fn connect(url: &str) -> Result<Client> {
         error::state(format!(
             "cannot connect to the store {shown}: {} (is PostgreSQL up? check --store, \
              $BGRUN_STORE or store.url{})",
-            error_text(&e),
+            crate::error::chain(&e),
             if tls.mode == tls::Mode::Disable {
                 ""
             } else {
@@ -144,21 +144,6 @@ pub fn connect(url: &str) -> Result<Client> {
     let config = tls::client_config(&tls, &shown)?;
     cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(config))
         .map_err(failed)
-}
-
-/// A driver error with its cause (the TLS or socket error behind "error connecting").
-fn error_text(e: &postgres::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
 }
 
 /// A connection to the shared store.
