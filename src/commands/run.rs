@@ -36,7 +36,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<Exit> {
             (_, Some(rep)) => serde_json::to_vec_pretty(rep)?,
             _ => serde_json::to_vec_pretty(&r)?,
         };
-        crate::state::store::write_atomic(path, &body, false)?;
+        crate::fsutil::write_output(path, &body)?;
     }
     if ctx.out.json {
         super::print_json(&r)?;

@@ -1390,8 +1390,8 @@ fn an_analyzer_finding_reaches_the_next_git_command_in_the_issues_format() {
     );
 }
 
-/// `--output` naming a device or a FIFO writes into it: a rename over it replaced
-/// /dev/null with a regular file when run as root.
+/// `--output` naming a device or a FIFO writes into it (report, analyze, run): a rename
+/// over it replaced /dev/null with a regular file when run as root.
 #[test]
 fn output_into_a_fifo_writes_through_it_and_leaves_it_a_fifo() {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -1401,6 +1401,7 @@ fn output_into_a_fifo_writes_through_it_and_leaves_it_a_fifo() {
     for args in [
         &["report", "--output"][..],
         &["analyze", "security", "--format", "json", "--output"][..],
+        &["run", "custom", "--format", "json", "--output"][..],
     ] {
         let fifo = e.root().join("pipe");
         let _ = std::fs::remove_file(&fifo);
@@ -1413,6 +1414,9 @@ fn output_into_a_fifo_writes_through_it_and_leaves_it_a_fifo() {
         }
         let mut argv: Vec<&str> = args.to_vec();
         argv.push(fifo.to_str().unwrap());
+        if args[0] == "run" {
+            argv.extend(["--", "true"]);
+        }
         let out = e.run(&argv);
         // A run that never opened the fifo leaves the reader waiting: let it go.
         let _ = std::fs::OpenOptions::new()
