@@ -114,24 +114,16 @@ pub struct Look {
     pub nice: Option<i32>,
 }
 
-/// Look at the config for hook `name` (see [`Look`]).
+/// Look at the config for hook `name` (see [`Look`]). Without a file the merged JSON is an
+/// empty object, which reads as the embedded defaults do here.
 pub fn look(config_arg: Option<&Path>, repo: &Path, name: &str) -> Look {
-    let json = match crate::config::discover(config_arg, repo) {
-        crate::config::Source::Embedded => None,
-        crate::config::Source::File(_) => match crate::config::user_json(config_arg, repo) {
-            Some(v) => Some(v),
-            None => {
-                return Look {
-                    blocking: None,
-                    nice: None,
-                };
-            }
-        },
+    let Some(json) = crate::config::user_json(config_arg, repo) else {
+        return Look {
+            blocking: None,
+            nice: None,
+        };
     };
-    let blocking = match json
-        .as_ref()
-        .and_then(|v| v.pointer("/triggers/git_hooks/blocking"))
-    {
+    let blocking = match json.pointer("/triggers/git_hooks/blocking") {
         None => Some(false),
         Some(Value::Array(list)) => Some(
             list.iter()
@@ -141,15 +133,15 @@ pub fn look(config_arg: Option<&Path>, repo: &Path, name: &str) -> Look {
     };
     Look {
         blocking,
-        nice: nice_of(json.as_ref()),
+        nice: nice_of(&json),
     }
 }
 
 /// The nice level of `resource_limits.priority` in the files' merged JSON, else in the
 /// embedded defaults. None when it cannot be told (the full load decides then).
-fn nice_of(json: Option<&Value>) -> Option<i32> {
+fn nice_of(json: &Value) -> Option<i32> {
     let of = |v: &Value| v.pointer("/resource_limits/priority").cloned();
-    let p = match json.and_then(of) {
+    let p = match of(json) {
         Some(p) => p,
         None => of(&serde_json::from_str(crate::config::DEFAULT_CONFIG).ok()?)?,
     };
