@@ -41,7 +41,6 @@ pub mod inbox;
 pub mod model;
 pub mod notify;
 pub mod output;
-pub mod pgstore;
 pub mod present;
 pub mod queue;
 pub mod report;
@@ -93,7 +92,7 @@ impl Ctx {
     pub fn with_config(g: &cli::GlobalArgs, repo: PathBuf, loaded: config::Loaded) -> Result<Ctx> {
         let state_dir = state_dir_for(g, &repo)?;
         let config_arg = g.config.as_ref().map(|p| absolute(p)).transpose()?;
-        let store_url = pgstore::url_of(g.store.as_deref(), loaded.config.store.url.as_deref());
+        let store_url = store::url_of(g.store.as_deref(), loaded.config.store.url.as_deref());
         Ok(Ctx {
             env: engine::Env::new(repo, state_dir, loaded.config, loaded.source, config_arg)
                 .with_store(store_url.clone()),

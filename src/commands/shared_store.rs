@@ -9,9 +9,9 @@ use serde_json::json;
 
 use crate::cli::{Command, StoreCommand, WorkerArgs};
 use crate::engine::{self, DrainSummary, Progress, WorkerOpts};
-use crate::pgstore::{self, PgStore};
 use crate::results::TaskResult;
 use crate::state::task::Task;
+use crate::store::{self, SharedStore};
 use crate::timefmt::{now, rfc3339};
 use crate::{Ctx, Exit, error};
 
@@ -35,21 +35,21 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Result<Exit, Command>> {
 }
 
 fn lease(ctx: &Ctx) -> f64 {
-    pgstore::lease_s(ctx.config.store.lease_seconds)
+    store::lease_s(ctx.config.store.lease_seconds)
 }
 
 /// Open the store (schema current) and re-queue expired leases, as every command does.
-fn open(ctx: &Ctx, url: &str) -> Result<PgStore> {
-    let mut db = PgStore::open(url)?;
-    engine::requeue_expired(ctx, &mut db)?;
+fn open(ctx: &Ctx, url: &str) -> Result<Box<dyn SharedStore>> {
+    let mut db = store::open_shared(url)?;
+    engine::requeue_expired(ctx, db.as_mut())?;
     Ok(db)
 }
 
 fn migrate(ctx: &Ctx, url: &str) -> Result<Exit> {
-    let mut db = PgStore::open_unchecked(url)?;
+    let mut db = store::open_shared_unchecked(url)?;
     let (from, to) = db.migrate()?;
     if ctx.out.json {
-        super::print_json(&json!({"from": from, "to": to, "url": pgstore::redact(url)}))?;
+        super::print_json(&json!({"from": from, "to": to, "url": store::redact(url)}))?;
     } else if from == to {
         ctx.out
             .say(format!("store schema is current (version {to})"));
@@ -61,11 +61,11 @@ fn migrate(ctx: &Ctx, url: &str) -> Result<Exit> {
 }
 
 fn store_status(ctx: &Ctx, url: &str) -> Result<Exit> {
-    let mut db = PgStore::open_unchecked(url)?;
-    if db.schema_version()? == pgstore::schema::latest() {
-        engine::requeue_expired(ctx, &mut db)?;
+    let mut db = store::open_shared_unchecked(url)?;
+    if db.schema_version()? == db.latest_schema() {
+        engine::requeue_expired(ctx, db.as_mut())?;
     }
-    let s = db.status(url, lease(ctx))?;
+    let s = db.status(lease(ctx))?;
     if ctx.out.json {
         super::print_json(&s)?;
         return Ok(Exit::Ok);

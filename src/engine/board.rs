@@ -2,20 +2,21 @@
 //! the queue depth, the metrics samples, retention and `stop`. `results`, `metrics`,
 //! `cleanup` and `stop` run one code path over a [`Board`]; [`board`] picks the local
 //! journal ([`Local`]: the `Store`, recovery and the process registry of this state dir)
-//! or, only when a store URL is configured, the shared PostgreSQL store ([`Shared`]). No
-//! PostgreSQL code runs without a URL.
+//! or, only when a store URL is configured, the shared store ([`Shared`], over
+//! `store::SharedStore`). No PostgreSQL code runs without a URL.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use super::{Env, Stopped, open_store, recover_now, requeue_expired};
 use crate::error;
-use crate::pgstore::{self, PgStore};
 use crate::queue;
 use crate::results::{self, Cleaned, Sample, TaskResult};
 use crate::state::task::Task;
+use crate::store::shared::TaskState;
+use crate::store::{self, SharedStore};
 use crate::timefmt::now;
 
 /// Where a task is when it has no result yet.
@@ -192,11 +193,10 @@ impl Board for Local<'_> {
     }
 }
 
-/// The shared PostgreSQL store.
+/// The shared store (PostgreSQL).
 pub struct Shared<'a> {
     env: &'a Env,
-    url: String,
-    db: PgStore,
+    db: Box<dyn SharedStore>,
 }
 
 /// At most this many metrics samples are read from the shared store.
@@ -205,17 +205,13 @@ const MAX_SAMPLES: i64 = 100_000;
 impl<'a> Shared<'a> {
     /// Connect (schema current) and re-queue expired leases.
     pub fn open(env: &'a Env, url: &str) -> Result<Shared<'a>> {
-        let mut db = PgStore::open(url)?;
-        requeue_expired(env, &mut db)?;
-        Ok(Shared {
-            env,
-            url: url.to_string(),
-            db,
-        })
+        let mut db = store::open_shared(url)?;
+        requeue_expired(env, db.as_mut())?;
+        Ok(Shared { env, db })
     }
 
     fn lease_s(&self) -> f64 {
-        pgstore::lease_s(self.env.config.store.lease_seconds)
+        store::lease_s(self.env.config.store.lease_seconds)
     }
 }
 
@@ -231,27 +227,23 @@ fn count(n: i64) -> usize {
 
 impl Board for Shared<'_> {
     fn results(&mut self, id: Option<&str>, last: usize) -> Result<Vec<TaskResult>> {
-        self.db
-            .results(id, last)?
-            .into_iter()
-            .map(|v| serde_json::from_value(v).context("reading a result of the store"))
-            .collect()
+        self.db.results(id, last)
     }
 
     fn live(&mut self, id: &str) -> Result<Option<Live>> {
         let Ok(n) = id.parse::<i64>() else {
             return Ok(None);
         };
-        Ok(match self.db.state_of(n)?.as_deref() {
-            Some("queued") => Some(Live::Queued),
-            Some("running") => Some(Live::Running),
-            _ => None,
+        Ok(match self.db.state_of(n)? {
+            Some(TaskState::Queued) => Some(Live::Queued),
+            Some(TaskState::Running) => Some(Live::Running),
+            Some(TaskState::Done) | None => None,
         })
     }
 
     fn depth(&mut self) -> Result<Depth> {
         let lease = self.lease_s();
-        let s = self.db.status(&self.url, lease)?;
+        let s = self.db.status(lease)?;
         Ok(Depth {
             queued: count(s.queued),
             running: count(s.running),
@@ -280,7 +272,7 @@ impl Board for Shared<'_> {
 
     fn view(&mut self) -> Result<View> {
         let lease = self.lease_s();
-        let s = self.db.status(&self.url, lease)?;
+        let s = self.db.status(lease)?;
         let mut v = View {
             store: Some(StoreInfo {
                 url: s.url,

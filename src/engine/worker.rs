@@ -4,9 +4,10 @@
 //! on this host), renews its leases while they run, and records each result fenced by its
 //! lease token.
 //!
-//! It sleeps in `poll` on its children's pidfds and a pipe that a listener thread (its own
-//! connection, `LISTEN bgrun_queue`) writes to when a task is queued: no polling of the
-//! queue. The only timers are lease work (renewal at a third of the lease, and the next
+//! It speaks only the [`SharedStore`] trait (one round trip a turn: fenced finishes,
+//! results, samples and the next claims), never SQL. It sleeps in `poll` on its children's
+//! pidfds and a pipe that the store's listener ([`SharedStore::listen`]) writes to when a
+//! task is queued: no polling of the queue. The only timers are lease work (renewal at a third of the lease, and the next
 //! lease expiry in the fleet to re-queue it) and a long safety timeout.
 //!
 //! The database may go away: children keep running, finished results wait in memory, and
@@ -17,21 +18,21 @@
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use postgres::fallible_iterator::FallibleIterator;
 
 use super::Env;
 use super::outbox::Outbox;
 use super::slot::{Slot, finish_slot, police, retry_of, sample, start_slot, terminate};
 use super::{DrainSummary, Progress, announce, install_stop_handlers, log_event, stop_requested};
-use crate::pgstore::{self, PgStore};
 use crate::results::{Sample, TaskResult};
 use crate::runner::limits::Sampler;
 use crate::runner::process;
 use crate::state::task::Task;
+use crate::store::shared::{ClaimReq, Enqueued, Finish};
+use crate::store::{self, SharedStore};
 use crate::timefmt::now;
 
 /// How the drainer runs.
@@ -105,68 +106,37 @@ fn poke(fd: &OwnedFd) {
     }
 }
 
-/// The listener: its own connection, `LISTEN bgrun_queue`, a poke per notification and
-/// after every (re)connection; reconnects with backoff.
-fn spawn_listener(url: String, wake: Arc<OwnedFd>, quit: Arc<AtomicBool>) {
-    std::thread::spawn(move || {
-        let mut backoff = BACKOFF_MIN;
-        while !quit.load(Ordering::SeqCst) {
-            let mut client = match pgstore::connect(&url) {
-                Ok(c) => c,
-                Err(_) => {
-                    std::thread::sleep(Duration::from_secs_f64(backoff));
-                    backoff = (backoff * 2.0).min(BACKOFF_MAX);
-                    continue;
-                }
-            };
-            if client
-                .batch_execute(&format!("LISTEN {}", pgstore::CHANNEL))
-                .is_err()
-            {
-                continue;
-            }
-            backoff = BACKOFF_MIN;
-            poke(&wake);
-            loop {
-                if quit.load(Ordering::SeqCst) {
-                    return;
-                }
-                let mut n = client.notifications();
-                let mut it = n.timeout_iter(Duration::from_secs_f64(SAFETY_WAIT));
-                match it.next() {
-                    Ok(Some(_)) => poke(&wake),
-                    Ok(None) => {
-                        drop(it);
-                        drop(n);
-                        if client.is_closed() || client.is_valid(Duration::from_secs(5)).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            // Lost the server: wake the worker (it will find out too) and reconnect.
-            poke(&wake);
-        }
-    });
-}
+/// Opens a connection to the shared store at a URL (schema checked): [`store::open_shared`],
+/// or a fake in tests.
+pub(super) type Opener<'a> = &'a dyn Fn(&str) -> Result<Box<dyn SharedStore>>;
 
 /// Run the shared queue: until stopped (`worker`), or until it is empty (`drain`).
 pub fn work(env: &Env, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result<DrainSummary> {
+    work_on(env, opts, &store::open_shared, progress)
+}
+
+/// [`work`] with the store's connections opened by `open`.
+pub(super) fn work_on(
+    env: &Env,
+    opts: &WorkerOpts,
+    open: Opener<'_>,
+    progress: &mut dyn Progress,
+) -> Result<DrainSummary> {
     install_stop_handlers();
     crate::runner::escape::become_subreaper();
     crate::state::store::ensure_private_dir(&env.state_dir)?;
     // The first connection is checked (schema, reachability): a bad URL fails at once.
-    let mut first = PgStore::open(&opts.url)?;
+    let mut first = open(&opts.url)?;
     let worker_id = first.register_worker()?;
     let wake = Wake::new()?;
     super::wake_on_stop(wake.write.as_raw_fd());
-    let quit = Arc::new(AtomicBool::new(false));
-    spawn_listener(opts.url.clone(), wake.write.clone(), quit.clone());
-    let lease = pgstore::lease_s(env.config.store.lease_seconds);
+    let poke_fd = wake.write.clone();
+    let listening = first.listen(Box::new(move || poke(&poke_fd)));
+    let lease = store::lease_s(env.config.store.lease_seconds);
     let mut w = Worker {
         env,
         opts,
+        open,
         worker_id,
         lease,
         db: Some(first),
@@ -192,8 +162,8 @@ pub fn work(env: &Env, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
         env,
         &format!(
             "worker {worker_id} started on {} ({})",
-            pgstore::host_name(),
-            pgstore::redact(&opts.url)
+            store::host_name(),
+            store::redact(&opts.url)
         ),
     );
     let result = w.run(&wake, progress);
@@ -205,7 +175,7 @@ pub fn work(env: &Env, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
         ..
     } = w;
     outbox.close();
-    quit.store(true, Ordering::SeqCst);
+    drop(listening);
     if let Some(db) = db.as_mut() {
         let _ = db.unregister_worker(worker_id);
     }
@@ -216,9 +186,10 @@ pub fn work(env: &Env, opts: &WorkerOpts, progress: &mut dyn Progress) -> Result
 struct Worker<'a> {
     env: &'a Env,
     opts: &'a WorkerOpts,
+    open: Opener<'a>,
     worker_id: i64,
     lease: f64,
-    db: Option<PgStore>,
+    db: Option<Box<dyn SharedStore>>,
     next_connect: f64,
     backoff: f64,
     slots: Vec<Slot>,
@@ -265,7 +236,7 @@ impl Worker<'_> {
             if self.db.is_some()
                 && let Err(e) = self.talk(at, stopping, progress)
             {
-                let closed = self.db.as_ref().is_none_or(|d| d.client.is_closed());
+                let closed = self.db.as_ref().is_none_or(|d| d.is_closed());
                 self.warn(&format!(
                     "the store failed: {e:#}{}",
                     if closed { "; reconnecting" } else { "" }
@@ -337,7 +308,7 @@ impl Worker<'_> {
         if self.db.is_some() || at < self.next_connect {
             return;
         }
-        match PgStore::open(&self.opts.url) {
+        match (self.open)(&self.opts.url) {
             Ok(db) => {
                 self.db = Some(db);
                 self.backoff = BACKOFF_MIN;
@@ -398,16 +369,9 @@ impl Worker<'_> {
             }
         }
         if at >= self.next_expiry_check {
-            requeue_expired(self.env, db)?;
-            // Seconds until the soonest lease in the fleet expires, by the database's clock.
-            let next: Option<f64> = db
-                .client
-                .query_one(
-                    "SELECT min(lease_expires) - extract(epoch FROM clock_timestamp())::float8
-                       FROM bgrun_tasks WHERE state = 'running'",
-                    &[],
-                )?
-                .get(0);
+            requeue_expired(self.env, db.as_mut())?;
+            // Seconds until the soonest lease in the fleet expires, by the store's clock.
+            let next = db.next_expiry()?;
             // Look a little after the soonest expiry (its holder may renew it first), and at
             // least every third of a lease: leases claimed since may belong to a worker that
             // dies before we look again.
@@ -426,17 +390,17 @@ impl Worker<'_> {
         if self.pending.is_empty() && !due {
             return Ok(());
         }
-        let finishes: Vec<pgstore::Finish<'_>> = self
+        let finishes: Vec<Finish<'_>> = self
             .pending
             .iter()
-            .map(|p| pgstore::Finish {
+            .map(|p| Finish {
                 token: &p.token,
                 result: &p.result,
                 retry: p.retry.as_ref(),
                 sample: &p.sample,
             })
             .collect();
-        let req = due.then(|| pgstore::ClaimReq {
+        let req = due.then(|| ClaimReq {
             worker_id: self.worker_id,
             want: free,
             fleet_max: self.env.config.execution.max_concurrent_tasks.max(1),
@@ -575,27 +539,27 @@ pub(super) fn submit_shared(env: &Env, url: &str, tasks: &[Task]) -> Result<Vec<
     use super::Submitted;
     // The enqueue checks the schema version and looks for expired leases and live workers
     // in the same round trip, so nothing else is asked when nothing is to be done.
-    let mut db = PgStore::open_unchecked(url)?;
+    let mut db = store::open_shared_unchecked(url)?;
     let (out, seen) = db.enqueue(
         tasks,
         env.config.execution.max_queue_size,
-        pgstore::lease_s(env.config.store.lease_seconds),
+        store::lease_s(env.config.store.lease_seconds),
     )?;
     WORKER_SEEN.store(if seen.worker_alive { 2 } else { 1 }, Ordering::SeqCst);
     if seen.expired {
-        requeue_expired(env, &mut db)?;
+        requeue_expired(env, db.as_mut())?;
     }
     let mut subs = Vec::with_capacity(out.len());
     for e in out {
         subs.push(match e {
-            pgstore::Enqueued::Queued { id, dropped } => {
+            Enqueued::Queued { id, dropped } => {
                 if let Some(r) = &dropped {
                     dropped_now(env, r);
                 }
                 Submitted::Queued { id, dropped }
             }
-            pgstore::Enqueued::Duplicate { id } => Submitted::Duplicate { id },
-            pgstore::Enqueued::Dropped { result } => {
+            Enqueued::Duplicate { id } => Submitted::Duplicate { id },
+            Enqueued::Dropped { result } => {
                 dropped_now(env, &result);
                 Submitted::Dropped { result }
             }
@@ -614,23 +578,21 @@ fn dropped_now(env: &Env, r: &TaskResult) {
 
 /// Re-queue (or end as abandoned) the tasks whose lease expired, logging and announcing
 /// each lost run's result. Every command that opens the shared store calls this.
-pub fn requeue_expired(env: &Env, db: &mut PgStore) -> Result<()> {
-    for v in db.requeue_expired().context("re-queueing expired leases")? {
-        if let Ok(r) = serde_json::from_value::<TaskResult>(v) {
-            log_event(
-                env,
-                &format!(
-                    "task {}: lease expired; {}",
-                    r.id,
-                    if r.will_retry {
-                        "re-queued"
-                    } else {
-                        "abandoned"
-                    }
-                ),
-            );
-            announce(env, &r);
-        }
+pub fn requeue_expired(env: &Env, db: &mut dyn SharedStore) -> Result<()> {
+    for r in db.requeue_expired().context("re-queueing expired leases")? {
+        log_event(
+            env,
+            &format!(
+                "task {}: lease expired; {}",
+                r.id,
+                if r.will_retry {
+                    "re-queued"
+                } else {
+                    "abandoned"
+                }
+            ),
+        );
+        announce(env, &r);
     }
     Ok(())
 }
@@ -646,6 +608,6 @@ pub(super) fn any_worker(env: &Env, url: &str) -> Result<bool> {
         2 => return Ok(true),
         _ => {}
     }
-    let mut db = PgStore::open(url)?;
-    db.any_worker(pgstore::lease_s(env.config.store.lease_seconds))
+    let mut db = store::open_shared(url)?;
+    db.any_worker(store::lease_s(env.config.store.lease_seconds))
 }

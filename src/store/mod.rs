@@ -1,18 +1,23 @@
-//! Persistence behind one seam: the engine reads and changes the queue only through a
-//! [`Store`] and its transactions ([`Txn`]); it never sees files, locks or SQL.
+//! Persistence behind two seams: the engine reads and changes the queue only through a
+//! [`Store`] and its transactions ([`Txn`]) for the local journal, or a [`SharedStore`] for
+//! a queue shared by many hosts; it never sees files, locks or SQL.
 //!
-//! - `journal`: the pure model of today's store (operations, their fold, the prefix scan).
-//! - `jsonl`: the first implementation, [`JsonlStore`]: `<state>/state.jsonl` under the
-//!   `flock` of `<state>/lock`, results in `<state>/results.jsonl` and `metrics.jsonl`.
-//! - A second store (PostgreSQL, say) is a new file here implementing [`Store`] and [`Txn`],
-//!   plus one arm in [`open`].
+//! - `journal`: the pure model of the local store (operations, their fold, the prefix scan).
+//! - `jsonl`: the local store, [`JsonlStore`]: `<state>/state.jsonl` under the `flock` of
+//!   `<state>/lock`, results in `<state>/results.jsonl` and `metrics.jsonl`. [`open`].
+//! - `shared`: the [`SharedStore`] trait and the data it speaks. Its unit of work is a
+//!   whole operation of one network round trip (an enqueue, a worker's turn), not a
+//!   [`Txn`], whose many small reads would each cost a round trip: see its docs.
+//! - `pg`: PostgreSQL, the one [`SharedStore`] ([`open_shared`]), the only module that
+//!   knows SQL. Another networked store is a new folder here implementing [`SharedStore`],
+//!   plus its arm in [`open_shared`]; another local one implements [`Store`] and [`Txn`].
 //!
-//! # The contract, for an implementer
+//! # The contract of [`Store`] and [`Txn`], for an implementer
 //!
 //! **Transactions.** Everything the engine changes happens inside one [`Txn`], begun with
 //! [`Store::begin`] and ended with [`Txn::commit`]. A transaction is *serializable* with
-//! respect to every other process using the same store (the journal takes an exclusive lock;
-//! a SQL store would use `SERIALIZABLE`, or `SELECT ... FOR UPDATE` on the rows it reads).
+//! respect to every other process using the same store (the journal takes an exclusive
+//! lock).
 //! Its writes become visible to others all at once at commit; a transaction dropped without
 //! `commit` changes nothing. Transactions are short: the engine holds one only to read,
 //! decide and write, plus the fork/exec of the tasks it claims (never while a task runs).
@@ -25,7 +30,7 @@
 //!
 //! **Dedup.** A task's dedup key is [`Task::dedup_key`] (type + argv + cwd). The engine asks
 //! [`Txn::queued_with_key`] before enqueueing and does not enqueue a duplicate; a store
-//! with a unique index on `(key) WHERE queued` must make that question cheap.
+//! must make that question cheap (the journal: its prefix scan).
 //!
 //! **Overflow.** The engine enforces `execution.max_queue_size`: it asks
 //! [`Txn::queued_len`], and on overflow reads [`Txn::state`] to pick a victim
@@ -35,8 +40,8 @@
 //! (by default [`Txn::claim`] one id at a time); each claim is a [`Lease`]: the drainer's id plus a `token` the store chose. The claim is valid until the
 //! drainer ends it ([`Txn::finish`]) or it *expires*. How a claim expires is the store's:
 //! the journal's claims expire when the drainer's process-registry entry (an `flock`ed file
-//! under `<state>/procs/`) is no longer locked, i.e. the drainer died; a networked store
-//! gives leases an expiry time that [`Txn::renew`] pushes forward (the engine calls it on
+//! under `<state>/procs/`) is no longer locked, i.e. the drainer died; a store whose
+//! leases have an expiry time pushes it forward in [`Txn::renew`] (the engine calls it on
 //! every drain session, at least every 2 s, see [`RENEW_EVERY_S`]).
 //! [`Txn::expired_claims`] lists running tasks whose claim expired; the engine kills what is
 //! left of each task's process group (`Running::pid`, `pid_start`) and then releases it with
@@ -45,11 +50,11 @@
 //! **Fencing.** [`Txn::spawned`] and [`Txn::finish`] take the [`Lease`]; when the claim is
 //! no longer held under that token (it expired and was released, maybe re-claimed by
 //! another drainer), they write nothing and return `Ok(false)`; the engine then drops its
-//! result instead of recording it twice. A SQL store writes `... WHERE id = $1 AND
-//! lease_token = $2` and checks the row count.
+//! result instead of recording it twice.
 //!
 //! **Workers.** A drainer announces itself with [`Store::worker_started`] and leaves with
-//! [`Store::worker_stopped`] (defaults: nothing, as the journal needs).
+//! [`Store::worker_stopped`] (defaults: nothing, as the journal needs: its drainers are in
+//! the process registry).
 //!
 //! **Results.** [`Txn::save_result`] records one execution's [`TaskResult`] (with queue
 //! length and concurrency for its metrics sample); results are written with the
@@ -67,11 +72,12 @@
 //! **The cached view.** [`Store::view`] is the state as of the last transaction (no I/O, no
 //! lock), and [`Store::changed`] says cheaply whether others may have written since; the
 //! drainer uses both to decide whether a transaction is worth taking. `changed` may answer
-//! `true` when nothing changed (a networked store may poll, or LISTEN); it must not answer
-//! `false` when something did.
+//! `true` when nothing changed; it must not answer `false` when something did.
 
 pub mod journal;
 pub mod jsonl;
+mod pg;
+pub mod shared;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -84,6 +90,7 @@ use crate::state::task::Task;
 
 pub use journal::{Exec, Running, State};
 pub use jsonl::JsonlStore;
+pub use shared::{SharedStore, host_name, lease_s, redact, url_of};
 
 /// How often at most the engine renews its leases ([`Txn::renew`]); a store's lease
 /// expiry must be well above it (say 10x).
@@ -176,8 +183,7 @@ pub trait Txn {
     /// before its `not_before`) for drainer `drainer` at time `at`, while fewer than
     /// `global_max` tasks run in the whole store; returns each task with its lease. The
     /// default claims one at a time over [`Txn::state`] with [`Txn::claim`] (the journal's
-    /// way); a SQL store overrides it with one `SELECT ... FOR UPDATE SKIP LOCKED` in
-    /// effective-priority order.
+    /// way); a store that can pick the next tasks itself overrides it with one query.
     fn claim_next(
         &mut self,
         want: usize,
@@ -239,7 +245,7 @@ pub trait Txn {
     /// open. The drainer calls it between claiming and starting tasks: a task's process
     /// never exists before its claim is on disk (issue 14). A store whose writes are only
     /// visible at commit must make the claims durable here in a way that fences a second
-    /// claim (a SQL store: commit the claim rows and begin again).
+    /// claim.
     fn flush(&mut self) -> Result<()>;
     /// Make this transaction's writes visible (and durable per `durability`), release the
     /// store, and hand back the results saved in it, for announcing.
@@ -295,4 +301,16 @@ pub enum Durability {
 /// The store for a state dir: today always the JSON Lines journal.
 pub fn open(state_dir: PathBuf, lock_timeout: Duration) -> Box<dyn Store> {
     Box::new(JsonlStore::new(state_dir, lock_timeout))
+}
+
+/// The shared store at `url` (today always PostgreSQL), its schema checked: an older one
+/// asks for `bgrun store migrate`, a newer one refuses (exit 3).
+pub fn open_shared(url: &str) -> anyhow::Result<Box<dyn SharedStore>> {
+    Ok(Box::new(pg::PgStore::open(url)?))
+}
+
+/// The shared store at `url` without checking its schema (for `store migrate`, `store
+/// status`, and the enqueue, which checks it in its own round trip).
+pub fn open_shared_unchecked(url: &str) -> anyhow::Result<Box<dyn SharedStore>> {
+    Ok(Box::new(pg::PgStore::open_unchecked(url)?))
 }

@@ -1,5 +1,7 @@
-//! The shared PostgreSQL store (issue 16): one queue for many hosts. It owns the schema and
-//! every statement against it; the engine's worker loop (`engine::worker`) drives it.
+//! The shared PostgreSQL store (issue 16): one queue for many hosts, the implementation of
+//! [`SharedStore`] (see `store::shared` for the contract, and why it is not a `Txn`). It
+//! owns the schema, every statement against it and the connections (TLS in [`tls`]); it
+//! is the only code of bgrun that knows SQL or the `postgres` crate.
 //!
 //! - Enqueue: `INSERT ... ON CONFLICT DO NOTHING` against a partial unique index on the
 //!   dedup key (one live task per key, no race), overflow of `max_queue_size` drops the
@@ -10,6 +12,7 @@
 //! - Renew (heartbeat), requeue-expired (attempt + 1, or abandoned past `max_retries`;
 //!   called by every bgrun command that opens the store), hand back, and a fenced finish:
 //!   the result write checks the lease token, so a task never gets two results.
+//! - Wake-ups: a listener thread on its own connection, `LISTEN bgrun_queue`.
 //!
 //! Nothing here is loaded unless a store URL is configured. Times are the database's
 //! clock (Unix seconds), so hosts with skewed clocks agree on when a lease expired.
@@ -19,25 +22,31 @@ pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use postgres::config::SslMode;
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::types::Type;
 use postgres::{Client, NoTls, Row, Statement};
-use serde::Serialize;
 use serde_json::Value;
 
+use super::Exec;
+use super::shared::{
+    ClaimOutcome, ClaimReq, Claimed, Enqueued, Finish, Listening, LiveRow, Renewed, Seen,
+    SharedStore, Stopping, StoreStatus, TaskState, Turn, WorkerInfo, host_name, redact,
+};
 use crate::error;
 use crate::model::Status;
 use crate::results::{Sample, TaskResult};
-use crate::state::store::Exec;
 use crate::state::task::Task;
 
 /// The channel workers LISTEN on.
-pub const CHANNEL: &str = "bgrun_queue";
+const CHANNEL: &str = "bgrun_queue";
 
 /// Advisory lock keys: migrations, enqueue (exact queue-size bound), claims (fleet limit).
 const LOCK_MIGRATE: i64 = 0x6267_7275_6e00_0001;
@@ -47,63 +56,11 @@ const LOCK_ENQUEUE: i64 = 0x6267_7275_6e00_0002;
 const LOCK_CLAIM: i64 = 0x6267_7275_6e00_0003;
 
 /// How far `status` counts rows of one state before it says "at least".
-pub const COUNT_CAP: i64 = 100_000;
-
-/// The shortest lease a worker takes, whatever `store.lease_seconds` says (it renews every
-/// third of it, so a shorter one would expire under a merely busy worker).
-pub const MIN_LEASE_S: f64 = 3.0;
-
-/// The lease length in force for `store.lease_seconds`.
-pub fn lease_s(configured: u64) -> f64 {
-    (configured as f64).max(MIN_LEASE_S)
-}
-
-/// The store URL in force: `--store`/`$BGRUN_STORE`, else `store.url`.
-pub fn url_of(flag: Option<&str>, config: Option<&str>) -> Option<String> {
-    flag.or(config)
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(str::to_string)
-}
-
-/// The URL with any password masked, for messages.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (auth, tail) = match rest.split_once('@') {
-        Some((a, t)) => (a, t),
-        None => return url.to_string(),
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{tail}"),
-        None => url.to_string(),
-    }
-}
-
-/// This host's name in claims and results: `$BGRUN_HOST`, else the system host name.
-pub fn host_name() -> String {
-    if let Ok(h) = std::env::var("BGRUN_HOST")
-        && !h.trim().is_empty()
-    {
-        return h.trim().to_string();
-    }
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc == 0 {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        let s = String::from_utf8_lossy(&buf[..end]).into_owned();
-        if !s.is_empty() {
-            return s;
-        }
-    }
-    "localhost".to_string()
-}
+const COUNT_CAP: i64 = 100_000;
 
 /// Open a connection (exit 3 naming the URL when the database cannot be reached), with
 /// TLS as the URL's `sslmode` asks (see [`tls`]).
-pub fn connect(url: &str) -> Result<Client> {
+fn connect(url: &str) -> Result<Client> {
     let shown = redact(url);
     let (rest, tls) = tls::split(url, &shown)?;
     let mut cfg = postgres::Config::from_str(&rest).map_err(|e| {
@@ -148,141 +105,61 @@ pub fn connect(url: &str) -> Result<Client> {
 
 /// A connection to the shared store.
 pub struct PgStore {
-    pub client: Client,
-    pub host: String,
+    client: Client,
+    host: String,
     /// The URL it was opened with (for messages, redacted).
     url: String,
     /// The worker's hot statements, prepared once per connection.
     prepared: HashMap<&'static str, Statement>,
 }
 
-/// What an enqueue saw of the store besides the queue, so the command needs no further
-/// round trip when nothing is to be done.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Seen {
-    /// A running task's lease has expired: re-queue it (`requeue_expired`).
-    pub expired: bool,
-    /// A worker heartbeat is recent: no local drainer is needed.
-    pub worker_alive: bool,
-}
-
-/// What became of one enqueued task.
-#[derive(Debug, Clone)]
-pub enum Enqueued {
-    Queued {
-        id: String,
-        dropped: Option<TaskResult>,
-    },
-    Duplicate {
-        id: String,
-    },
-    Dropped {
-        result: TaskResult,
-    },
-}
-
-/// A claimed task: run attempt `task.attempt + 1` while the lease `token` is renewed.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub task: Task,
-    pub token: String,
-}
-
-/// A finished run to record, fenced by its lease `token`; `retry` is the task to queue
-/// again, if any.
-#[derive(Debug, Clone, Copy)]
-pub struct Finish<'a> {
-    pub token: &'a str,
-    pub result: &'a TaskResult,
-    pub retry: Option<&'a Task>,
-    pub sample: &'a Sample,
-}
-
-/// A claim: up to `want` tasks for worker `worker_id`, leased for `lease_s`, within
-/// `fleet_max` running in the whole fleet and `host_limit` on this host.
-#[derive(Debug, Clone)]
-pub struct ClaimReq {
-    pub worker_id: i64,
-    pub want: usize,
-    pub fleet_max: usize,
-    pub host_limit: Option<usize>,
-    pub lease_s: f64,
-}
-
-/// What a claim found besides the claimed tasks.
-#[derive(Debug, Default)]
-pub struct ClaimOutcome {
-    pub claimed: Vec<Claimed>,
-    /// Fewer were claimed than asked while tasks ready now are left (the fleet or this host
-    /// is at its limit, or other workers hold them): look again soon, no notification
-    /// comes when a slot frees.
-    pub full: bool,
-    /// Queued tasks remain that are ready now or later; the earliest `not_before`.
-    pub queued_left: bool,
-    pub next_ready: Option<f64>,
-}
-
 /// Runs of a task type: `(history row id, run)`.
 type RunsByType = HashMap<String, Vec<(i64, Exec)>>;
 
-/// A worker's turn ([`PgStore::finish_and_claim`]).
-#[derive(Debug)]
-pub struct Turn {
-    /// Per finished run: its result was recorded (`false`: the lease was lost, refused).
-    pub accepted: Vec<bool>,
-    pub out: ClaimOutcome,
-    /// The turn reached the disk. An `Err`: it may or may not have been committed.
-    pub durable: Result<()>,
-}
+/// The listener's backoff between failed connections: from 0.2 s, doubling, to 2 s.
+const LISTEN_BACKOFF: (f64, f64) = (0.2, 2.0);
+/// The longest wait for a notification before the listener checks its connection.
+const LISTEN_WAIT: Duration = Duration::from_secs(60);
 
-/// What a renewal found.
-#[derive(Debug, Default)]
-pub struct Renewed {
-    /// Leases lost: stop the task, its result will be refused.
-    pub lost: Vec<i64>,
-    /// Tasks `bgrun stop` asked to stop.
-    pub stop: Vec<i64>,
-}
-
-/// What `stop` did.
-#[derive(Debug, Default, Serialize)]
-pub struct Stopping {
-    pub cancelled: Vec<i64>,
-    pub stopping: Vec<i64>,
-    pub missing: Vec<i64>,
-}
-
-/// Queue depth by state and the fleet, for `store status` and `status`.
-#[derive(Debug, Serialize)]
-pub struct StoreStatus {
-    pub url: String,
-    pub schema_version: i32,
-    pub latest_version: i32,
-    pub queued: i64,
-    pub running: i64,
-    pub done: i64,
-    /// Counts stop at `COUNT_CAP` ("at least").
-    pub capped: bool,
-    pub workers: Vec<WorkerInfo>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct WorkerInfo {
-    pub host: String,
-    pub pid: i32,
-    pub started_at: String,
-    pub running: i64,
-    pub heartbeat_at: String,
-}
-
-/// A live task of the store, as `status` shows it.
-#[derive(Debug, Clone)]
-pub struct LiveRow {
-    pub running: bool,
-    pub task: Task,
-    pub eff_priority: f64,
-    pub host: Option<String>,
-    pub started_at: Option<f64>,
+/// The listener's loop ([`SharedStore::listen`]), until `quit` is set.
+fn listen(url: &str, wake: &dyn Fn(), quit: &AtomicBool) {
+    let (min, max) = LISTEN_BACKOFF;
+    let mut backoff = min;
+    while !quit.load(Ordering::SeqCst) {
+        let mut client = match connect(url) {
+            Ok(c) => c,
+            Err(_) => {
+                std::thread::sleep(Duration::from_secs_f64(backoff));
+                backoff = (backoff * 2.0).min(max);
+                continue;
+            }
+        };
+        if client.batch_execute(&format!("LISTEN {CHANNEL}")).is_err() {
+            continue;
+        }
+        backoff = min;
+        wake();
+        loop {
+            if quit.load(Ordering::SeqCst) {
+                return;
+            }
+            let mut n = client.notifications();
+            let mut it = n.timeout_iter(LISTEN_WAIT);
+            match it.next() {
+                Ok(Some(_)) => wake(),
+                Ok(None) => {
+                    drop(it);
+                    drop(n);
+                    if client.is_closed() || client.is_valid(Duration::from_secs(5)).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        // Lost the server: wake the worker (it will find out too) and reconnect.
+        wake();
+    }
 }
 
 fn sql_now(c: &mut impl postgres::GenericClient) -> Result<f64> {
@@ -309,131 +186,6 @@ impl PgStore {
             url: url.to_string(),
             prepared: HashMap::new(),
         })
-    }
-
-    /// The applied schema version (0 before the first migration).
-    pub fn schema_version(&mut self) -> Result<i32> {
-        match self.client.query_typed_one(
-            "SELECT coalesce(max(version), 0) FROM bgrun_schema_version",
-            &[],
-        ) {
-            Ok(row) => Ok(row.get(0)),
-            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(0),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Apply every migration not yet applied; returns (from, to).
-    pub fn migrate(&mut self) -> Result<(i32, i32)> {
-        let mut tx = self.client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS bgrun_schema_version (
-                version integer PRIMARY KEY,
-                applied_at timestamptz NOT NULL DEFAULT now())",
-        )?;
-        let from: i32 = tx
-            .query_one(
-                "SELECT coalesce(max(version), 0) FROM bgrun_schema_version",
-                &[],
-            )?
-            .get(0);
-        if from > schema::latest() {
-            return Err(error::state(format!(
-                "the store has schema version {from}, newer than this bgrun knows ({}): \
-                 upgrade bgrun",
-                schema::latest()
-            )));
-        }
-        for (v, sql) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > from) {
-            tx.batch_execute(sql)
-                .with_context(|| format!("store migration {v} failed"))?;
-            tx.execute(
-                "INSERT INTO bgrun_schema_version (version) VALUES ($1)",
-                &[v],
-            )?;
-        }
-        tx.commit()?;
-        Ok((from, schema::latest()))
-    }
-
-    /// Queue tasks. One round trip in the common case: `bgrun_enqueue` (schema version 2)
-    /// checks the schema version, locks, inserts with dedup, notifies, and reports expired
-    /// leases and live workers. When the queue may overflow, the general path: the lock,
-    /// one query for everything the command needs to know (schema version, database
-    /// clock, queue depth, the types' adaptive factors, expired leases, live workers), one
-    /// insert per task (with the duplicate's id in the same statement), and the
-    /// notification with the commit. Dedup by the partial unique index; on overflow the
-    /// lowest priority (the newest among equals, possibly the incoming task) is dropped and
-    /// recorded. The schema version is checked here, so the caller connects with
-    /// [`PgStore::open_unchecked`].
-    pub fn enqueue(
-        &mut self,
-        tasks: &[Task],
-        max_queue: usize,
-        lease_s: f64,
-    ) -> Result<(Vec<Enqueued>, Seen)> {
-        // The common case in one round trip (schema version 2's `bgrun_enqueue`).
-        let arg: Vec<Value> = tasks
-            .iter()
-            .map(|t| {
-                Ok(serde_json::json!({
-                    "key": t.dedup_key(),
-                    "type": t.task_type,
-                    "priority": t.priority,
-                    "max_retries": t.max_retries,
-                    "task": serde_json::to_value(t)?,
-                }))
-            })
-            .collect::<Result<_>>()?;
-        let arg = Value::Array(arg);
-        let max = i64::try_from(max_queue).unwrap_or(i64::MAX - 1);
-        let answer = self.client.query_typed_one(
-            "SELECT bgrun_enqueue($1, $2, $3, $4)",
-            &[
-                (&schema::latest(), Type::INT4),
-                (&arg, Type::JSONB),
-                (&max, Type::INT8),
-                (&lease_s, Type::FLOAT8),
-            ],
-        );
-        let answer: Value = match answer {
-            Ok(row) => row.get(0),
-            Err(e) if e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => {
-                let v = self.schema_version()?;
-                return Err(self.schema_error(v));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let version = answer
-            .get("version")
-            .and_then(Value::as_i64)
-            .and_then(|v| i32::try_from(v).ok())
-            .unwrap_or(0);
-        if version != schema::latest() {
-            return Err(self.schema_error(version));
-        }
-        if answer.get("overflow") == Some(&Value::Bool(true)) {
-            return self.enqueue_general(tasks, max_queue, lease_s);
-        }
-        let ids = answer.get("ids").and_then(Value::as_array);
-        let mut out = Vec::with_capacity(tasks.len());
-        for pair in ids.into_iter().flatten() {
-            let id = pair.get(0).and_then(Value::as_i64).unwrap_or(0).to_string();
-            out.push(if pair.get(1) == Some(&Value::Bool(true)) {
-                Enqueued::Queued { id, dropped: None }
-            } else {
-                Enqueued::Duplicate { id }
-            });
-        }
-        if out.len() != tasks.len() {
-            anyhow::bail!("the store answered the enqueue with {answer}");
-        }
-        let seen = Seen {
-            expired: answer.get("expired") == Some(&Value::Bool(true)),
-            worker_alive: answer.get("alive") == Some(&Value::Bool(true)),
-        };
-        Ok((out, seen))
     }
 
     /// The general enqueue, for when the queue may overflow: four round trips.
@@ -613,39 +365,6 @@ impl PgStore {
              `bgrun store migrate`",
             redact(&self.url)
         ))
-    }
-
-    /// One turn of a worker: record the finished runs (fenced by their lease tokens: a
-    /// lost lease's result is refused, `false` in [`Turn::accepted`]), then, when `claim`
-    /// is given, claim ready tasks, all in one round trip (`bgrun_turn()`, schema version
-    /// 3) and one transaction committed without waiting for the disk (so the fleet-wide
-    /// claim lock is held for the claim statement and the commit only, never across an
-    /// fsync or a client round trip). The next round trip commits worker `flush_worker`'s
-    /// heartbeat synchronously, which flushes the write-ahead log past the turn: only when
-    /// [`Turn::durable`] is `Ok` may the turn be acted on. An `Err` of the call itself:
-    /// nothing was committed. Where a type's adaptive factor changed, a statement more.
-    pub fn finish_and_claim(
-        &mut self,
-        done: &[Finish<'_>],
-        claim: Option<&ClaimReq>,
-        flush_worker: i64,
-    ) -> Result<Turn> {
-        let (accepted, out, factors) = self.turn(done, claim)?;
-        let durable = self
-            .update_factors(&factors.0, &factors.1, &factors.2)
-            .and_then(|()| {
-                self.q(
-                    "UPDATE bgrun_workers SET heartbeat_at =
-                       extract(epoch FROM clock_timestamp()) WHERE id = $1",
-                    &[(&flush_worker, Type::INT8)],
-                )
-                .map(drop)
-            });
-        Ok(Turn {
-            accepted,
-            out,
-            durable,
-        })
     }
 
     /// A statement of the worker's turn, prepared once per connection (parsed and planned
@@ -863,15 +582,224 @@ impl PgStore {
         Ok((accepted, out, (stored, prior, new)))
     }
 
+    /// Workers whose heartbeat is younger than `2 x lease_s`.
+    fn workers(&mut self, lease_s: f64) -> Result<Vec<WorkerInfo>> {
+        let now = sql_now(&mut self.client)?;
+        let rows = self.client.query(
+            "SELECT w.host, w.pid, w.started_at, w.heartbeat_at,
+                    (SELECT count(*) FROM bgrun_tasks t
+                      WHERE t.state = 'running' AND t.worker_id = w.id)
+               FROM bgrun_workers w
+              WHERE w.stopped_at IS NULL AND w.heartbeat_at > $1
+              ORDER BY w.host, w.pid",
+            &[&(now - 2.0 * lease_s)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| WorkerInfo {
+                host: r.get(0),
+                pid: r.get(1),
+                started_at: crate::timefmt::rfc3339(r.get(2)),
+                heartbeat_at: crate::timefmt::rfc3339(r.get(3)),
+                running: r.get(4),
+            })
+            .collect())
+    }
+}
+
+impl SharedStore for PgStore {
+    fn latest_schema(&self) -> i32 {
+        schema::latest()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// A thread with its own connection, `LISTEN bgrun_queue`: a wake per notification and
+    /// after every (re)connection, and when the server is lost; reconnects with backoff.
+    fn listen(&self, wake: Box<dyn Fn() + Send>) -> Listening {
+        let quit = Arc::new(AtomicBool::new(false));
+        let url = self.url.clone();
+        let stop = quit.clone();
+        std::thread::spawn(move || listen(&url, &*wake, &stop));
+        Listening::new(quit)
+    }
+
+    /// Seconds until the soonest lease in the fleet expires, by the database's clock.
+    fn next_expiry(&mut self) -> Result<Option<f64>> {
+        Ok(self
+            .client
+            .query_one(
+                "SELECT min(lease_expires) - extract(epoch FROM clock_timestamp())::float8
+                   FROM bgrun_tasks WHERE state = 'running'",
+                &[],
+            )?
+            .get(0))
+    }
+
+    /// The applied schema version (0 before the first migration).
+    fn schema_version(&mut self) -> Result<i32> {
+        match self.client.query_typed_one(
+            "SELECT coalesce(max(version), 0) FROM bgrun_schema_version",
+            &[],
+        ) {
+            Ok(row) => Ok(row.get(0)),
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Apply every migration not yet applied; returns (from, to).
+    fn migrate(&mut self) -> Result<(i32, i32)> {
+        let mut tx = self.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS bgrun_schema_version (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now())",
+        )?;
+        let from: i32 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM bgrun_schema_version",
+                &[],
+            )?
+            .get(0);
+        if from > schema::latest() {
+            return Err(error::state(format!(
+                "the store has schema version {from}, newer than this bgrun knows ({}): \
+                 upgrade bgrun",
+                schema::latest()
+            )));
+        }
+        for (v, sql) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+            tx.batch_execute(sql)
+                .with_context(|| format!("store migration {v} failed"))?;
+            tx.execute(
+                "INSERT INTO bgrun_schema_version (version) VALUES ($1)",
+                &[v],
+            )?;
+        }
+        tx.commit()?;
+        Ok((from, schema::latest()))
+    }
+
+    /// Queue tasks. One round trip in the common case: `bgrun_enqueue` (schema version 2)
+    /// checks the schema version, locks, inserts with dedup, notifies, and reports expired
+    /// leases and live workers. When the queue may overflow, the general path: the lock,
+    /// one query for everything the command needs to know (schema version, database
+    /// clock, queue depth, the types' adaptive factors, expired leases, live workers), one
+    /// insert per task (with the duplicate's id in the same statement), and the
+    /// notification with the commit. Dedup by the partial unique index; on overflow the
+    /// lowest priority (the newest among equals, possibly the incoming task) is dropped and
+    /// recorded. The schema version is checked here, so the caller connects with
+    /// [`PgStore::open_unchecked`].
+    fn enqueue(
+        &mut self,
+        tasks: &[Task],
+        max_queue: usize,
+        lease_s: f64,
+    ) -> Result<(Vec<Enqueued>, Seen)> {
+        // The common case in one round trip (schema version 2's `bgrun_enqueue`).
+        let arg: Vec<Value> = tasks
+            .iter()
+            .map(|t| {
+                Ok(serde_json::json!({
+                    "key": t.dedup_key(),
+                    "type": t.task_type,
+                    "priority": t.priority,
+                    "max_retries": t.max_retries,
+                    "task": serde_json::to_value(t)?,
+                }))
+            })
+            .collect::<Result<_>>()?;
+        let arg = Value::Array(arg);
+        let max = i64::try_from(max_queue).unwrap_or(i64::MAX - 1);
+        let answer = self.client.query_typed_one(
+            "SELECT bgrun_enqueue($1, $2, $3, $4)",
+            &[
+                (&schema::latest(), Type::INT4),
+                (&arg, Type::JSONB),
+                (&max, Type::INT8),
+                (&lease_s, Type::FLOAT8),
+            ],
+        );
+        let answer: Value = match answer {
+            Ok(row) => row.get(0),
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => {
+                let v = self.schema_version()?;
+                return Err(self.schema_error(v));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let version = answer
+            .get("version")
+            .and_then(Value::as_i64)
+            .and_then(|v| i32::try_from(v).ok())
+            .unwrap_or(0);
+        if version != schema::latest() {
+            return Err(self.schema_error(version));
+        }
+        if answer.get("overflow") == Some(&Value::Bool(true)) {
+            return self.enqueue_general(tasks, max_queue, lease_s);
+        }
+        let ids = answer.get("ids").and_then(Value::as_array);
+        let mut out = Vec::with_capacity(tasks.len());
+        for pair in ids.into_iter().flatten() {
+            let id = pair.get(0).and_then(Value::as_i64).unwrap_or(0).to_string();
+            out.push(if pair.get(1) == Some(&Value::Bool(true)) {
+                Enqueued::Queued { id, dropped: None }
+            } else {
+                Enqueued::Duplicate { id }
+            });
+        }
+        if out.len() != tasks.len() {
+            anyhow::bail!("the store answered the enqueue with {answer}");
+        }
+        let seen = Seen {
+            expired: answer.get("expired") == Some(&Value::Bool(true)),
+            worker_alive: answer.get("alive") == Some(&Value::Bool(true)),
+        };
+        Ok((out, seen))
+    }
+
+    /// One turn of a worker: record the finished runs (fenced by their lease tokens: a
+    /// lost lease's result is refused, `false` in [`Turn::accepted`]), then, when `claim`
+    /// is given, claim ready tasks, all in one round trip (`bgrun_turn()`, schema version
+    /// 3) and one transaction committed without waiting for the disk (so the fleet-wide
+    /// claim lock is held for the claim statement and the commit only, never across an
+    /// fsync or a client round trip). The next round trip commits worker `flush_worker`'s
+    /// heartbeat synchronously, which flushes the write-ahead log past the turn: only when
+    /// [`Turn::durable`] is `Ok` may the turn be acted on. An `Err` of the call itself:
+    /// nothing was committed. Where a type's adaptive factor changed, a statement more.
+    fn finish_and_claim(
+        &mut self,
+        done: &[Finish<'_>],
+        claim: Option<&ClaimReq>,
+        flush_worker: i64,
+    ) -> Result<Turn> {
+        let (accepted, out, factors) = self.turn(done, claim)?;
+        let durable = self
+            .update_factors(&factors.0, &factors.1, &factors.2)
+            .and_then(|()| {
+                self.q(
+                    "UPDATE bgrun_workers SET heartbeat_at =
+                       extract(epoch FROM clock_timestamp()) WHERE id = $1",
+                    &[(&flush_worker, Type::INT8)],
+                )
+                .map(drop)
+            });
+        Ok(Turn {
+            accepted,
+            out,
+            durable,
+        })
+    }
+
     /// Renew the leases of `(id, token)` for `lease_s` and the worker's heartbeat; returns
     /// the ids whose lease is lost (re-queued by someone else: stop them, drop their result)
     /// and the ids `bgrun stop` asked to stop.
-    pub fn renew(
-        &mut self,
-        worker_id: i64,
-        held: &[(i64, String)],
-        lease_s: f64,
-    ) -> Result<Renewed> {
+    fn renew(&mut self, worker_id: i64, held: &[(i64, String)], lease_s: f64) -> Result<Renewed> {
         let ids: Vec<i64> = held.iter().map(|h| h.0).collect();
         let tokens: Vec<String> = held.iter().map(|h| h.1.clone()).collect();
         let mut tx = self.client.transaction()?;
@@ -898,7 +826,7 @@ impl PgStore {
     /// `bgrun stop`: queued tasks end as cancelled (with a result); running ones are marked
     /// for their worker to stop (it records them as cancelled). `None`: every live task.
     /// Returns (cancelled queued ids, ids asked to stop, ids not found live).
-    pub fn stop(&mut self, ids: Option<&[i64]>) -> Result<Stopping> {
+    fn stop(&mut self, ids: Option<&[i64]>) -> Result<Stopping> {
         let host = self.host.clone();
         let mut tx = self.client.transaction()?;
         let now = sql_now(&mut tx)?;
@@ -956,7 +884,7 @@ impl PgStore {
     /// Re-queue every task whose lease expired (attempt + 1), or end it as abandoned past
     /// its retries; each lost run gets its result. Cheap when nothing expired (an index
     /// probe). Returns the results recorded.
-    pub fn requeue_expired(&mut self) -> Result<Vec<Value>> {
+    fn requeue_expired(&mut self) -> Result<Vec<TaskResult>> {
         let host = self.host.clone();
         let now = sql_now(&mut self.client)?;
         let any = self.client.query_opt(
@@ -1028,11 +956,14 @@ impl PgStore {
             tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])?;
         }
         tx.commit()?;
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect())
     }
 
     /// Give claimed tasks back to the queue unrun (a worker stopping): same attempt.
-    pub fn hand_back(&mut self, held: &[(i64, String)]) -> Result<usize> {
+    fn hand_back(&mut self, held: &[(i64, String)]) -> Result<usize> {
         if held.is_empty() {
             return Ok(0);
         }
@@ -1052,7 +983,7 @@ impl PgStore {
     }
 
     /// Register a worker of this host; returns its id.
-    pub fn register_worker(&mut self) -> Result<i64> {
+    fn register_worker(&mut self) -> Result<i64> {
         let now = sql_now(&mut self.client)?;
         let pid = i32::try_from(std::process::id()).unwrap_or(0);
         let row = self.client.query_one(
@@ -1063,7 +994,7 @@ impl PgStore {
         Ok(row.get(0))
     }
 
-    pub fn unregister_worker(&mut self, worker_id: i64) -> Result<()> {
+    fn unregister_worker(&mut self, worker_id: i64) -> Result<()> {
         let now = sql_now(&mut self.client)?;
         self.client.execute(
             "UPDATE bgrun_workers SET stopped_at = $2 WHERE id = $1",
@@ -1072,35 +1003,11 @@ impl PgStore {
         Ok(())
     }
 
-    /// Workers whose heartbeat is younger than `2 x lease_s`.
-    pub fn workers(&mut self, lease_s: f64) -> Result<Vec<WorkerInfo>> {
-        let now = sql_now(&mut self.client)?;
-        let rows = self.client.query(
-            "SELECT w.host, w.pid, w.started_at, w.heartbeat_at,
-                    (SELECT count(*) FROM bgrun_tasks t
-                      WHERE t.state = 'running' AND t.worker_id = w.id)
-               FROM bgrun_workers w
-              WHERE w.stopped_at IS NULL AND w.heartbeat_at > $1
-              ORDER BY w.host, w.pid",
-            &[&(now - 2.0 * lease_s)],
-        )?;
-        Ok(rows
-            .iter()
-            .map(|r| WorkerInfo {
-                host: r.get(0),
-                pid: r.get(1),
-                started_at: crate::timefmt::rfc3339(r.get(2)),
-                heartbeat_at: crate::timefmt::rfc3339(r.get(3)),
-                running: r.get(4),
-            })
-            .collect())
-    }
-
     /// Version, bounded queue depth by state, live workers.
-    pub fn status(&mut self, url: &str, lease_s: f64) -> Result<StoreStatus> {
+    fn status(&mut self, lease_s: f64) -> Result<StoreStatus> {
         let version = self.schema_version()?;
         let mut s = StoreStatus {
-            url: redact(url),
+            url: redact(&self.url),
             schema_version: version,
             latest_version: schema::latest(),
             queued: 0,
@@ -1121,16 +1028,22 @@ impl PgStore {
     }
 
     /// The state of task `id` (`queued`, `running`, `done`), when the store has it.
-    pub fn state_of(&mut self, id: i64) -> Result<Option<String>> {
-        Ok(self
+    fn state_of(&mut self, id: i64) -> Result<Option<TaskState>> {
+        let state: Option<String> = self
             .client
             .query_opt("SELECT state FROM bgrun_tasks WHERE id = $1", &[&id])?
-            .map(|r| r.get(0)))
+            .map(|r| r.get(0));
+        Ok(match state.as_deref() {
+            Some("queued") => Some(TaskState::Queued),
+            Some("running") => Some(TaskState::Running),
+            Some(_) => Some(TaskState::Done),
+            None => None,
+        })
     }
 
     /// Running tasks (with their host and start) and queued ones in run order (with their
     /// effective priority), at most `limit` of each.
-    pub fn live_rows(&mut self, limit: i64) -> Result<Vec<LiveRow>> {
+    fn live_rows(&mut self, limit: i64) -> Result<Vec<LiveRow>> {
         let rows = self.client.query(
             "(SELECT id, state, attempt, not_before, eff_priority, host, started_at, task
                 FROM bgrun_tasks WHERE state = 'running' ORDER BY started_at, id LIMIT $1)
@@ -1160,7 +1073,7 @@ impl PgStore {
     }
 
     /// Stored results, newest first (each names its host); of one task when `id` is given.
-    pub fn results(&mut self, id: Option<&str>, last: usize) -> Result<Vec<Value>> {
+    fn results(&mut self, id: Option<&str>, last: usize) -> Result<Vec<TaskResult>> {
         let last = i64::try_from(last).unwrap_or(i64::MAX);
         let rows = match id {
             Some(id) => {
@@ -1178,11 +1091,13 @@ impl PgStore {
                 &[&last],
             )?,
         };
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        rows.iter()
+            .map(|r| serde_json::from_value(r.get(0)).context("reading a result of the store"))
+            .collect()
     }
 
     /// Metrics samples since `since` (Unix seconds), the newest `limit` at most.
-    pub fn samples(&mut self, since: f64, limit: i64) -> Result<Vec<Sample>> {
+    fn samples(&mut self, since: f64, limit: i64) -> Result<Vec<Sample>> {
         let rows = self.client.query(
             "SELECT sample FROM (SELECT sample, id FROM bgrun_metrics WHERE at >= $1
                ORDER BY id DESC LIMIT $2) s ORDER BY id",
@@ -1197,7 +1112,7 @@ impl PgStore {
     /// Retention: results and finished tasks older than `results_days`, metrics samples
     /// older than `metrics_days`, stopped or silent workers older than a day. Returns the
     /// rows removed (results, tasks, samples, workers).
-    pub fn cleanup(&mut self, results_days: u64, metrics_days: u64) -> Result<[u64; 4]> {
+    fn cleanup(&mut self, results_days: u64, metrics_days: u64) -> Result<[u64; 4]> {
         let now = sql_now(&mut self.client)?;
         let r_cut = now - results_days as f64 * 86_400.0;
         let m_cut = now - metrics_days as f64 * 86_400.0;
@@ -1220,7 +1135,7 @@ impl PgStore {
     }
 
     /// Whether any worker is alive.
-    pub fn any_worker(&mut self, lease_s: f64) -> Result<bool> {
+    fn any_worker(&mut self, lease_s: f64) -> Result<bool> {
         let now = sql_now(&mut self.client)?;
         Ok(self
             .client
@@ -1341,29 +1256,6 @@ fn record_history(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_masks_only_the_password() {
-        assert_eq!(
-            redact("postgres://u:secret@db:5432/x"),
-            "postgres://u:***@db:5432/x"
-        );
-        assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
-        assert_eq!(redact("nonsense"), "nonsense");
-    }
-
-    #[test]
-    fn flag_wins_over_config_and_blank_is_none() {
-        assert_eq!(
-            url_of(Some("postgres://a"), Some("postgres://b")).as_deref(),
-            Some("postgres://a")
-        );
-        assert_eq!(
-            url_of(None, Some("postgres://b")).as_deref(),
-            Some("postgres://b")
-        );
-        assert_eq!(url_of(Some("  "), None), None);
-    }
 
     #[test]
     fn the_enqueue_function_takes_the_enqueue_lock() {
