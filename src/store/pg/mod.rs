@@ -35,7 +35,7 @@ use postgres::types::Type;
 use postgres::{Client, NoTls, Row, Statement};
 use serde_json::Value;
 
-use super::Exec;
+use super::journal::Exec;
 use super::shared::{
     ClaimOutcome, ClaimReq, Claimed, Enqueued, Finish, Listening, LiveRow, Renewed, Seen,
     SharedStore, Stopping, StoreStatus, TaskState, Turn, WorkerInfo, host_name, redact,
