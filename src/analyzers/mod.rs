@@ -508,9 +508,12 @@ pub trait ToolProgress: Sync {
     fn planned(&self, _tools: &[&str]) {}
     fn started(&self, _tool: &str) {}
     fn finished(&self, _run: &ToolRun, _findings: usize) {}
+    /// Every tool has finished (the report is being put together).
+    fn ended(&self) {}
 }
 
-struct Silent;
+/// No progress shown.
+pub struct Silent;
 impl ToolProgress for Silent {}
 
 pub fn analyze(kinds: &[Kind], root: &Path, repo: &Path, o: &Options) -> Report {
@@ -582,6 +585,7 @@ pub fn analyze_with_progress(
             })
             .collect()
     });
+    progress.ended();
     let mut report = empty_report(match kinds {
         [k] => k.as_str(),
         _ => "all",
