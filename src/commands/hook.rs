@@ -34,6 +34,8 @@ pub fn run(g: &GlobalArgs, a: HookArgs) -> Result<Exit> {
 struct Host<'a>(&'a GlobalArgs);
 
 impl session::Host for Host<'_> {
+    type Loaded = Ctx;
+
     fn state_dir(&self, repo: &Path) -> Result<PathBuf> {
         crate::state_dir_for(self.0, repo)
     }
@@ -46,7 +48,7 @@ impl session::Host for Host<'_> {
         super::trust::gate(ctx, self.0, Some(trigger))
     }
 
-    fn show(&self, e: Event<'_>) {
+    fn show(&self, e: Event<'_, Ctx>) {
         crate::present::hook::show(e);
     }
 }

@@ -2,6 +2,7 @@
 //! handed over, and for a blocking hook the wait and each task's outcome. The session is
 //! `triggers::hook::session`'s; this only shows its typed events.
 
+use crate::Ctx;
 use crate::engine::{Handed, Submitted};
 use crate::output::Output;
 use crate::results::TaskResult;
@@ -9,7 +10,7 @@ use crate::triggers::hook::Fired;
 use crate::triggers::hook::session::Event;
 
 /// Tell the terminal what the hook's session did.
-pub fn show(e: Event<'_>) {
+pub fn show(e: Event<'_, Ctx>) {
     match e {
         Event::NotHanded { name, error } => {
             eprintln!(

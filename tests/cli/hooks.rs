@@ -444,8 +444,10 @@ fn the_hook_parser_falls_back_to_the_full_cli() {
 fn an_after_the_fact_hook_runs_bgrun_as_its_interpreter_without_a_shell() {
     let e = Env::new();
     let out = outdir(&e);
+    // pre-commit runs another task type: the same one would be a duplicate of post-commit's
+    // while still queued.
     e.config(&config_for(
-        r#""post-commit": ["mark"], "pre-commit": ["mark"]"#,
+        r#""post-commit": ["mark"], "pre-commit": ["fail"]"#,
         &out,
         "",
     ));
@@ -462,10 +464,9 @@ fn an_after_the_fact_hook_runs_bgrun_as_its_interpreter_without_a_shell() {
     assert!(pre.starts_with("#!/bin/sh\n"), "{pre}");
 
     git_ok(e.root(), &["commit", "-q", "--allow-empty", "-m", "x"]);
-    let ctx = contexts(&out, 2);
-    let mut hooks: Vec<&str> = ctx.iter().filter_map(|c| c["hook"].as_str()).collect();
-    hooks.sort();
-    assert_eq!(hooks, ["post-commit", "pre-commit"]);
+    let ctx = contexts(&out, 1);
+    assert_eq!(ctx[0]["hook"], "post-commit");
+    assert!(ctx[0]["commit"].is_string(), "{}", ctx[0]);
 
     // `bgrun hook <path of a hook file>` is the hook of that file's name.
     let direct = Command::new(bin())

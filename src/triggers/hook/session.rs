@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::{Fired, WorkerInput};
-use crate::Ctx;
+use crate::engine::Env;
 use crate::results::TaskResult;
 
 /// The hook as git called it, and the global options the session reads before any config.
@@ -27,18 +27,21 @@ pub struct Call<'a> {
 
 /// What the session asks of the command that runs it.
 pub trait Host {
+    /// What loading the config gives: the command's context, an [`Env`] to the session
+    /// (which never sees the command line or the terminal).
+    type Loaded: std::ops::Deref<Target = Env>;
     /// The state directory of `repo`, told without the config (the inbox, the worker's log).
     fn state_dir(&self, repo: &Path) -> Result<PathBuf>;
     /// Load the config.
-    fn load(&self) -> Result<Ctx>;
+    fn load(&self) -> Result<Self::Loaded>;
     /// Whether the config's commands may run for `trigger` (`NAME hook`): trust.
-    fn trusted(&self, ctx: &Ctx, trigger: &str) -> Result<bool>;
+    fn trusted(&self, ctx: &Self::Loaded, trigger: &str) -> Result<bool>;
     /// Tell the terminal.
-    fn show(&self, e: Event<'_>);
+    fn show(&self, e: Event<'_, Self::Loaded>);
 }
 
 /// What the session tells the terminal, in order.
-pub enum Event<'a> {
+pub enum Event<'a, C> {
     /// The worker could not start: the tasks are queued in the hook's own process.
     NotHanded {
         name: &'a str,
@@ -50,28 +53,28 @@ pub enum Event<'a> {
         error: &'a anyhow::Error,
     },
     /// The config was loaded in the hook (its warnings).
-    Loaded(&'a Ctx),
+    Loaded(&'a C),
     /// What became of each task type.
     Fired {
-        ctx: &'a Ctx,
+        ctx: &'a C,
         name: &'a str,
         fired: &'a Fired,
     },
     /// A non-blocking hook could not queue its tasks (the git command goes on).
     NotQueued {
-        ctx: &'a Ctx,
+        ctx: &'a C,
         name: &'a str,
         error: &'a anyhow::Error,
     },
     /// A blocking hook waits for tasks `ids`.
     Waiting {
-        ctx: &'a Ctx,
+        ctx: &'a C,
         name: &'a str,
         ids: &'a [String],
     },
     /// What became of the tasks a blocking hook waited for.
     Waited {
-        ctx: &'a Ctx,
+        ctx: &'a C,
         name: &'a str,
         results: &'a [TaskResult],
     },
@@ -87,7 +90,7 @@ pub enum Outcome {
 }
 
 /// Run hook `call`. An error only comes from a blocking hook (or a trust refusal).
-pub fn run(call: &Call, host: &impl Host) -> Result<Outcome> {
+pub fn run<H: Host>(call: &Call, host: &H) -> Result<Outcome> {
     let name = call.raw.0.replace('_', "-");
     let args: Vec<String> = call
         .raw
@@ -193,7 +196,7 @@ pub fn run(call: &Call, host: &impl Host) -> Result<Outcome> {
 
 /// The detached worker's part (or the hook's, when the worker could not start): load the
 /// config, ask for trust, queue. Problems go to `<state>/bgrun.log` (git has moved on).
-fn queue_detached(call: &Call, host: &impl Host, name: &str, args: &[String], input: WorkerInput) {
+fn queue_detached<H: Host>(call: &Call, host: &H, name: &str, args: &[String], input: WorkerInput) {
     let ctx = match host.load() {
         Ok(c) => c,
         Err(e) => {
