@@ -1,6 +1,7 @@
 //! The command-line surface of `../shared/CLI.md`, as clap derive structs only.
 //! Nothing here does work: `lib.rs` turns these into typed options once.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -30,17 +31,36 @@ impl Cli {
     /// it, goes through a parser that knows only the global options and `hook`, so that the
     /// hot path of every git command does not build the whole command tree first; anything
     /// that parser rejects (`--help`, a typo) takes the full one, with its messages.
+    ///
+    /// A hook file in the direct form (`#!/path/to/bgrun hook`, see `triggers::hooks::render`)
+    /// makes git run `bgrun hook /path/to/.git/hooks/NAME ARGS...`: a NAME with a `/` is
+    /// such a path, and stands for its file name.
     pub fn parse_args() -> Cli {
-        if std::env::args_os().nth(1).is_some_and(|a| a == "hook")
-            && let Ok(h) = HookOnly::try_parse()
-        {
-            let HookOnlyCommand::Hook(args) = h.command;
-            return Cli {
-                global: h.global,
-                command: Command::Hook(args),
-            };
+        let mut argv: Vec<OsString> = std::env::args_os().collect();
+        if argv.get(1).is_some_and(|a| a == "hook") {
+            if let Some(name) = argv.get_mut(2) {
+                *name = hook_name(std::mem::take(name));
+            }
+            if let Ok(h) = HookOnly::try_parse_from(&argv) {
+                let HookOnlyCommand::Hook(args) = h.command;
+                return Cli {
+                    global: h.global,
+                    command: Command::Hook(args),
+                };
+            }
         }
-        Cli::parse()
+        Cli::parse_from(argv)
+    }
+}
+
+/// The hook's name in `bgrun hook NAME`: NAME itself, or the file name of a hook file's path.
+fn hook_name(arg: OsString) -> OsString {
+    if !arg.as_encoded_bytes().contains(&b'/') {
+        return arg;
+    }
+    match std::path::Path::new(&arg).file_name() {
+        Some(n) => n.to_os_string(),
+        None => arg,
     }
 }
 
@@ -436,7 +456,8 @@ pub struct NotifyArgs {
 
 #[derive(Debug, Args)]
 pub struct HookArgs {
-    /// The git hook's name (pre-commit, post-commit, pre-push, post-merge, ...)
+    /// The git hook's name (pre-commit, post-commit, pre-push, post-merge, ...), or the path
+    /// of the hook file (as git runs a hook installed in the direct form)
     pub name: String,
     /// The arguments git passed to the hook
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -31,11 +31,12 @@ impl Tool for Bandit {
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         if !matches!(raw.code, Some(0) | Some(1)) && raw.stdout.is_empty() {
-            return Err(Error::Ended(format!(
-                "bandit ended with {}: {}",
-                raw.exit_text(),
-                raw.tail()
-            )));
+            return Err(Error::Ended {
+                tool: "bandit",
+                exit: raw.exit(),
+                note: "",
+                output: raw.tail(),
+            });
         }
         let v = super::json_of("bandit", &raw.stdout, raw)?;
         parse_json(&v, p)
@@ -93,7 +94,7 @@ pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let results = v
         .get("results")
         .and_then(Value::as_array)
-        .ok_or_else(|| Error::Output("bandit's JSON has no `results` array".into()))?;
+        .ok_or(Error::Output("bandit's JSON has no `results` array"))?;
     let mut out = Vec::with_capacity(results.len());
     for r in results {
         let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");

@@ -55,9 +55,10 @@ impl Tool for CargoAudit {
                     .map(str::to_string)
             })
         {
-            return Err(Error::Unreachable(format!(
-                "cannot reach the RustSec advisory database: {why}"
-            )));
+            return Err(Error::Unreachable {
+                service: "RustSec advisory database",
+                why,
+            });
         }
         let v = super::json_of("cargo-audit", &raw.stdout, raw)?;
         parse_json(&v, p)
@@ -68,7 +69,9 @@ pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let list = v
         .pointer("/vulnerabilities/list")
         .and_then(Value::as_array)
-        .ok_or_else(|| Error::Output("cargo-audit's JSON has no `vulnerabilities.list`".into()))?;
+        .ok_or(Error::Output(
+            "cargo-audit's JSON has no `vulnerabilities.list`",
+        ))?;
     let lock = p.rel("Cargo.lock");
     let mut out = Vec::new();
     for item in list {

@@ -87,17 +87,16 @@ pub fn git(repo: &Path, args: &[&OsStr]) -> Result<Vec<u8>, Error> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+        .map_err(Error::GitSpawn)?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::Git(format!(
-            "git {} failed: {}",
-            args.iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" "),
-            err.trim()
-        )));
+        return Err(Error::Git {
+            args: args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            stderr: err.trim().to_string(),
+        });
     }
     Ok(out.stdout)
 }
@@ -215,7 +214,9 @@ pub fn working(repo: &Path) -> Result<ChangeSet, Error> {
 
 /// `--since REF`: what changed from REF to the working tree (untracked files included).
 pub fn since(repo: &Path, rev: &str) -> Result<ChangeSet, Error> {
-    let sha = resolve(repo, rev).ok_or_else(|| Error::NoCommit(rev.to_string()))?;
+    let sha = resolve(repo, rev).ok_or_else(|| Error::NoCommit {
+        rev: rev.to_string(),
+    })?;
     let mut cs = ChangeSet::new(&format!("--since {rev}"));
     diff(repo, &[&sha], &mut cs)?;
     untracked(repo, &mut cs)?;
@@ -240,9 +241,11 @@ pub fn commits(
     source: &str,
 ) -> Result<ChangeSet, Error> {
     let mut cs = ChangeSet::new(source);
-    let to_sha = resolve(repo, to).ok_or_else(|| Error::NoCommit(to.to_string()))?;
+    let to_sha = resolve(repo, to).ok_or_else(|| Error::NoCommit {
+        rev: to.to_string(),
+    })?;
     let from_sha = match from {
-        Some(f) => Some(resolve(repo, f).ok_or_else(|| Error::NoCommit(f.to_string()))?),
+        Some(f) => Some(resolve(repo, f).ok_or_else(|| Error::NoCommit { rev: f.to_string() })?),
         None => resolve(repo, &format!("{to_sha}^")),
     };
     match &from_sha {
@@ -434,17 +437,18 @@ pub fn export(repo: &Path, sha: &str, dest: &Path) -> Result<(), Error> {
             .env("GIT_INDEX_FILE", &index)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+            .map_err(Error::GitSpawn)?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(Error::Git(format!(
-                "git {} failed: {}",
-                args.first()
-                    .map(|a| a.to_string_lossy())
-                    .unwrap_or_default(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
+            Err(Error::Git {
+                args: args
+                    .first()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .into_iter()
+                    .collect(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
         }
     };
     let mut prefix = dest.as_os_str().to_owned();
@@ -658,7 +662,7 @@ mod tests {
         assert_eq!(files(&cs), ["a.py", "new file.py"]);
         let e = since(&r.0, "no-such-ref").unwrap_err();
         assert!(
-            matches!(&e, Error::NoCommit(rev) if rev == "no-such-ref"),
+            matches!(&e, Error::NoCommit { rev } if rev == "no-such-ref"),
             "{e}"
         );
         assert_eq!(e.to_string(), "\"no-such-ref\" names no commit");

@@ -35,11 +35,12 @@ impl Tool for Clippy {
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         let parsed = parse_lines(&raw.stdout, p);
         if raw.code != Some(0) && !parsed.findings.iter().any(|f| f.severity == Severity::High) {
-            return Err(Error::Ended(format!(
-                "cargo clippy ended with {}: {}",
-                raw.exit_text(),
-                raw.tail()
-            )));
+            return Err(Error::Ended {
+                tool: "cargo clippy",
+                exit: raw.exit(),
+                note: "",
+                output: raw.tail(),
+            });
         }
         Ok(parsed)
     }

@@ -72,11 +72,12 @@ impl Tool for Eslint {
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         if !matches!(raw.code, Some(0) | Some(1)) {
-            return Err(Error::Ended(format!(
-                "eslint ended with {} (a config error or crash): {}",
-                raw.exit_text(),
-                raw.tail()
-            )));
+            return Err(Error::Ended {
+                tool: "eslint",
+                exit: raw.exit(),
+                note: " (a config error or crash)",
+                output: raw.tail(),
+            });
         }
         let v = super::json_of("eslint", &raw.stdout, raw)?;
         parse_json(&v, p)
@@ -86,7 +87,7 @@ impl Tool for Eslint {
 pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let files = v
         .as_array()
-        .ok_or_else(|| Error::Output("eslint's JSON is not an array of files".into()))?;
+        .ok_or(Error::Output("eslint's JSON is not an array of files"))?;
     let mut out = Vec::new();
     for f in files {
         let file = p.rel(f.get("filePath").and_then(Value::as_str).unwrap_or(""));

@@ -11,8 +11,7 @@ use super::{
 
 /// Counts and failures of one JUnit XML document. `runner` names the findings' tool.
 pub fn parse(xml: &str, runner: &str, p: &Project) -> Result<(TestCounts, Vec<Finding>), Error> {
-    let doc = roxmltree::Document::parse(xml)
-        .map_err(|e| Error::Output(format!("the JUnit XML is not valid: {e}")))?;
+    let doc = roxmltree::Document::parse(xml).map_err(Error::BadXml)?;
     let mut c = TestCounts::default();
     let mut out = Vec::new();
     for tc in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
@@ -103,11 +102,9 @@ pub fn parse_dir(
     let mut findings = Vec::new();
     let mut read = 0;
     let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| {
-            Error::NoTests(format!(
-                "no test results in {} ({e})",
-                p.rel(&dir.to_string_lossy())
-            ))
+        .map_err(|source| Error::NoResultsDir {
+            dir: p.rel(&dir.to_string_lossy()),
+            source,
         })?
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "xml"))
@@ -135,10 +132,9 @@ pub fn parse_dir(
         findings.extend(f);
     }
     if read == 0 {
-        return Err(Error::NoTests(format!(
-            "the run wrote no test results in {}",
-            p.rel(&dir.to_string_lossy())
-        )));
+        return Err(Error::NoFreshResults {
+            dir: p.rel(&dir.to_string_lossy()),
+        });
     }
     Ok(Parsed {
         findings,
@@ -182,12 +178,11 @@ impl Tool for Maven {
             "maven",
             p,
         )
-        .map_err(|e| {
-            Error::Ended(format!(
-                "{e}; mvn ended with {}: {}",
-                raw.exit_text(),
-                raw.tail()
-            ))
+        .map_err(|e| Error::NoResultsOf {
+            tool: "mvn",
+            exit: raw.exit(),
+            output: raw.tail(),
+            source: Box::new(e),
         })
     }
 }
@@ -226,12 +221,11 @@ impl Tool for Gradle {
             "gradle",
             p,
         )
-        .map_err(|e| {
-            Error::Ended(format!(
-                "{e}; gradle ended with {}: {}",
-                raw.exit_text(),
-                raw.tail()
-            ))
+        .map_err(|e| Error::NoResultsOf {
+            tool: "gradle",
+            exit: raw.exit(),
+            output: raw.tail(),
+            source: Box::new(e),
         })
     }
 }
@@ -289,7 +283,7 @@ mod tests {
     fn bad_xml_is_an_error() {
         let p = Project::scan(Path::new("/nonexistent"), Path::new("/nonexistent"));
         let e = parse("<testsuite", "x", &p).unwrap_err();
-        assert!(matches!(e, Error::Output(_)), "{e}");
+        assert!(matches!(e, Error::BadXml(_)), "{e}");
         assert!(e.to_string().contains("not valid"), "{e}");
     }
 }

@@ -207,11 +207,11 @@ impl Raw {
         }
     }
 
-    pub fn exit_text(&self) -> String {
-        match (self.code, self.signal) {
-            (Some(c), _) => format!("exit code {c}"),
-            (_, Some(s)) => format!("killed by signal {s}"),
-            _ => "ended abnormally".to_string(),
+    /// How the process ended (`exit code N`...).
+    pub fn exit(&self) -> error::ToolExit {
+        error::ToolExit {
+            code: self.code,
+            signal: self.signal,
         }
     }
 }
@@ -508,9 +508,12 @@ pub trait ToolProgress: Sync {
     fn planned(&self, _tools: &[&str]) {}
     fn started(&self, _tool: &str) {}
     fn finished(&self, _run: &ToolRun, _findings: usize) {}
+    /// Every tool has finished (the report is being put together).
+    fn ended(&self) {}
 }
 
-struct Silent;
+/// No progress shown.
+pub struct Silent;
 impl ToolProgress for Silent {}
 
 pub fn analyze(kinds: &[Kind], root: &Path, repo: &Path, o: &Options) -> Report {
@@ -582,6 +585,7 @@ pub fn analyze_with_progress(
             })
             .collect()
     });
+    progress.ended();
     let mut report = empty_report(match kinds {
         [k] => k.as_str(),
         _ => "all",
@@ -1013,22 +1017,21 @@ fn self_cpu_s() -> f64 {
 }
 
 /// Parse JSON output, or say plainly that the tool printed something else.
-pub fn json_of(tool: &str, bytes: &[u8], raw: &Raw) -> Result<Value, Error> {
+pub fn json_of(tool: &'static str, bytes: &[u8], raw: &Raw) -> Result<Value, Error> {
     let text = String::from_utf8_lossy(bytes);
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(Error::Output(format!(
-            "{tool} printed no output ({}): {}",
-            raw.exit_text(),
-            raw.tail()
-        )));
+        return Err(Error::NoOutput {
+            tool,
+            exit: raw.exit(),
+            output: raw.tail(),
+        });
     }
-    serde_json::from_str(trimmed).map_err(|e| {
-        let head: String = trimmed.chars().take(120).collect();
-        Error::Output(format!(
-            "{tool} printed output that is not JSON ({e}; {}): {head:?}",
-            raw.exit_text()
-        ))
+    serde_json::from_str(trimmed).map_err(|source| Error::NotJson {
+        tool,
+        exit: raw.exit(),
+        head: trimmed.chars().take(120).collect(),
+        source,
     })
 }
 

@@ -57,19 +57,14 @@ pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
             .and_then(Value::as_str)
             .or_else(|| err.get("summary").and_then(Value::as_str))
             .unwrap_or("no detail");
-        return Err(Error::Unreachable(format!(
-            "cannot reach the npm advisory service: {msg}"
-        )));
+        return Err(Error::Unreachable {
+            service: "npm advisory service",
+            why: msg.to_string(),
+        });
     }
-    let vulns = v
-        .get("vulnerabilities")
-        .and_then(Value::as_object)
-        .ok_or_else(|| {
-            Error::Output(
-                "npm audit's JSON has no `vulnerabilities` object (npm 7 or later is needed)"
-                    .into(),
-            )
-        })?;
+    let vulns = v.get("vulnerabilities").and_then(Value::as_object).ok_or({
+        Error::Output("npm audit's JSON has no `vulnerabilities` object (npm 7 or later is needed)")
+    })?;
     let lock = if p.has("package-lock.json") {
         "package-lock.json"
     } else {
@@ -159,7 +154,7 @@ mod tests {
         ] {
             let v: Value = serde_json::from_str(text).unwrap();
             let e = parse_json(&v, &project()).unwrap_err();
-            assert!(matches!(e, Error::Unreachable(_)), "{e}");
+            assert!(matches!(e, Error::Unreachable { .. }), "{e}");
             assert!(
                 e.to_string()
                     .starts_with("cannot reach the npm advisory service: "),

@@ -48,9 +48,10 @@ impl Tool for PipAudit {
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         let stderr = String::from_utf8_lossy(&raw.stderr);
         if let Some(why) = unreachable(&stderr) {
-            return Err(Error::Unreachable(format!(
-                "cannot reach the vulnerability service (PyPI): {why}"
-            )));
+            return Err(Error::Unreachable {
+                service: "vulnerability service (PyPI)",
+                why,
+            });
         }
         let v = super::json_of("pip-audit", &raw.stdout, raw)?;
         let file = if p.has(REQ) { REQ } else { "pyproject.toml" };
@@ -99,7 +100,9 @@ pub fn parse_json(v: &Value, p: &Project, file: &str) -> Result<Parsed, Error> {
         .get("dependencies")
         .or(Some(v))
         .and_then(Value::as_array)
-        .ok_or_else(|| Error::Output("pip-audit's JSON has no `dependencies` array".into()))?;
+        .ok_or(Error::Output(
+            "pip-audit's JSON has no `dependencies` array",
+        ))?;
     let manifest = p.read(file).unwrap_or_default();
     let mut out = Vec::new();
     let mut not_audited = Vec::new();
@@ -167,10 +170,9 @@ pub fn parse_json(v: &Value, p: &Project, file: &str) -> Result<Parsed, Error> {
         }
     }
     if !deps.is_empty() && not_audited.len() == deps.len() {
-        return Err(Error::Unreachable(format!(
-            "cannot reach the vulnerability data: no dependency could be audited ({})",
-            not_audited[0]
-        )));
+        return Err(Error::NoneAudited {
+            first: not_audited[0].to_string(),
+        });
     }
     Ok(Parsed {
         findings: out,
@@ -210,7 +212,7 @@ mod tests {
         ))
         .unwrap();
         let e = parse_json(&v, &project(), REQ).unwrap_err();
-        assert!(matches!(e, Error::Unreachable(_)), "{e}");
+        assert!(matches!(e, Error::NoneAudited { .. }), "{e}");
         assert!(
             e.to_string()
                 .starts_with("cannot reach the vulnerability data"),

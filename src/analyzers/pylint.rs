@@ -55,11 +55,12 @@ impl Tool for Pylint {
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         // Exit status is a bit mask of message kinds; 32 is a usage error.
         if raw.code.is_some_and(|c| c & 32 != 0) || raw.signal.is_some() {
-            return Err(Error::Ended(format!(
-                "pylint ended with {}: {}",
-                raw.exit_text(),
-                raw.tail()
-            )));
+            return Err(Error::Ended {
+                tool: "pylint",
+                exit: raw.exit(),
+                note: "",
+                output: raw.tail(),
+            });
         }
         let v = super::json_of("pylint", &raw.stdout, raw)?;
         parse_json(&v, p)
@@ -69,7 +70,7 @@ impl Tool for Pylint {
 pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let items = v
         .as_array()
-        .ok_or_else(|| Error::Output("pylint's JSON is not an array of messages".into()))?;
+        .ok_or(Error::Output("pylint's JSON is not an array of messages"))?;
     let mut out = Vec::with_capacity(items.len());
     for m in items {
         let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("");

@@ -48,11 +48,12 @@ impl Tool for Radon {
     }
     fn parse(&self, raw: &Raw, p: &Project, o: &Options) -> Result<Parsed, Error> {
         if raw.code != Some(0) {
-            return Err(Error::Ended(format!(
-                "radon ended with {}: {}",
-                raw.exit_text(),
-                raw.tail()
-            )));
+            return Err(Error::Ended {
+                tool: "radon",
+                exit: raw.exit(),
+                note: "",
+                output: raw.tail(),
+            });
         }
         let v = super::json_of("radon", &raw.stdout, raw)?;
         match self.0 {
@@ -65,7 +66,7 @@ impl Tool for Radon {
 
 fn files(v: &Value) -> Result<&serde_json::Map<String, Value>, Error> {
     v.as_object()
-        .ok_or_else(|| Error::Output("radon's JSON is not an object of files".into()))
+        .ok_or(Error::Output("radon's JSON is not an object of files"))
 }
 
 /// A file radon could not parse: an info finding, so it is not silently left out.

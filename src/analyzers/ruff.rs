@@ -44,11 +44,12 @@ impl Tool for Ruff {
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         if raw.code != Some(0) {
-            return Err(Error::Ended(format!(
-                "ruff ended with {}: {}",
-                raw.exit_text(),
-                raw.tail()
-            )));
+            return Err(Error::Ended {
+                tool: "ruff",
+                exit: raw.exit(),
+                note: "",
+                output: raw.tail(),
+            });
         }
         let v = super::json_of("ruff", &raw.stdout, raw)?;
         parse_json(&v, p)
@@ -69,7 +70,7 @@ fn severity(code: &str) -> Severity {
 pub fn parse_json(v: &Value, p: &Project) -> Result<Parsed, Error> {
     let items = v
         .as_array()
-        .ok_or_else(|| Error::Output("ruff's JSON is not an array of diagnostics".into()))?;
+        .ok_or(Error::Output("ruff's JSON is not an array of diagnostics"))?;
     let mut out = Vec::with_capacity(items.len());
     for d in items {
         let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");

@@ -13,7 +13,7 @@ use anyhow::Result;
 use super::baseline::{self, Baseline};
 use super::cache::Cache;
 use super::changed::{self, ChangeSet};
-use super::{Kind, Options, Report, Request};
+use super::{BaselineState, Kind, Options, Report, Request, ToolProgress};
 use crate::config::Analysis;
 use crate::error;
 
@@ -28,6 +28,21 @@ pub struct Project<'a> {
 pub struct Changed {
     pub set: Option<ChangeSet>,
     pub warning: Option<String>,
+}
+
+/// What a foreground analysis (`bgrun analyze`) is asked for.
+pub struct Ask<'a> {
+    pub kinds: &'a [Kind],
+    /// PATH|FILE arguments (see [`resolve_paths`]).
+    pub paths: &'a [PathBuf],
+    /// `--changed`: the working tree's changes only.
+    pub changed: bool,
+    /// `--since REF`: the changes since a commit.
+    pub since: Option<&'a str>,
+    /// `--full`: the whole project even with a changed set.
+    pub full: bool,
+    /// `--new-only`: drop the findings unchanged since the baseline.
+    pub new_only: bool,
 }
 
 /// What `bgrun baseline save` kept.
@@ -106,6 +121,43 @@ fn save(path: &Path, b: &Baseline) {
 }
 
 impl Project<'_> {
+    /// Run the analysis `ask` names: the PATH arguments, the changed set, every applicable
+    /// tool through the cache (each one's progress to `progress`), then the baseline
+    /// comparison. `warn` gets what the person should know first (unknown disabled tools,
+    /// an unreadable trigger context).
+    pub fn analyze(
+        &self,
+        ask: &Ask,
+        opts: &Options,
+        progress: &dyn ToolProgress,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Report> {
+        let (root, only) = resolve_paths(self.repo, ask.paths)?;
+        unknown_disabled(self.analysis)
+            .into_iter()
+            .for_each(&mut *warn);
+        let changed = self.change_set(ask.changed, ask.since)?;
+        if let Some(w) = changed.warning {
+            warn(w);
+        }
+        let req = Request {
+            only: only.clone(),
+            changed: changed.set,
+            cache: Some(self.cache()),
+            full: ask.full,
+        };
+        let mut report =
+            super::analyze_with_progress(ask.kinds, &root, self.repo, opts, &req, progress);
+        self.apply_baseline(&mut report, ask.kinds, only.as_deref(), opts);
+        if ask.new_only {
+            report
+                .findings
+                .retain(|f| f.baseline != Some(BaselineState::Unchanged));
+            report.finish();
+        }
+        Ok(report)
+    }
+
     /// The analyzers' options, taking their tools as `tools` says.
     pub fn options(&self, tools: crate::tools::Settings) -> Options {
         let a = self.analysis;

@@ -170,21 +170,24 @@ impl Tool for Pytest {
         // 5: no tests collected; 3 and 4: internal or usage error.
         // No tests found is not a pass: nothing was checked.
         if raw.code == Some(5) {
-            return Err(Error::NoTests(format!(
-                "pytest collected no tests (exit code 5): {}",
-                raw.tail()
-            )));
+            return Err(Error::NoTests {
+                tool: "pytest",
+                found: "collected",
+                exit: raw.exit(),
+                output: raw.tail(),
+            });
         }
         let Some(xml) = raw
             .result_file
             .as_ref()
             .filter(|_| matches!(raw.code, Some(0..=2)))
         else {
-            return Err(Error::Ended(format!(
-                "pytest ended with {} without results: {}",
-                raw.exit_text(),
-                raw.tail()
-            )));
+            return Err(Error::Ended {
+                tool: "pytest",
+                exit: raw.exit(),
+                note: " without results",
+                output: raw.tail(),
+            });
         };
         let (counts, findings) = super::junit::parse(&String::from_utf8_lossy(xml), "pytest", p)?;
         Ok(Parsed {
@@ -233,19 +236,19 @@ impl Tool for Unittest {
     }
     fn parse(&self, raw: &Raw, p: &Project, _o: &Options) -> Result<Parsed, Error> {
         let text = String::from_utf8_lossy(&raw.stderr);
-        let counts = parse_unittest(&text, p).ok_or_else(|| {
-            Error::Output(format!(
-                "unittest printed no `Ran N tests` line ({}): {}",
-                raw.exit_text(),
-                raw.tail()
-            ))
+        let counts = parse_unittest(&text, p).ok_or_else(|| Error::NoSummary {
+            tool: "unittest",
+            line: "`Ran N tests`",
+            exit: raw.exit(),
+            output: raw.tail(),
         })?;
         if counts.passed + counts.failed + counts.errors + counts.skipped == 0 {
-            return Err(Error::NoTests(format!(
-                "unittest found no tests ({}): {}",
-                raw.exit_text(),
-                raw.tail()
-            )));
+            return Err(Error::NoTests {
+                tool: "unittest",
+                found: "found",
+                exit: raw.exit(),
+                output: raw.tail(),
+            });
         }
         let findings = counts
             .failures
@@ -377,7 +380,7 @@ impl Tool for NpmTest {
                 c.failed = 1;
                 c.failures.push(FailedTest {
                     name: "npm test".into(),
-                    message: format!("{}: {}", raw.exit_text(), raw.tail()),
+                    message: format!("{}: {}", raw.exit(), raw.tail()),
                     file: None,
                     line: None,
                 });
@@ -536,11 +539,12 @@ impl Tool for CargoTest {
                 .lines()
                 .find(|l| l.starts_with("error"))
                 .unwrap_or("");
-            Error::NoTests(format!(
-                "cargo test ran no tests ({}): {err} {}",
-                raw.exit_text(),
-                raw.tail()
-            ))
+            Error::NoTests {
+                tool: "cargo test",
+                found: "ran",
+                exit: raw.exit(),
+                output: format!("{err} {}", raw.tail()),
+            }
         })?;
         let findings = counts
             .failures

@@ -2,16 +2,16 @@
 //! the analyzers in the foreground (every applicable tool in parallel, through the result
 //! cache), compare with the baseline, print a summary grouped by severity, write the
 //! normalized report (`--output`, JSON by default, or SARIF). Also `bgrun baseline`.
-//! The analysis and the baselines are `analyzers::session`'s, the texts and where the report
-//! goes `present::analyze`'s.
+//! The analysis and the baselines are `analyzers::session`'s, the texts, the progress and
+//! where the report goes `present::analyze`'s.
 //!
 //! Exit: 0 when the work ran (findings alone do not fail it); 1 when `--fail-on` is met, a
 //! test failed, or no applicable tool produced a result; 2 for usage errors.
 
 use anyhow::Result;
 
-use crate::analyzers::session::{self, Project};
-use crate::analyzers::{self, BaselineState, Kind, Options, Request, Severity};
+use crate::analyzers::session::{Ask, Project};
+use crate::analyzers::{self, Kind, Options, Severity};
 use crate::cli::{AnalyzeArgs, AnalyzeKind, BaselineCommand, SeverityArg};
 use crate::present::analyze as view;
 use crate::{Ctx, Exit};
@@ -51,51 +51,21 @@ fn options(ctx: &Ctx, allow_install: bool) -> Options {
 }
 
 pub fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<Exit> {
-    let kinds = kinds_of(args.kind);
-    let (root, only) = session::resolve_paths(&ctx.repo, &args.paths)?;
-    for w in session::unknown_disabled(&ctx.config.analysis) {
-        ctx.out.warn(w);
-    }
-    let p = project(ctx);
-    let opts = options(ctx, !args.no_install);
-    let changed = p.change_set(args.changed, args.since.as_deref())?;
-    if let Some(w) = changed.warning {
-        ctx.out.warn(w);
-    }
-    let req = Request {
-        only: only.clone(),
-        changed: changed.set,
-        cache: Some(p.cache()),
+    let ask = Ask {
+        kinds: &kinds_of(args.kind),
+        paths: &args.paths,
+        changed: args.changed,
+        since: args.since.as_deref(),
         full: args.full,
+        new_only: args.new_only,
     };
-    let mut report = if ctx.out.tty && !ctx.out.json && !ctx.out.quiet() {
-        let bars = view::Bars::default();
-        let r = analyzers::analyze_with_progress(&kinds, &root, &ctx.repo, &opts, &req, &bars);
-        bars.done();
-        r
-    } else {
-        analyzers::analyze_with(&kinds, &root, &ctx.repo, &opts, &req)
-    };
-    p.apply_baseline(&mut report, &kinds, only.as_deref(), &opts);
-    if args.new_only {
-        report
-            .findings
-            .retain(|f| f.baseline != Some(BaselineState::Unchanged));
-        report.finish();
-    }
-
-    view::emit(
-        &ctx.out,
-        &ctx.repo,
-        &report,
-        args.format,
-        args.output.as_deref(),
-    )?;
-    if view::failed(&report, args.fail_on.map(severity_of)) {
-        Ok(Exit::WorkFailed)
-    } else {
-        Ok(Exit::Ok)
-    }
+    let opts = options(ctx, !args.no_install);
+    let progress = view::progress(&ctx.out);
+    let report = project(ctx).analyze(&ask, &opts, &*progress, &mut |w| ctx.out.warn(w))?;
+    let (format, output) = (args.format, args.output.as_deref());
+    view::emit(&ctx.out, &ctx.repo, &report, format, output)?;
+    let failed = view::failed(&report, args.fail_on.map(severity_of));
+    Ok(if failed { Exit::WorkFailed } else { Exit::Ok })
 }
 
 /// `bgrun baseline save [--ref REF] [--kind KIND] | show | clear`.

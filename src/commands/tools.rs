@@ -5,7 +5,6 @@
 //! Exit: 0 done; 1 an install or a registry lookup failed (the others still ran); 2 an
 //! unknown tool or a bad config.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -40,19 +39,8 @@ pub fn run(ctx: &Ctx, c: ToolsCommand) -> Result<Exit> {
         ToolsCommand::Dir => view::dir(&ctx.out, &cache()?).map(|()| false)?,
         ToolsCommand::List => view::list(&ctx.out, &s, &cache()?).map(|()| false)?,
         ToolsCommand::Which { tool, repeat } => {
-            // Without installing anything.
             let spec = spec_arg(&tool)?;
-            let s = tools::Settings {
-                install: false,
-                ..s
-            };
-            let dirs: Vec<&Path> = vec![&ctx.repo];
-            let hint = format!("bgrun tools install {}", spec.name);
-            let mut found = s.locate(spec.name, &dirs, &hint);
-            for _ in 1..repeat {
-                found = s.locate(spec.name, &dirs, &hint);
-            }
-            !view::which(&ctx.out, spec, &found)?
+            !view::which(&ctx.out, spec, &batch::which(s, spec, &ctx.repo, repeat))?
         }
         ToolsCommand::Install { tools } => {
             let c = cache()?;
@@ -77,10 +65,7 @@ pub fn run(ctx: &Ctx, c: ToolsCommand) -> Result<Exit> {
             let latest = batch::latest_all(&s, &specs, timeout);
             view::latest(&ctx.out, &latest);
             let path = crate::config::team_config(&ctx.config_source, &ctx.repo);
-            let pins: Vec<(&str, &str)> = latest
-                .iter()
-                .filter_map(|l| Some((l.spec.name, l.new.as_ref().ok()?.as_str())))
-                .collect();
+            let pins = batch::new_pins(&latest);
             if !pins.is_empty() {
                 crate::config::write_pins(&path, &pins)?;
             }

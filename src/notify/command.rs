@@ -36,10 +36,9 @@ impl Channel for CommandCh {
 
     fn send(&self, n: &Notification) -> Result<(), Error> {
         let Some((program, args)) = self.argv.split_first() else {
-            return Err(Error::Settings(format!(
-                "notifications.channels.{}.command is empty: name a program (argv list)",
-                self.name
-            )));
+            return Err(Error::EmptyCommand {
+                channel: self.name.clone(),
+            });
         };
         let payload = serde_json::to_vec(n)?;
         let mut child = Command::new(program)
@@ -51,11 +50,10 @@ impl Channel for CommandCh {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| {
-                Error::Spawn(format!(
-                    "cannot run {program:?}: {e} (notifications.channels.{}.command)",
-                    self.name
-                ))
+            .map_err(|source| Error::Spawn {
+                program: program.clone(),
+                channel: self.name.clone(),
+                source,
             })?;
         let pid = child.id();
         let stdin = child.stdin.take();
@@ -79,7 +77,12 @@ impl Channel for CommandCh {
                 Ok(Some(st)) => break Some(st),
                 Ok(None) if Instant::now() >= deadline => break None,
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => return Err(Error::Spawn(format!("cannot wait for {program:?}: {e}"))),
+                Err(source) => {
+                    return Err(Error::Wait {
+                        program: program.clone(),
+                        source,
+                    });
+                }
             }
         };
         let Some(status) = status else {
@@ -89,11 +92,11 @@ impl Channel for CommandCh {
             }
             let _ = child.wait();
             let _ = feeder.join();
-            return Err(Error::Timeout(format!(
-                "{program:?} did not finish within {} s; killed (raise notifications.channels.{}.timeout_seconds)",
-                self.timeout.as_secs(),
-                self.name
-            )));
+            return Err(Error::Timeout {
+                program: program.clone(),
+                secs: self.timeout.as_secs(),
+                channel: self.name.clone(),
+            });
         };
         let _ = feeder.join();
         let err = reader.join().unwrap_or_default();
@@ -106,17 +109,10 @@ impl Channel for CommandCh {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        Err(Error::Failed(format!(
-            "{program:?} {}{}",
-            match status.code() {
-                Some(c) => format!("exited with code {c}"),
-                None => "was killed by a signal".to_string(),
-            },
-            if last.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", last.trim())
-            }
-        )))
+        Err(Error::Failed {
+            program: program.clone(),
+            code: status.code(),
+            last: last.trim().to_string(),
+        })
     }
 }

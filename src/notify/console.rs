@@ -61,7 +61,7 @@ impl Channel for Console {
         let mut err = std::io::stderr().lock();
         err.write_all(line.as_bytes())
             .and_then(|()| err.flush())
-            .map_err(|e| Error::Io(format!("cannot write to stderr: {e}")))
+            .map_err(Error::Stderr)
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::io_err;
 use super::{Delivery, Error};
 use crate::state::{lock, store};
 use crate::timefmt;
@@ -52,7 +53,9 @@ pub fn record(state_dir: &Path, event: &str, attempts: &[&Delivery]) -> Result<(
         serde_json::to_writer(&mut buf, &a)?;
         buf.push(b'\n');
     }
-    store::ensure_private_dir(state_dir).map_err(|e| Error::Io(format!("{e:#}")))?;
+    store::ensure_private_dir(state_dir).map_err(|e| Error::State {
+        why: format!("{e:#}"),
+    })?;
     let p = path(state_dir);
     let mut f = std::fs::OpenOptions::new()
         .custom_flags(libc::O_NOFOLLOW)
@@ -60,9 +63,8 @@ pub fn record(state_dir: &Path, event: &str, attempts: &[&Delivery]) -> Result<(
         .append(true)
         .mode(0o600)
         .open(&p)
-        .map_err(|e| Error::Io(format!("cannot open {}: {e}", p.display())))?;
-    f.write_all(&buf)
-        .map_err(|e| Error::Io(format!("cannot write {}: {e}", p.display())))?;
+        .map_err(io_err("open", &p, ""))?;
+    f.write_all(&buf).map_err(io_err("write", &p, ""))?;
     let big = f.metadata().map(|m| m.len() > MAX_BYTES).unwrap_or(false);
     drop(f);
     if big {

@@ -34,7 +34,9 @@ impl Channel for Desktop {
     fn send(&self, n: &Notification) -> Result<(), Error> {
         precheck()?;
         let deadline = Instant::now() + self.timeout;
-        let mut last = Error::Desktop(String::new());
+        let mut last = Error::Desktop {
+            said: String::new(),
+        };
         for attempt in 0..=self.retries {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -48,21 +50,19 @@ impl Channel for Desktop {
                     let _ = tx.send(show(&n));
                 });
             if let Err(e) = spawned {
-                return Err(Error::Spawn(format!("cannot start a thread: {e}")));
+                return Err(Error::Thread(e));
             }
             match rx.recv_timeout(left) {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) => last = e,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(Error::Timeout(format!(
-                        "no answer from the notification service within {} ms \
-                         (attempt {}); is a notification daemon running on the session bus?",
-                        self.timeout.as_millis(),
-                        attempt + 1
-                    )));
+                    return Err(Error::DesktopTimeout {
+                        ms: self.timeout.as_millis(),
+                        attempt: attempt + 1,
+                    });
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    last = Error::Desktop("the notification thread ended without an answer".into());
+                    last = Error::NoAnswer;
                 }
             }
             let pause =
@@ -109,12 +109,7 @@ fn precheck() -> Result<(), Error> {
         .map(|d| std::path::Path::new(&d).join("bus"))
         .is_some_and(|p| p.exists());
     if addr.is_none() && !runtime_bus {
-        return Err(Error::Desktop(
-            "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset and there is no \
-             $XDG_RUNTIME_DIR/bus): not in a desktop session; disable \
-             notifications.channels.desktop on headless machines"
-                .into(),
-        ));
+        return Err(Error::NoBus);
     }
     Ok(())
 }
@@ -140,7 +135,9 @@ fn show(n: &Notification) -> Result<(), Error> {
         .urgency(urgency)
         .show()
         .map(|_| ())
-        .map_err(|e| Error::Desktop(e.to_string()))
+        .map_err(|e| Error::Desktop {
+            said: e.to_string(),
+        })
 }
 
 #[cfg(target_os = "macos")]
@@ -163,13 +160,12 @@ fn show(n: &Notification) -> Result<(), Error> {
         .arg("-e")
         .arg(script)
         .output()
-        .map_err(|e| Error::Spawn(format!("cannot run osascript: {e}")))?;
+        .map_err(Error::Osascript)?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(Error::Desktop(format!(
-            "osascript failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        Err(Error::OsascriptFailed {
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }

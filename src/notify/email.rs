@@ -62,12 +62,8 @@ impl Email {
     fn password(&self) -> Result<String, Error> {
         if let Some(f) = &self.c.password_file {
             let p = self.repo.join(f);
-            let text = std::fs::read_to_string(&p).map_err(|e| {
-                Error::Settings(format!(
-                    "cannot read the password file {} (notifications.channels.email.password_file): {e}",
-                    p.display()
-                ))
-            })?;
+            let text = std::fs::read_to_string(&p)
+                .map_err(|source| Error::PasswordFile { path: p, source })?;
             return Ok(text.trim_end_matches(['\r', '\n']).to_string());
         }
         let var = self
@@ -75,11 +71,8 @@ impl Email {
             .password_env
             .as_deref()
             .unwrap_or("BGRUN_SMTP_PASSWORD");
-        std::env::var(var).map_err(|_| {
-            Error::Settings(format!(
-                "a username is set but the environment variable {var} (password_env) is not; \
-                 export it or name a file in notifications.channels.email.password_file"
-            ))
+        std::env::var(var).map_err(|_| Error::PasswordEnv {
+            var: var.to_string(),
         })
     }
 
@@ -87,27 +80,23 @@ impl Email {
         let mut b = TlsParameters::builder(self.c.smtp_server.clone());
         if let Some(ca) = &self.c.ca_file {
             let p = self.repo.join(ca);
-            let pem = std::fs::read(&p)
-                .map_err(|e| Error::Tls(format!("cannot read ca_file {}: {e}", p.display())))?;
-            let cert = Certificate::from_pem(&pem).map_err(|e| {
-                Error::Tls(format!(
-                    "ca_file {}: {}",
-                    p.display(),
-                    crate::error::chain(&e)
-                ))
-            })?;
+            let pem = match std::fs::read(&p) {
+                Ok(pem) => pem,
+                Err(source) => return Err(Error::CaFile { path: p, source }),
+            };
+            let cert = match Certificate::from_pem(&pem) {
+                Ok(cert) => cert,
+                Err(source) => return Err(Error::BadCa { path: p, source }),
+            };
             b = b.add_root_certificate(cert);
         }
-        b.build_rustls()
-            .map_err(|e| Error::Tls(format!("TLS setup: {}", crate::error::chain(&e))))
+        b.build_rustls().map_err(Error::Tls)
     }
 
     pub fn message(&self, n: &Notification) -> Result<Message, Error> {
-        let from: Mailbox = self.c.from_email.parse().map_err(|e| {
-            Error::Settings(format!(
-                "notifications.channels.email.from_email {:?}: {e}",
-                self.c.from_email
-            ))
+        let from: Mailbox = self.c.from_email.parse().map_err(|source| Error::From {
+            value: self.c.from_email.clone(),
+            source,
         })?;
         let mut b = Message::builder()
             .message_id(None)
@@ -121,14 +110,13 @@ impl Email {
             .header(XHeader::<true>(n.event.clone()));
         if self.c.to_emails.is_empty() {
             return Err(Error::Settings(
-                "notifications.channels.email.to_emails is empty: add a recipient".into(),
+                "notifications.channels.email.to_emails is empty: add a recipient",
             ));
         }
         for to in &self.c.to_emails {
-            let m: Mailbox = to.parse().map_err(|e| {
-                Error::Settings(format!(
-                    "notifications.channels.email.to_emails: {to:?}: {e}"
-                ))
+            let m: Mailbox = to.parse().map_err(|source| Error::To {
+                value: to.clone(),
+                source,
             })?;
             b = b.to(m);
         }
@@ -140,7 +128,7 @@ impl Email {
                 n.html_body(),
             )),
         };
-        built.map_err(|e| Error::Smtp(format!("cannot build the message: {e}")))
+        built.map_err(Error::Message)
     }
 
     fn transport(&self) -> Result<SmtpTransport, Error> {
@@ -168,14 +156,11 @@ impl Channel for Email {
     fn send(&self, n: &Notification) -> Result<(), Error> {
         let msg = self.message(n)?;
         let t = self.transport()?;
-        t.send(&msg).map(|_| ()).map_err(|e| {
-            Error::Smtp(format!(
-                "smtp {}:{} ({}): {}",
-                self.c.smtp_server,
-                self.c.smtp_port,
-                self.mode(),
-                crate::error::chain(&e)
-            ))
+        t.send(&msg).map(|_| ()).map_err(|source| Error::Smtp {
+            server: self.c.smtp_server.clone(),
+            port: self.c.smtp_port,
+            tls: self.mode(),
+            source,
         })
     }
 }
@@ -223,7 +208,7 @@ mod tests {
             r#"{"username": "u", "password_env": "BGRUN_TEST_SURELY_UNSET_VAR", "to_emails": ["a@b.c"]}"#,
         );
         let err = e.transport().map(|_| ()).expect_err("must fail");
-        assert!(matches!(err, Error::Settings(_)), "{err}");
+        assert!(matches!(err, Error::PasswordEnv { .. }), "{err}");
         assert!(
             err.to_string().contains("BGRUN_TEST_SURELY_UNSET_VAR"),
             "{err}"

@@ -13,9 +13,13 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use super::error::io_err;
 use super::{Channel, Error, Notification};
 use crate::config::FileChannel;
 use crate::state::lock;
+
+/// What to do when the file channel's file or directory cannot be written.
+const HINT: &str = " (fix it or change notifications.channels.file.path)";
 
 pub struct FileLog {
     pub path: PathBuf,
@@ -67,36 +71,27 @@ impl FileLog {
     /// Append one event, rotating first when it would pass the cap.
     pub fn append(&self, n: &Notification) -> Result<(), Error> {
         let line = self.line(n)?;
-        let shown = self.path.display();
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::Io(format!(
-                    "cannot create the directory {}: {e} (fix it or change notifications.channels.file.path)",
-                    dir.display()
-                ))
-            })?;
+            std::fs::create_dir_all(dir).map_err(io_err("create the directory", dir, HINT))?;
         }
-        let _guard = lock::acquire(&self.lock_path(), Duration::from_secs(1))
-            .map_err(|e| Error::Io(crate::error::render(&e)))?;
+        let _guard =
+            lock::acquire(&self.lock_path(), Duration::from_secs(1)).map_err(|e| Error::State {
+                why: crate::error::render(&e),
+            })?;
         let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         if size > 0 && size + line.len() as u64 > self.max_bytes {
-            self.rotate()
-                .map_err(|e| Error::Io(format!("cannot rotate {shown}: {e}")))?;
+            self.rotate().map_err(io_err("rotate", &self.path, ""))?;
         }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(&self.path)
-            .map_err(|e| {
-                Error::Io(format!(
-                    "cannot open {shown}: {e} (fix it or change notifications.channels.file.path)"
-                ))
-            })?;
+            .map_err(io_err("open", &self.path, HINT))?;
         let before = f.metadata().map(|m| m.len()).unwrap_or(0);
         if let Err(e) = f.write_all(&line) {
             let _ = f.set_len(before);
-            return Err(Error::Io(format!("cannot write {shown}: {e}")));
+            return Err(io_err("write", &self.path, "")(e));
         }
         self.prune_old();
         Ok(())
@@ -287,7 +282,7 @@ mod tests {
         let err = log(dir.path(), 1, 2)
             .append(&Notification::custom(Severity::Info, "t", "m"))
             .expect_err("must fail");
-        assert!(matches!(err, Error::Io(_)), "{err}");
+        assert!(matches!(err, Error::Io { .. }), "{err}");
         assert!(
             err.to_string().starts_with("cannot create the directory"),
             "{err}"

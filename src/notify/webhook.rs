@@ -59,7 +59,7 @@ impl Channel for Webhook {
     fn send(&self, n: &Notification) -> Result<(), Error> {
         if self.url.is_empty() {
             return Err(Error::Settings(
-                "notifications.channels.webhook.url is empty".into(),
+                "notifications.channels.webhook.url is empty",
             ));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -73,12 +73,9 @@ impl Channel for Webhook {
             .post(&self.url)
             .header("content-type", "application/json")
             .send(&body[..])
-            .map_err(|e| {
-                Error::Connect(format!(
-                    "POST {}: {}",
-                    redact(&self.url),
-                    scrub(&e.to_string(), &self.url)
-                ))
+            .map_err(|e| Error::Connect {
+                url: redact(&self.url),
+                why: scrub(&e.to_string(), &self.url),
             })?;
         let status = resp.status();
         if status.is_success() {
@@ -201,6 +198,6 @@ mod tests {
         let e = hook(format!("http://127.0.0.1:{port}/"))
             .send(&n)
             .unwrap_err();
-        assert!(matches!(e, Error::Connect(_)), "{e:?}");
+        assert!(matches!(e, Error::Connect { .. }), "{e:?}");
     }
 }

@@ -364,10 +364,15 @@ impl Bars {
         let bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
         bars.iter().find(|b| b.0 == tool).map(|b| b.1.clone())
     }
+}
 
-    /// Clear the lines once every tool ended.
-    pub fn done(&self) {
-        let _ = self.multi.clear();
+/// How a foreground analysis shows its progress: [`Bars`] on a terminal (not JSON, not
+/// quiet), else nothing.
+pub fn progress(out: &Output) -> Box<dyn analyzers::ToolProgress> {
+    if out.tty && !out.json && !out.quiet() {
+        Box::new(Bars::default())
+    } else {
+        Box::new(analyzers::Silent)
     }
 }
 
@@ -400,5 +405,10 @@ impl analyzers::ToolProgress for Bars {
             };
             b.finish_with_message(what);
         }
+    }
+
+    /// Clear the lines once every tool ended.
+    fn ended(&self) {
+        let _ = self.multi.clear();
     }
 }

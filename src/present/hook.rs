@@ -1,14 +1,49 @@
 //! What a git hook tells the terminal (`bgrun hook NAME`): what became of each task type it
 //! handed over, and for a blocking hook the wait and each task's outcome. The session is
-//! `triggers::hook`'s; this only shows its typed outcomes.
+//! `triggers::hook::session`'s; this only shows its typed events.
 
+use crate::Ctx;
 use crate::engine::{Handed, Submitted};
 use crate::output::Output;
 use crate::results::TaskResult;
 use crate::triggers::hook::Fired;
+use crate::triggers::hook::session::Event;
+
+/// Tell the terminal what the hook's session did.
+pub fn show(e: Event<'_, Ctx>) {
+    match e {
+        Event::NotHanded { name, error } => {
+            eprintln!(
+                "bgrun: warning: cannot start the {name} hook's worker ({error}); queueing here"
+            );
+        }
+        Event::NotLoaded { name, error } => {
+            let why = crate::error::render(error);
+            eprintln!("bgrun: warning: {name} hook skipped: {why}");
+        }
+        Event::Loaded(ctx) => {
+            for w in &ctx.config_warnings {
+                ctx.out.warn(w);
+            }
+        }
+        Event::Fired {
+            ctx,
+            name,
+            fired: f,
+        } => fired(&ctx.out, name, f),
+        Event::NotQueued { ctx, name, error } => {
+            let why = crate::error::render(error);
+            ctx.out.warn(format!(
+                "{name} hook: tasks not queued: {why} (the git command goes on)"
+            ));
+        }
+        Event::Waiting { ctx, name, ids } => waiting(&ctx.out, name, ids),
+        Event::Waited { ctx, name, results } => waited(&ctx.out, name, results),
+    }
+}
 
 /// What became of each task type.
-pub fn fired(out: &Output, name: &str, f: &Fired) {
+fn fired(out: &Output, name: &str, f: &Fired) {
     for (t, h) in &f.handed {
         match h {
             Handed::Skipped { why } => out.warn(format!("{name} hook: {why}; skipped")),
@@ -29,7 +64,7 @@ pub fn fired(out: &Output, name: &str, f: &Fired) {
 }
 
 /// A blocking hook is about to wait for the tasks `ids`.
-pub fn waiting(out: &Output, name: &str, ids: &[String]) {
+fn waiting(out: &Output, name: &str, ids: &[String]) {
     if !out.quiet() {
         eprintln!(
             "bgrun: {name} is blocking: waiting for tasks {}",
@@ -38,13 +73,10 @@ pub fn waiting(out: &Output, name: &str, ids: &[String]) {
     }
 }
 
-/// Each waited-for task's outcome (a failed one always, with the way out); true when all
-/// succeeded.
-pub fn waited(out: &Output, name: &str, results: &[TaskResult]) -> bool {
-    let mut failed = false;
+/// Each waited-for task's outcome (a failed one always, with the way out).
+fn waited(out: &Output, name: &str, results: &[TaskResult]) {
     for r in results {
         let ok = r.status == "succeeded";
-        failed |= !ok;
         if !ok || !out.quiet() {
             let see = if ok {
                 String::new()
@@ -60,5 +92,4 @@ pub fn waited(out: &Output, name: &str, results: &[TaskResult]) -> bool {
             );
         }
     }
-    !failed
 }

@@ -112,9 +112,7 @@ fn file_json(f: &Option<hooks::FileState>, path: &Path) -> Value {
 }
 
 fn hook_json(config: &Config, st: &HookState, exe: &Path) -> Value {
-    let up_to_date = st.file.as_ref().map(|f| {
-        f.owner == Owner::Bgrun && f.executable && f.bytes == hooks::render(&st.name, exe)
-    });
+    let up_to_date = st.file.as_ref().map(|f| f.executable && st.current(exe));
     json!({
         "name": st.name,
         "state": st.label(),
@@ -176,7 +174,7 @@ fn hook_line(config: &Config, st: &HookState, exe: &Path) -> String {
     if let Some(f) = &st.file {
         match &f.owner {
             Owner::Foreign(Some(m)) => line.push_str(&format!(" ({m})")),
-            Owner::Bgrun if f.bytes != hooks::render(&st.name, exe) => {
+            Owner::Bgrun if !st.current(exe) => {
                 line.push_str(" (outdated: run `bgrun hooks install`)")
             }
             _ => {}

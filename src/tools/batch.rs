@@ -1,11 +1,15 @@
-//! Several tools at once, the work of `bgrun tools install|update|prune`: which tools a
-//! project installs or updates, installing them or looking up their newest releases in
-//! parallel (one thread per tool, each with its own lock and deadline), and which
-//! environments pruning keeps. What is printed is the caller's.
+//! Several tools at once, the work of `bgrun tools install|update|prune|which`: which tools
+//! a project installs or updates, installing them or looking up their newest releases in
+//! parallel (one thread per tool, each with its own lock and deadline), the pins an update
+//! writes, which environments pruning keeps, and a lookup that installs nothing. What is
+//! printed is the caller's.
 
+use std::path::Path;
 use std::time::Duration;
 
-use super::{Cache, Ecosystem, Error, Installed, Settings, Source, Spec, TABLE, spec};
+use super::{
+    Cache, Ecosystem, Error, Installed, Located, Missing, Settings, Source, Spec, TABLE, spec,
+};
 
 /// One tool's install: the tool, the version asked for, the outcome.
 pub type Install = (&'static Spec, String, Result<Installed, Error>);
@@ -92,6 +96,29 @@ pub fn latest_all(s: &Settings, specs: &[&'static Spec], timeout: Duration) -> V
         new,
     })
     .collect()
+}
+
+/// The pins an update writes: each tool whose newest release was found, at it.
+pub fn new_pins(latest: &[Latest]) -> Vec<(&str, &str)> {
+    latest
+        .iter()
+        .filter_map(|l| Some((l.spec.name, l.new.as_ref().ok()?.as_str())))
+        .collect()
+}
+
+/// Where `spec`'s tool is for the project in `repo`, installing nothing (`bgrun tools
+/// which`); looked up `repeat` times (at least once: the cost of one lookup, for the bench).
+pub fn which(s: Settings, spec: &Spec, repo: &Path, repeat: u32) -> Result<Located, Missing> {
+    let s = Settings {
+        install: false,
+        ..s
+    };
+    let hint = format!("bgrun tools install {}", spec.name);
+    let mut found = s.locate(spec.name, &[repo], &hint);
+    for _ in 1..repeat {
+        found = s.locate(spec.name, &[repo], &hint);
+    }
+    found
 }
 
 /// What pruning never removes: every tool at this project's pinned version.

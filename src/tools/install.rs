@@ -8,10 +8,12 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::runner::capture;
 
+use super::error::io_err;
 use super::{Cache, Ecosystem, Error, MARKER, Spec, valid_version};
 
 /// A complete environment.
@@ -23,10 +25,6 @@ pub struct Installed {
     pub seconds: f64,
 }
 
-fn err(s: impl Into<String>) -> Error {
-    Error::Install(s.into())
-}
-
 /// Install `s` at `version` into `cache` unless it is complete there already.
 pub fn install(
     cache: &Cache,
@@ -36,16 +34,15 @@ pub fn install(
 ) -> Result<Installed, Error> {
     let t0 = Instant::now();
     if s.ecosystem == Ecosystem::Rustup {
-        return Err(err(format!(
-            "{} comes with rustup (rustup component add {})",
-            s.name, s.name
-        )));
+        return Err(Error::Rustup {
+            tool: s.name.to_string(),
+        });
     }
     if !valid_version(version) {
-        return Err(err(format!(
-            "{version:?} is not a version (analysis.tools.{}.version)",
-            s.name
-        )));
+        return Err(Error::NotAVersion {
+            version: version.to_string(),
+            tool: s.name.to_string(),
+        });
     }
     // cargo install compiles: measured 526 CPU-seconds for cargo-audit 0.22.2, which is
     // past 600 s of wall time on a loaded 2-core machine. It gets three times the deadline.
@@ -58,8 +55,7 @@ pub fn install(
     let locks = cache.root.join(".locks");
     let tmp_root = cache.root.join(".tmp");
     for d in [&cache.root, &locks, &tmp_root] {
-        std::fs::create_dir_all(d)
-            .map_err(|e| err(format!("cannot create {}: {e}", d.display())))?;
+        std::fs::create_dir_all(d).map_err(io_err("create", d))?;
     }
     let id = format!("{}-{version}", s.name);
     let _lock = lock(&locks.join(format!("{id}.lock")), deadline)?;
@@ -74,17 +70,11 @@ pub fn install(
     // We hold the lock: whatever is left of this environment is debris of an interrupted
     // or failed install.
     if dest.exists() {
-        std::fs::remove_dir_all(&dest).map_err(|e| {
-            err(format!(
-                "cannot remove the incomplete {}: {e}",
-                dest.display()
-            ))
-        })?;
+        std::fs::remove_dir_all(&dest).map_err(io_err("remove the incomplete", &dest))?;
     }
     clear_debris(&tmp_root, &id);
     let tmp = tmp_root.join(format!("{id}-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)
-        .map_err(|e| err(format!("cannot create {}: {e}", tmp.display())))?;
+    std::fs::create_dir_all(&tmp).map_err(io_err("create", &tmp))?;
     let built = build(s, version, &tmp, &dest, deadline);
     let result = built.and_then(|packages| {
         let marker = serde_json::json!({
@@ -95,15 +85,15 @@ pub fn install(
             "installed_at": crate::timefmt::rfc3339(crate::timefmt::now()),
             "packages": packages,
         });
-        let bytes = serde_json::to_vec_pretty(&marker).map_err(|e| err(e.to_string()))?;
-        std::fs::write(tmp.join(MARKER), bytes)
-            .map_err(|e| err(format!("cannot write the marker: {e}")))?;
-        std::fs::rename(&tmp, &dest).map_err(|e| {
-            err(format!(
-                "cannot move {} to {}: {e}",
-                tmp.display(),
-                dest.display()
-            ))
+        let bytes = serde_json::to_vec_pretty(&marker).map_err(|e| Error::Json(Arc::new(e)))?;
+        std::fs::write(tmp.join(MARKER), bytes).map_err(|e| Error::Write {
+            file: "the marker",
+            source: Arc::new(e),
+        })?;
+        std::fs::rename(&tmp, &dest).map_err(|e| Error::Move {
+            from: tmp.clone(),
+            to: dest.clone(),
+            source: Arc::new(e),
         })
     });
     if let Err(e) = result {
@@ -112,7 +102,7 @@ pub fn install(
     }
     let exe = Cache::exe_in(s, &dest);
     if !super::is_executable(&exe) {
-        return Err(err(format!("the install ended without {}", exe.display())));
+        return Err(Error::NoExe { exe });
     }
     Ok(Installed {
         exe,
@@ -145,20 +135,19 @@ fn lock(path: &Path, deadline: Instant) -> Result<File, Error> {
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| err(format!("cannot open the lock {}: {e}", path.display())))?;
+        .map_err(io_err("open the lock", path))?;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(file),
             Err(TryLockError::WouldBlock) => {}
             Err(TryLockError::Error(e)) => {
-                return Err(err(format!("cannot lock {}: {e}", path.display())));
+                return Err(io_err("lock", path)(e));
             }
         }
         if Instant::now() >= deadline {
-            return Err(err(format!(
-                "another bgrun has been installing it past the timeout (lock {})",
-                path.display()
-            )));
+            return Err(Error::Busy {
+                lock: path.to_path_buf(),
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -174,8 +163,10 @@ fn build(
 ) -> Result<Vec<String>, Error> {
     match s.ecosystem {
         Ecosystem::Python => {
-            let python = super::find_on_path("python3")
-                .ok_or_else(|| err("python3 is not on PATH (install Python 3 with venv)"))?;
+            let python = super::find_on_path("python3").ok_or(Error::NotOnPath {
+                program: "python3",
+                hint: " (install Python 3 with venv)",
+            })?;
             // Without pip in the venv (ensurepip costs more than the tool itself); the base
             // interpreter's pip installs into it (`pip --python`). With no pip there, the
             // venv gets its own.
@@ -263,8 +254,10 @@ fn build(
                 .collect())
         }
         Ecosystem::Node => {
-            let npm = super::find_on_path("npm")
-                .ok_or_else(|| err("npm is not on PATH (install Node.js and npm)"))?;
+            let npm = super::find_on_path("npm").ok_or(Error::NotOnPath {
+                program: "npm",
+                hint: " (install Node.js and npm)",
+            })?;
             std::fs::write(
                 tmp.join("package.json"),
                 format!(
@@ -272,7 +265,10 @@ fn build(
                     s.name
                 ),
             )
-            .map_err(|e| err(format!("cannot write package.json: {e}")))?;
+            .map_err(|e| Error::Write {
+                file: "package.json",
+                source: Arc::new(e),
+            })?;
             let pkg = format!("{}@{version}", s.package);
             step(
                 &[
@@ -295,8 +291,10 @@ fn build(
             Ok(vec![pkg])
         }
         Ecosystem::Cargo => {
-            let cargo = super::find_on_path("cargo")
-                .ok_or_else(|| err("cargo is not on PATH (install Rust with rustup)"))?;
+            let cargo = super::find_on_path("cargo").ok_or(Error::NotOnPath {
+                program: "cargo",
+                hint: " (install Rust with rustup)",
+            })?;
             step(
                 &[
                     cargo.as_os_str(),
@@ -315,7 +313,9 @@ fn build(
             )?;
             Ok(vec![format!("{} {version}", s.package)])
         }
-        Ecosystem::Rustup => Err(err("rustup components are not installed by bgrun")),
+        Ecosystem::Rustup => Err(Error::Install(
+            "rustup components are not installed by bgrun",
+        )),
     }
 }
 
@@ -324,8 +324,7 @@ fn relocate_scripts(bin: &Path, tmp: &Path, dest: &Path) -> Result<(), Error> {
     use std::os::unix::ffi::OsStrExt;
     let from = tmp.as_os_str().as_bytes();
     let to = dest.as_os_str().as_bytes();
-    let rd =
-        std::fs::read_dir(bin).map_err(|e| err(format!("cannot read {}: {e}", bin.display())))?;
+    let rd = std::fs::read_dir(bin).map_err(io_err("read", bin))?;
     for e in rd.flatten() {
         let Ok(ft) = e.file_type() else { continue };
         if !ft.is_file() {
@@ -350,9 +349,8 @@ fn relocate_scripts(bin: &Path, tmp: &Path, dest: &Path) -> Result<(), Error> {
             rest = &rest[i + from.len()..];
         }
         out.extend_from_slice(rest);
-        std::fs::write(&p, out).map_err(|e| err(format!("cannot rewrite {}: {e}", p.display())))?;
-        std::fs::set_permissions(&p, meta.permissions())
-            .map_err(|e| err(format!("cannot chmod {}: {e}", p.display())))?;
+        std::fs::write(&p, out).map_err(io_err("rewrite", &p))?;
+        std::fs::set_permissions(&p, meta.permissions()).map_err(io_err("chmod", &p))?;
     }
     Ok(())
 }
@@ -364,10 +362,12 @@ pub(super) fn step(
     deadline: Instant,
     what: &str,
 ) -> Result<Vec<u8>, Error> {
-    let (program, args) = argv.split_first().ok_or_else(|| err("empty command"))?;
+    let (program, args) = argv.split_first().ok_or(Error::Install("empty command"))?;
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err(Error::Timeout(format!("timed out before {what}")));
+        return Err(Error::TooLate {
+            what: what.to_string(),
+        });
     }
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -384,13 +384,17 @@ pub(super) fn step(
         });
     }
     let done = capture::run(&mut cmd, left).map_err(|e| match e {
-        capture::Error::Spawn { source, .. } => {
-            Error::Spawn(format!("cannot start {what}: {source}"))
-        }
-        capture::Error::Wait(e) => Error::Spawn(format!("cannot wait for {what}: {e}")),
-        capture::Error::Timeout(_) => Error::Timeout(format!(
-            "{what} timed out and was killed (analysis.install_timeout_seconds)"
-        )),
+        capture::Error::Spawn { source, .. } => Error::Spawn {
+            what: what.to_string(),
+            source: Arc::new(source),
+        },
+        capture::Error::Wait(e) => Error::Wait {
+            what: what.to_string(),
+            source: Arc::new(e),
+        },
+        capture::Error::Timeout(_) => Error::Timeout {
+            what: what.to_string(),
+        },
     })?;
     let (status, stdout, stderr) = (done.status, done.stdout, done.stderr);
     if status.success() {
@@ -483,7 +487,7 @@ mod tests {
             "npm install",
         )
         .unwrap_err();
-        assert!(matches!(e, Error::Timeout(_)), "{e}");
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
         assert!(e.to_string().contains("timed out"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(10));
     }

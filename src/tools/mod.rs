@@ -369,7 +369,8 @@ pub fn latest_version(s: &Spec, timeout: Duration) -> Result<String, Error> {
     use std::ffi::OsStr;
     let deadline = std::time::Instant::now() + timeout;
     let cwd = std::env::temp_dir();
-    let need = |bin: &str| find_on_path(bin).ok_or_else(|| Error::NotOnPath(bin.to_string()));
+    let need =
+        |program: &'static str| find_on_path(program).ok_or(Error::NotOnPath { program, hint: "" });
     let out = match s.ecosystem {
         Ecosystem::Python => {
             let py = need("python3")?;

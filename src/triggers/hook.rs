@@ -1,7 +1,8 @@
-//! A git hook's session (`bgrun hook NAME [ARGS...]`): which hooks are skipped
+//! A git hook's steps (`bgrun hook NAME [ARGS...]`): which hooks are skipped
 //! (`BGRUN_SKIP`), the cheap look at the config that decides whether git waits, the hand-off
-//! to a detached worker, the worker's queueing, and a blocking hook's wait. Presentation
-//! (what the terminal is told) is `commands/hook.rs`'s; this returns typed outcomes.
+//! to a detached worker, the worker's queueing, and a blocking hook's wait; [`session`] runs
+//! them from start to end. Presentation (what the terminal is told) is `present::hook`'s;
+//! this returns typed outcomes.
 //!
 //! It runs on every commit, so git waits for as little as possible: when the cheap look
 //! ([`look`]) shows the hook is not blocking, [`hand_off`] starts a detached worker
@@ -22,6 +23,8 @@ use super::hooks;
 use crate::engine::{self, Env, Handed, NewTask};
 use crate::results::TaskResult;
 use crate::state::task::Arg;
+
+pub mod session;
 
 /// The environment git sets for a hook that would point a background task at the wrong
 /// index or repository once the git command has finished (git's `local_repo_env`).

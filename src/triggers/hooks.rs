@@ -19,6 +19,25 @@ use crate::engine::Env;
 /// The script template (placeholders `@BGRUN@`, `@NAME@`, `@STDIN@`).
 const TEMPLATE: &str = include_str!("../../hooks/hook.sh");
 
+/// The hooks whose exit status git ignores (they run after the fact and cannot stop it).
+/// With nothing to chain, these are installed in the direct form (see [`render`]): bgrun is
+/// the file's interpreter, and no shell starts. A hook that can stop git keeps the sh
+/// script, whose guard lets the git command go on when bgrun is gone.
+pub const AFTER_THE_FACT: [&str; 8] = [
+    "post-applypatch",
+    "post-checkout",
+    "post-commit",
+    "post-index-change",
+    "post-merge",
+    "post-receive",
+    "post-rewrite",
+    "post-update",
+];
+
+/// The longest `#!` line written: kernels before Linux 5.1 read only the first 128 bytes
+/// of a script to find its interpreter.
+const MAX_SHEBANG: usize = 127;
+
 /// The line that marks a hook file as bgrun's.
 pub const MARKER: &str = "# bgrun-managed-hook";
 
@@ -132,8 +151,42 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
-/// The hook script for `name` calling `bgrun` by absolute path.
-pub fn render(name: &str, bgrun: &Path) -> Vec<u8> {
+/// The `#!` line that makes `bgrun` the interpreter of a hook file, when its path can be
+/// one: absolute, without white space (the kernel splits the line there), short enough.
+fn shebang(bgrun: &Path) -> Option<Vec<u8>> {
+    let path = bgrun.as_os_str().as_encoded_bytes();
+    let ok = bgrun.is_absolute()
+        && !path
+            .iter()
+            .any(|c| c.is_ascii_whitespace() || *c == 0 || *c == b'\x0b');
+    let mut line = b"#!".to_vec();
+    line.extend_from_slice(path);
+    line.extend_from_slice(b" hook\n");
+    (ok && line.len() <= MAX_SHEBANG).then_some(line)
+}
+
+/// The hook file for `name` calling `bgrun` by absolute path; `chained` when an earlier hook
+/// (`NAME.bgrun-orig`) is to run after it.
+///
+/// Two forms. The direct one, for a hook in [`AFTER_THE_FACT`] with nothing to chain, is
+/// `#!/path/to/bgrun hook` and two comment lines: git runs it as `bgrun hook <this file>
+/// ARGS...` (bgrun takes the hook's name from the file name), with no shell in between.
+/// Otherwise (a chained hook, a hook that can stop git, a bgrun path that cannot be a `#!`
+/// line), the POSIX sh script of `hooks/hook.sh`.
+pub fn render(name: &str, bgrun: &Path, chained: bool) -> Vec<u8> {
+    if !chained
+        && AFTER_THE_FACT.contains(&name)
+        && let Some(mut out) = shebang(bgrun)
+    {
+        out.extend_from_slice(
+            format!(
+                "{MARKER} v2: do not edit; `bgrun hooks uninstall` removes it.\n\
+                 # git runs this file with bgrun (the line above): `bgrun hook <this file> ARGS...`.\n"
+            )
+            .as_bytes(),
+        );
+        return out;
+    }
     let stdin = if STDIN_HOOKS.contains(&name) {
         "1"
     } else {
@@ -181,6 +234,14 @@ pub struct HookState {
 }
 
 impl HookState {
+    /// Whether the file is bgrun's and is what `hooks install` would write now for `exe`
+    /// (the form depends on whether there is a hook to chain).
+    pub fn current(&self, exe: &Path) -> bool {
+        self.file.as_ref().is_some_and(|f| {
+            f.owner == Owner::Bgrun && f.bytes == render(&self.name, exe, self.backup.is_some())
+        })
+    }
+
     /// `installed`, `foreign` or `missing`.
     pub fn label(&self) -> &'static str {
         match &self.file {
@@ -297,7 +358,7 @@ pub fn install_all(
 ) -> Vec<(String, Result<Installed, HookError>)> {
     names
         .iter()
-        .map(|n| (n.clone(), install(dir, n, &render(n, exe))))
+        .map(|n| (n.clone(), install(dir, n, exe)))
         .collect()
 }
 
@@ -392,12 +453,14 @@ fn write_exec(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     res
 }
 
-/// Install bgrun's hook `name` in `dir`, chaining whatever hook is there.
-pub fn install(dir: &Path, name: &str, script: &[u8]) -> Result<Installed, HookError> {
+/// Install bgrun's hook `name` in `dir` calling `exe`, chaining whatever hook is there.
+pub fn install(dir: &Path, name: &str, exe: &Path) -> Result<Installed, HookError> {
     let st = inspect(dir, name);
+    let foreign = st.file.as_ref().is_some_and(|f| f.owner != Owner::Bgrun);
+    let script = &render(name, exe, foreign || st.backup.is_some());
     match &st.file {
         Some(f) if f.owner == Owner::Bgrun => {
-            if f.bytes == script && f.executable {
+            if f.bytes == *script && f.executable {
                 return Ok(Installed::Unchanged);
             }
             write_exec(&st.path, script).map_err(io_err("write", &st.path))?;
@@ -584,14 +647,46 @@ mod tests {
 
     #[test]
     fn script_quotes_the_path_and_marks_itself() {
-        let s = render("pre-push", Path::new("/opt/my bin/it's/bgrun"));
+        let s = render("pre-push", Path::new("/opt/my bin/it's/bgrun"), false);
         let t = String::from_utf8(s).unwrap();
         assert!(t.lines().nth(1).unwrap().starts_with(MARKER));
         assert!(t.contains("b='/opt/my bin/it'\\''s/bgrun'"));
         assert!(t.contains("n=pre-push"));
         assert!(t.contains("if [ 1 = 1 ]"));
-        let t = String::from_utf8(render("post-commit", Path::new("/b"))).unwrap();
+        let t = String::from_utf8(render("post-commit", Path::new("/b"), true)).unwrap();
         assert!(t.contains("if [ 0 = 1 ]"));
+    }
+
+    #[test]
+    fn an_after_the_fact_hook_with_nothing_to_chain_has_bgrun_as_its_interpreter() {
+        let direct = |name, exe: &str, chained| {
+            let b = render(name, Path::new(exe), chained);
+            let ours = b
+                .split(|&c| c == b'\n')
+                .take(3)
+                .any(|l| l.starts_with(MARKER.as_bytes()));
+            assert!(ours, "{}", String::from_utf8_lossy(&b));
+            b.starts_with(format!("#!{exe} hook\n").as_bytes())
+        };
+        assert!(direct("post-commit", "/usr/local/bin/bgrun", false));
+        assert!(direct("post-merge", "/opt/b\u{e9}/bgrun", false));
+        // Chained, able to stop git, or a path the kernel would split or cut: the sh script.
+        assert!(!direct("post-commit", "/usr/local/bin/bgrun", true));
+        assert!(!direct("pre-commit", "/usr/local/bin/bgrun", false));
+        assert!(!direct("pre-push", "/usr/local/bin/bgrun", false));
+        assert!(!direct("post-commit", "/opt/my bin/bgrun", false));
+        assert!(!direct("post-commit", "/opt/tab\tbin/bgrun", false));
+        assert!(!direct("post-commit", "relative/bgrun", false));
+        assert!(!direct(
+            "post-commit",
+            &format!("/{}/bgrun", "d".repeat(120)),
+            false
+        ));
+        assert!(direct(
+            "post-commit",
+            &format!("/{}/bgrun", "d".repeat(100)),
+            false
+        ));
     }
 
     #[test]

@@ -434,3 +434,71 @@ fn the_hook_parser_falls_back_to_the_full_cli() {
     let journal = std::fs::read_to_string(state.join("state.jsonl")).expect("journal there");
     assert!(journal.contains("noop"), "{journal}");
 }
+
+/// A post-commit hook with nothing to chain is installed in the direct form: bgrun is the
+/// file's interpreter (`#!/path/to/bgrun hook`), no shell starts, and git's commit still
+/// reaches the task with its context. With a hook to chain, or for a hook that can stop git,
+/// it stays the sh script; `hooks status` calls each form up to date, and moving from one
+/// to the other is an ordinary update.
+#[test]
+fn an_after_the_fact_hook_runs_bgrun_as_its_interpreter_without_a_shell() {
+    let e = Env::new();
+    let out = outdir(&e);
+    // pre-commit runs another task type: the same one would be a duplicate of post-commit's
+    // while still queued.
+    e.config(&config_for(
+        r#""post-commit": ["mark"], "pre-commit": ["fail"]"#,
+        &out,
+        "",
+    ));
+    assert_code(&bgrun_in(e.root(), &["hooks", "install"]), 0);
+    let exe = bin().canonicalize().expect("bin");
+    let post = std::fs::read(e.root().join(".git/hooks/post-commit")).expect("post-commit");
+    let first = format!("#!{} hook\n", exe.display());
+    assert!(
+        post.starts_with(first.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&post)
+    );
+    let pre = std::fs::read_to_string(e.root().join(".git/hooks/pre-commit")).expect("pre");
+    assert!(pre.starts_with("#!/bin/sh\n"), "{pre}");
+
+    git_ok(e.root(), &["commit", "-q", "--allow-empty", "-m", "x"]);
+    let ctx = contexts(&out, 1);
+    assert_eq!(ctx[0]["hook"], "post-commit");
+    assert!(ctx[0]["commit"].is_string(), "{}", ctx[0]);
+
+    // `bgrun hook <path of a hook file>` is the hook of that file's name.
+    let direct = Command::new(bin())
+        .args(["-q", "hook"])
+        .arg(e.root().join(".git/hooks/post-commit"))
+        .current_dir(e.root())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("BGRUN_HOOK_SYNC", "1")
+        .output()
+        .expect("bgrun");
+    assert_code(&direct, 0);
+    let st = bgrun_in(e.root(), &["hooks", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).expect("json");
+    for h in v["hooks"].as_array().expect("hooks") {
+        assert_eq!(h["up_to_date"], true, "{h}");
+    }
+
+    // A foreign post-commit appears: installing again chains it through the sh script.
+    assert_code(&bgrun_in(e.root(), &["hooks", "uninstall"]), 0);
+    let hook = e.root().join(".git/hooks/post-commit");
+    write_exec(
+        &hook,
+        "#!/bin/sh\necho mine > \"$(git rev-parse --show-toplevel)/mine\"\n",
+    );
+    assert_code(&bgrun_in(e.root(), &["hooks", "install"]), 0);
+    let chained = std::fs::read_to_string(&hook).expect("post-commit");
+    assert!(chained.starts_with("#!/bin/sh\n"), "{chained}");
+    git_ok(e.root(), &["commit", "-q", "--allow-empty", "-m", "y"]);
+    assert!(e.root().join("mine").exists(), "the chained hook ran");
+    assert_code(&bgrun_in(e.root(), &["hooks", "uninstall"]), 0);
+    assert_eq!(
+        std::fs::read_to_string(&hook).expect("restored"),
+        "#!/bin/sh\necho mine > \"$(git rev-parse --show-toplevel)/mine\"\n"
+    );
+}

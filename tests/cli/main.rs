@@ -130,8 +130,13 @@ impl Env {
     }
 }
 
+/// The bgrun under test: the one cargo built for these tests, or `BGRUN_TEST_BIN` when set
+/// (scripts/test runs the suite a second time on the shipped build, statically linked).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_bgrun"))
+    match std::env::var_os("BGRUN_TEST_BIN") {
+        Some(b) if !b.is_empty() => PathBuf::from(b),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_bgrun")),
+    }
 }
 
 pub fn text(b: &[u8]) -> String {
