@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A process to start detached.
@@ -39,9 +39,6 @@ pub fn spawn(d: &Detached) -> std::io::Result<u32> {
         .ok_or_else(|| std::io::Error::other("empty command"))?;
     let mut cmd = Command::new(program);
     cmd.args(args);
-    if let Some(dir) = &d.cwd {
-        cmd.current_dir(dir);
-    }
     cmd.envs(d.env.iter().map(|(k, v)| (k, v)));
     match &d.log {
         Some(path) => {
@@ -62,7 +59,10 @@ pub fn spawn(d: &Detached) -> std::io::Result<u32> {
     } else {
         Stdio::null()
     });
-    let mut child = cmd.spawn()?;
+    let mut child = match &d.cwd {
+        Some(dir) => spawn_in(&mut cmd, dir)?,
+        None => cmd.spawn()?,
+    };
     let pid = child.id();
     if let (Some(bytes), Some(mut stdin)) = (&d.input, child.stdin.take()) {
         // Small (a hook's context); a child that died early just closes the pipe.
@@ -72,6 +72,30 @@ pub fn spawn(d: &Detached) -> std::io::Result<u32> {
         std::thread::spawn(move || child.wait());
     }
     Ok(pid)
+}
+
+/// Spawn `cmd` in directory `dir`. Where this process already is, a plain spawn; else from a
+/// short-lived thread with a working directory of its own (`unshare(CLONE_FS)` + `chdir`),
+/// where the child starts. `Command::current_dir` would need
+/// `posix_spawn_file_actions_addchdir_np`, which std finds only through the dynamic loader:
+/// in the statically linked build every `bgrun enqueue` would fork its drainer in full.
+fn spawn_in(cmd: &mut Command, dir: &Path) -> std::io::Result<std::process::Child> {
+    if std::env::current_dir().is_ok_and(|here| here == dir) {
+        return cmd.spawn();
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: unshare(CLONE_FS) gives this thread its own working directory; no
+            // memory is involved.
+            if unsafe { libc::unshare(libc::CLONE_FS) } != 0 {
+                return cmd.current_dir(dir).spawn();
+            }
+            std::env::set_current_dir(dir)?;
+            cmd.spawn()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the spawning thread panicked")))
+    })
 }
 
 /// In a detached child: leave the parent's session (and its terminal) for a new one.
@@ -116,6 +140,41 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(lines.next(), Some("from stdin set"));
         assert_eq!(lines.next().map(str::trim), Some(pid.to_string().as_str()));
+    }
+
+    /// The child starts in its directory; this process stays where it was.
+    #[test]
+    fn the_child_starts_in_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a b");
+        std::fs::create_dir(&sub).unwrap();
+        let before = std::env::current_dir().unwrap();
+        let log = dir.path().join("out.log");
+        spawn(&Detached {
+            argv: vec!["pwd".into(), "-P".into()],
+            cwd: Some(sub.clone()),
+            log: Some(log.clone()),
+            reap: true,
+            ..Detached::default()
+        })
+        .unwrap();
+        assert_eq!(std::env::current_dir().unwrap(), before);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut text = String::new();
+        while std::time::Instant::now() < deadline && !text.ends_with('\n') {
+            text = std::fs::read_to_string(&log).unwrap_or_default();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(
+            text.trim_end(),
+            sub.canonicalize().unwrap().to_str().unwrap()
+        );
+        let missing = spawn(&Detached {
+            argv: vec!["pwd".into()],
+            cwd: Some(dir.path().join("gone")),
+            ..Detached::default()
+        });
+        assert_eq!(missing.unwrap_err().kind(), std::io::ErrorKind::NotFound);
     }
 
     #[test]
