@@ -53,9 +53,11 @@ impl Cli {
     }
 }
 
-/// The hook's name in `bgrun hook NAME`: NAME itself, or the file name of a hook file's path.
+/// The hook's name in `bgrun hook NAME`: NAME itself, or the file name of a hook file's path
+/// (an option such as `--repo=/x` is left to the parser).
 fn hook_name(arg: OsString) -> OsString {
-    if !arg.as_encoded_bytes().contains(&b'/') {
+    let b = arg.as_encoded_bytes();
+    if b.starts_with(b"-") || !b.contains(&b'/') {
         return arg;
     }
     match std::path::Path::new(&arg).file_name() {
@@ -512,4 +514,18 @@ pub enum CompletionShell {
     Zsh,
     Fish,
     Man,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hook_name;
+
+    #[test]
+    fn a_hook_files_path_stands_for_its_name() {
+        let n = |s: &str| hook_name(s.into()).into_string().unwrap();
+        assert_eq!(n("post-commit"), "post-commit");
+        assert_eq!(n("/repo/my hooks/post-commit"), "post-commit");
+        assert_eq!(n(".git/hooks/post-merge"), "post-merge");
+        assert_eq!(n("--repo=/x/y"), "--repo=/x/y");
+    }
 }
