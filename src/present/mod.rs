@@ -8,7 +8,8 @@
 //! hooks, `analyze` the analysis summary and the baselines, `tools`
 //! the managed tools, `results` a stored result,
 //! `status` the overview, `drain` the
-//! drainer's progress, `formats` the CI formats of `analyze`, `results` and `run`.
+//! drainer's progress, `formats` the CI formats of `analyze`, `results` and `run`, `trust`
+//! what `trust`, `untrust` and `config diff` say, `store` the shared store's own commands.
 
 pub mod analyze;
 pub mod cron;
@@ -18,7 +19,9 @@ pub mod hook;
 pub mod hooks;
 pub mod results;
 pub mod status;
+pub mod store;
 pub mod tools;
+pub mod trust;
 pub mod watch;
 
 use crate::results::TaskResult;
