@@ -9,7 +9,8 @@
 //! the managed tools, `results` a stored result,
 //! `status` the overview, `drain` the
 //! drainer's progress, `formats` the CI formats of `analyze`, `results` and `run`, `trust`
-//! what `trust`, `untrust` and `config diff` say, `store` the shared store's own commands.
+//! what `trust`, `untrust` and `config diff` say, `store` the shared store's own commands,
+//! `run` what `bgrun run` says of its result.
 
 pub mod analyze;
 pub mod cron;
@@ -18,6 +19,7 @@ pub mod formats;
 pub mod hook;
 pub mod hooks;
 pub mod results;
+pub mod run;
 pub mod status;
 pub mod store;
 pub mod tools;
