@@ -1,15 +1,13 @@
-//! `bgrun trust [--show]`, `bgrun untrust`, `bgrun config diff`, and the gate every command
-//! that would run a configured command goes through. The decisions are `crate::trust`'s,
-//! the text is `present::trust`'s.
+//! `bgrun trust [--show]`, `bgrun untrust` and `bgrun config diff` (the gate that asks for
+//! trust is `gate`). The decisions are `crate::trust`'s, the text is `present::trust`'s.
 
 use anyhow::Result;
 
 use crate::cli::GlobalArgs;
 use crate::config::{self, Source};
-use crate::notify::{self, Notification, Selection, Severity};
 use crate::present::trust as view;
-use crate::trust::{self, Subject, Verdict};
-use crate::{Ctx, Exit, engine, resolve_repo};
+use crate::trust::{self, Subject};
+use crate::{Exit, resolve_repo};
 
 /// The repository and its discovered config.
 fn discovered(g: &GlobalArgs) -> Result<(std::path::PathBuf, Source)> {
@@ -59,32 +57,4 @@ pub fn run_diff(g: &GlobalArgs) -> Result<Exit> {
         Source::Embedded => view::review(None),
     }
     Ok(Exit::Ok)
-}
-
-/// May this command run the config's commands? Manual commands (`trigger` None) get an
-/// error (exit 2) unless `--trust-once`; triggers record and notify, and get `false`.
-pub fn gate(ctx: &Ctx, g: &GlobalArgs, trigger: Option<&str>) -> Result<bool> {
-    let Verdict::Untrusted { path, known } =
-        trust::verdict(&ctx.repo, &ctx.config_source, &ctx.config)
-    else {
-        return Ok(true);
-    };
-    if g.trust_once && trigger.is_none() {
-        return Ok(true);
-    }
-    let Some(trigger) = trigger else {
-        return Err(trust::refusal(&path, known));
-    };
-    let msg = trust::skipped(trigger, &path, known);
-    engine::log_to(&ctx.state_dir, &msg);
-    let n = Notification::custom(Severity::Warning, "bgrun: config changed", &msg);
-    notify::dispatch(
-        &ctx.config,
-        &ctx.repo,
-        &ctx.state_dir,
-        &n,
-        Selection::Configured,
-    );
-    eprintln!("bgrun: {msg}");
-    Ok(false)
 }
