@@ -10,7 +10,8 @@
 //! `status` the overview, `drain` the
 //! drainer's progress, `formats` the CI formats of `analyze`, `results` and `run`, `trust`
 //! what `trust`, `untrust` and `config diff` say, `store` the shared store's own commands,
-//! `run` what `bgrun run` says of its result.
+//! `run` what `bgrun run` says of its result,
+//! `report` the HTML report's chart data and where it went.
 
 pub mod analyze;
 pub mod cron;
@@ -18,6 +19,7 @@ pub mod drain;
 pub mod formats;
 pub mod hook;
 pub mod hooks;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod status;
