@@ -308,6 +308,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_subject_is_committed_own_or_the_defaults() {
+        let repo = Path::new("/r");
+        let committed = Source::File(repo.join("bgrun.json"));
+        assert_eq!(
+            subject(repo, &committed),
+            Subject::Committed(repo.join("bgrun.json"))
+        );
+        let own = Source::File(PathBuf::from("/elsewhere/own.json"));
+        assert_eq!(
+            subject(repo, &own),
+            Subject::Own(PathBuf::from("/elsewhere/own.json"))
+        );
+        assert_eq!(subject(repo, &Source::Embedded), Subject::Defaults);
+        assert_eq!(
+            skipped("tick", &repo.join("bgrun.json"), true),
+            format!(
+                "tick: nothing run: /r/bgrun.json defines commands and is changed since trusted: {CHANGED}"
+            )
+        );
+    }
+
+    #[test]
     fn diff_marks_added_and_removed_lines() {
         let d = diff("a\nb\nc\n", "a\nx\nc\n");
         assert!(
