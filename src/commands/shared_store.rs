@@ -70,7 +70,7 @@ fn worker(ctx: &Ctx, url: &str, a: &WorkerArgs) -> Result<Exit> {
         until_empty: false,
     };
     let quiet = ctx.out.quiet() || ctx.out.json;
-    let s = engine::work(ctx, &opts, &mut view::Lines { quiet, stamp: true })?;
+    let s = engine::work(ctx, &opts, &mut view::Lines { quiet })?;
     view::summary(&ctx.out, &s)?;
     Ok(if s.failed > 0 {
         Exit::WorkFailed

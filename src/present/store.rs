@@ -55,10 +55,9 @@ pub fn status(json: bool, s: &StoreStatus) -> Result<()> {
     Ok(())
 }
 
-/// Progress lines of a worker (`stamp`: each starts with the time).
+/// Progress lines of a worker, each starting with the time (none when `quiet`).
 pub struct Lines {
     pub quiet: bool,
-    pub stamp: bool,
 }
 
 impl Progress for Lines {
@@ -92,11 +91,7 @@ impl Progress for Lines {
 
 impl Lines {
     fn when(&self) -> String {
-        if self.stamp {
-            format!("{} ", rfc3339(now()))
-        } else {
-            String::new()
-        }
+        format!("{} ", rfc3339(now()))
     }
 }
 
