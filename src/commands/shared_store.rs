@@ -45,10 +45,8 @@ fn store_status(ctx: &Ctx, url: &str) -> Result<Exit> {
     if db.schema_version()? == db.latest_schema() {
         engine::requeue_expired(ctx, db.as_mut())?;
     }
-    view::status(
-        ctx.out.json,
-        &db.status(store::lease_s(ctx.config.store.lease_seconds))?,
-    )?;
+    let lease = store::lease_s(ctx.config.store.lease_seconds);
+    view::status(ctx.out.json, &db.status(lease)?)?;
     Ok(Exit::Ok)
 }
 
@@ -60,21 +58,16 @@ fn worker(ctx: &Ctx, url: &str, a: &WorkerArgs) -> Result<Exit> {
     let mut db = store::open_shared(url)?;
     engine::requeue_expired(ctx, db.as_mut())?;
     drop(db);
+    let fleet = ctx.config.execution.max_concurrent_tasks;
     let opts = WorkerOpts {
         url: url.to_string(),
         host_limit: a.host_limit,
-        max_local: store::shared::local_max(
-            ctx.config.execution.max_concurrent_tasks,
-            a.host_limit,
-        ),
+        max_local: store::shared::local_max(fleet, a.host_limit),
         until_empty: false,
     };
     let quiet = ctx.out.quiet() || ctx.out.json;
     let s = engine::work(ctx, &opts, &mut view::Lines { quiet })?;
     view::summary(&ctx.out, &s)?;
-    Ok(if s.failed > 0 {
-        Exit::WorkFailed
-    } else {
-        Exit::Ok
-    })
+    let failed = s.failed > 0;
+    Ok(if failed { Exit::WorkFailed } else { Exit::Ok })
 }
