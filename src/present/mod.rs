@@ -11,9 +11,10 @@
 //! drainer's progress, `formats` the CI formats of `analyze`, `results` and `run`, `trust`
 //! what `trust`, `untrust` and `config diff` say, `store` the shared store's own commands,
 //! `run` what `bgrun run` says of its result,
-//! `report` the HTML report's chart data and where it went.
+//! `report` the HTML report's chart data and where it went, `config` a valid config.
 
 pub mod analyze;
+pub mod config;
 pub mod cron;
 pub mod drain;
 pub mod formats;
