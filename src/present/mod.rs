@@ -11,15 +11,19 @@
 //! drainer's progress, `formats` the CI formats of `analyze`, `results` and `run`, `trust`
 //! what `trust`, `untrust` and `config diff` say, `store` the shared store's own commands,
 //! `run` what `bgrun run` says of its result,
-//! `report` the HTML report's chart data and where it went, `config` a valid config.
+//! `report` the HTML report's chart data and where it went, `config` a valid config,
+//! `enqueue` the fate of a request,
+//! `metrics` the metrics table and what `cleanup` removed.
 
 pub mod analyze;
 pub mod config;
 pub mod cron;
 pub mod drain;
+pub mod enqueue;
 pub mod formats;
 pub mod hook;
 pub mod hooks;
+pub mod metrics;
 pub mod report;
 pub mod results;
 pub mod run;
