@@ -211,6 +211,62 @@ pub fn approved(path: &Path) -> Option<(String, String)> {
     ))
 }
 
+/// Which config `bgrun trust` is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Subject {
+    /// No config file: the embedded defaults, which need no trust.
+    Defaults,
+    /// The user's own (`--config`, `$BGRUN_CONFIG`, a personal `.bgrun/config.json`).
+    Own(PathBuf),
+    /// A config the repository commits (see [`is_committed`]).
+    Committed(PathBuf),
+}
+
+/// Sort the discovered config of `repo`.
+pub fn subject(repo: &Path, source: &Source) -> Subject {
+    match source {
+        Source::File(path) if is_committed(repo, path) => Subject::Committed(path.clone()),
+        Source::File(path) => Subject::Own(path.clone()),
+        Source::Embedded => Subject::Defaults,
+    }
+}
+
+/// The config at a path against its approved copy, for `bgrun config diff`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Review {
+    /// The same as approved.
+    Unchanged,
+    /// Approved, and changed since: the line diff.
+    Changed(String),
+    /// Never approved: all of it as added lines.
+    New(String),
+}
+
+/// Compare the config at `path` (which must be readable UTF-8) with its approved copy.
+pub fn review(path: &Path) -> Result<Review> {
+    let now = std::fs::read_to_string(path)
+        .map_err(|e| error::usage(format!("cannot read {}: {e}", path.display())))?;
+    Ok(match approved(path) {
+        Some((_, old)) if old == now => Review::Unchanged,
+        Some((_, old)) => Review::Changed(diff(&old, &now)),
+        None => Review::New(diff("", &now)),
+    })
+}
+
+/// What a trigger records and notifies when an untrusted config stops it (`known`: it was
+/// approved once and changed since).
+pub fn skipped(trigger: &str, path: &Path, known: bool) -> String {
+    format!(
+        "{trigger}: nothing run: {} defines commands and is {}: {CHANGED}",
+        path.display(),
+        if known {
+            "changed since trusted"
+        } else {
+            "not trusted"
+        },
+    )
+}
+
 /// A line diff (`-` approved, `+` now) from a longest common subsequence.
 pub fn diff(old: &str, new: &str) -> String {
     let a: Vec<&str> = old.lines().collect();
@@ -250,6 +306,28 @@ pub fn diff(old: &str, new: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_subject_is_committed_own_or_the_defaults() {
+        let repo = Path::new("/r");
+        let committed = Source::File(repo.join("bgrun.json"));
+        assert_eq!(
+            subject(repo, &committed),
+            Subject::Committed(repo.join("bgrun.json"))
+        );
+        let own = Source::File(PathBuf::from("/elsewhere/own.json"));
+        assert_eq!(
+            subject(repo, &own),
+            Subject::Own(PathBuf::from("/elsewhere/own.json"))
+        );
+        assert_eq!(subject(repo, &Source::Embedded), Subject::Defaults);
+        assert_eq!(
+            skipped("tick", &repo.join("bgrun.json"), true),
+            format!(
+                "tick: nothing run: /r/bgrun.json defines commands and is changed since trusted: {CHANGED}"
+            )
+        );
+    }
 
     #[test]
     fn diff_marks_added_and_removed_lines() {

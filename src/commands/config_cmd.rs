@@ -1,5 +1,6 @@
 //! `bgrun config check`: validate, report every error, print the resolved config. Beyond
-//! the schema it checks what the adapters parse themselves: cron expressions.
+//! the schema it checks what the adapters parse themselves: cron expressions. What it says
+//! of a valid config is `present::config`'s.
 
 use anyhow::Result;
 
@@ -44,38 +45,6 @@ pub fn run(g: &GlobalArgs, strict: bool) -> Result<Exit> {
             loaded.warnings.join("\n  ")
         )));
     }
-    if g.json {
-        let v = serde_json::json!({
-            "ok": true,
-            "source": loaded.source.to_string(),
-            "files": loaded.files,
-            "provenance": loaded.provenance,
-            "warnings": loaded.warnings,
-            "config": loaded.config,
-        });
-        super::print_json(&v)?;
-    } else {
-        for w in &loaded.warnings {
-            eprintln!("bgrun: warning: {w}");
-        }
-        if g.quiet == 0 {
-            let files = if loaded.files.len() > 1 {
-                loaded
-                    .files
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" + ")
-            } else {
-                loaded.source.to_string()
-            };
-            println!(
-                "config OK: {} ({} task types, {} warnings)",
-                files,
-                loaded.config.task_types.len(),
-                loaded.warnings.len()
-            );
-        }
-    }
+    crate::present::config::checked(g.json, g.quiet > 0, &loaded)?;
     Ok(Exit::Ok)
 }

@@ -1,10 +1,12 @@
-//! `bgrun enqueue TYPE [-- ARGV]`: queue a task, start a drainer unless --no-drain.
+//! `bgrun enqueue TYPE [-- ARGV]`: queue a task, start a drainer unless --no-drain. What it
+//! says of the request is `present::enqueue`'s.
 
 use anyhow::Result;
 
 use crate::cli::EnqueueArgs;
 use crate::config::Priority;
 use crate::engine::{self, NewTask, Submitted};
+use crate::present::enqueue as view;
 use crate::state::task::Arg;
 use crate::{Ctx, Exit, error};
 
@@ -31,47 +33,13 @@ pub fn run(ctx: &Ctx, a: EnqueueArgs) -> Result<Exit> {
         context: serde_json::Value::Null,
     };
     let submitted = engine::submit(ctx, &[new])?;
-    let mut queued = false;
+    let max_queue = ctx.config.execution.max_queue_size;
     for s in &submitted {
-        match s {
-            Submitted::Queued { id, dropped } => {
-                queued = true;
-                if let Some(d) = dropped {
-                    eprintln!(
-                        "bgrun: queue full: dropped task {} ({}, priority {})",
-                        d.id, d.task_type, d.name
-                    );
-                }
-                if ctx.out.json {
-                    super::print_json(
-                        &serde_json::json!({"queued": true, "id": id, "dropped": dropped.as_ref().map(|d| &d.id)}),
-                    )?;
-                } else {
-                    println!("{id}");
-                }
-            }
-            Submitted::Duplicate { id } => {
-                if ctx.out.json {
-                    super::print_json(&serde_json::json!({"queued": false, "duplicate_of": id}))?;
-                } else {
-                    println!("{id}");
-                    eprintln!("bgrun: not added: the same task is already queued as {id}");
-                }
-            }
-            Submitted::Dropped { result } => {
-                if ctx.out.json {
-                    super::print_json(
-                        &serde_json::json!({"queued": false, "dropped": true, "id": result.id}),
-                    )?;
-                } else {
-                    eprintln!(
-                        "bgrun: dropped: the queue is full ({} tasks) of tasks with higher priority; recorded as {}",
-                        ctx.config.execution.max_queue_size, result.id
-                    );
-                }
-            }
-        }
+        view::submitted(&ctx.out, s, max_queue)?;
     }
+    let queued = submitted
+        .iter()
+        .any(|s| matches!(s, Submitted::Queued { .. }));
     if queued && !a.no_drain {
         engine::ensure_drainer(ctx)?;
     }

@@ -45,7 +45,7 @@ impl session::Host for Host<'_> {
     }
 
     fn trusted(&self, ctx: &Ctx, trigger: &str) -> Result<bool> {
-        super::trust::gate(ctx, self.0, Some(trigger))
+        super::gate::gate(ctx, self.0, Some(trigger))
     }
 
     fn show(&self, e: Event<'_, Ctx>) {

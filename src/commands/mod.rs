@@ -6,6 +6,7 @@ mod config_cmd;
 mod cron;
 mod drain;
 mod enqueue;
+mod gate;
 mod hook;
 mod hooks;
 mod init;
@@ -55,26 +56,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
     for w in &ctx.config_warnings {
         ctx.out.warn(w);
     }
-    // Any command finds a task orphaned by a dead drainer (a leftover, unlocked file in
-    // <state>/procs/ says one died) and recovers it. Commands that do not use the queue
-    // go on when the state is broken; the queue commands report it themselves.
-    if crate::state::procs::any_dead(&ctx.state_dir) {
-        if let Err(e) = crate::engine::recover_now(&ctx) {
-            ctx.out.warn(crate::error::render(&e));
-        }
-        crate::state::procs::alive(&ctx.state_dir, None);
-    }
-    // A committed config's commands run only once trusted (issue 14).
-    let trigger = match &command {
-        Command::Enqueue(a) if a.task_type != "custom" => Some(None),
-        Command::Run(a) if a.task_type != "custom" => Some(None),
-        Command::Tick => Some(Some("tick")),
-        Command::Watch(_) | Command::Start(_) => Some(Some("watch")),
-        _ => None,
-    };
-    if let Some(t) = trigger
-        && !trust::gate(&ctx, g, t)?
-    {
+    if !gate::before(&ctx, g, &command)? {
         return Ok(Exit::Ok);
     }
     // The shared PostgreSQL store takes the queue commands when a URL is configured.

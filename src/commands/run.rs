@@ -1,12 +1,13 @@
-//! `bgrun run TYPE`: one task now, in the foreground, bypassing the queue.
+//! `bgrun run TYPE`: one task now, in the foreground, bypassing the queue; what it says is
+//! `present::run`'s.
 
 use anyhow::Result;
 
-use crate::cli::{ReportFormat, RunArgs};
+use crate::cli::RunArgs;
 use crate::engine::{self, NewTask};
+use crate::present::run as view;
 use crate::state::task::Arg;
-use crate::timefmt::human_duration;
-use crate::{Ctx, Exit, error};
+use crate::{Ctx, Exit};
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<Exit> {
     let new = NewTask {
@@ -20,47 +21,10 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<Exit> {
     };
     let r = run_streaming(ctx, &new)?;
     if let Some(path) = &a.output {
-        let body = match (a.format, &r.report) {
-            (Some(ReportFormat::Sarif), _) => {
-                return Err(error::usage(
-                    "--format sarif: use `bgrun analyze KIND --format sarif` for SARIF reports",
-                ));
-            }
-            (
-                Some(f @ (ReportFormat::Junit | ReportFormat::Github | ReportFormat::Codequality)),
-                _,
-            ) => {
-                let (report, failed) = crate::present::formats::merge(std::slice::from_ref(&r));
-                crate::present::formats::render(&ctx.out, &ctx.repo, f, &report, &failed)?
-            }
-            (_, Some(rep)) => serde_json::to_vec_pretty(rep)?,
-            _ => serde_json::to_vec_pretty(&r)?,
-        };
+        let body = view::output_body(&ctx.out, &ctx.repo, a.format, &r)?;
         crate::fsutil::write_output(path, &body)?;
     }
-    if ctx.out.json {
-        super::print_json(&r)?;
-    } else {
-        ctx.out.say(format!(
-            "{} {} in {}{}",
-            crate::present::what_of_result(&r),
-            r.status,
-            human_duration(r.duration_s),
-            r.error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        ));
-        if let Some(f) = &r.findings {
-            ctx.out.say(format!(
-                "findings: {} critical, {} high, {} medium, {} low, {} info",
-                f.critical, f.high, f.medium, f.low, f.info
-            ));
-        }
-        if let Some(log) = r.log.as_ref().filter(|l| l.exists()) {
-            ctx.out.say(format!("log: {}", log.display()));
-        }
-    }
+    view::result(&ctx.out, &r)?;
     Ok(if r.status == "succeeded" {
         Exit::Ok
     } else {

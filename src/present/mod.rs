@@ -8,17 +8,29 @@
 //! hooks, `analyze` the analysis summary and the baselines, `tools`
 //! the managed tools, `results` a stored result,
 //! `status` the overview, `drain` the
-//! drainer's progress, `formats` the CI formats of `analyze`, `results` and `run`.
+//! drainer's progress, `formats` the CI formats of `analyze`, `results` and `run`, `trust`
+//! what `trust`, `untrust` and `config diff` say, `store` the shared store's own commands,
+//! `run` what `bgrun run` says of its result,
+//! `report` the HTML report's chart data and where it went, `config` a valid config,
+//! `enqueue` the fate of a request,
+//! `metrics` the metrics table and what `cleanup` removed.
 
 pub mod analyze;
+pub mod config;
 pub mod cron;
 pub mod drain;
+pub mod enqueue;
 pub mod formats;
 pub mod hook;
 pub mod hooks;
+pub mod metrics;
+pub mod report;
 pub mod results;
+pub mod run;
 pub mod status;
+pub mod store;
 pub mod tools;
+pub mod trust;
 pub mod watch;
 
 use crate::results::TaskResult;

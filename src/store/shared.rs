@@ -59,6 +59,13 @@ pub fn lease_s(configured: u64) -> f64 {
     (configured as f64).max(MIN_LEASE_S)
 }
 
+/// How many tasks one worker runs at once: the fleet's `execution.max_concurrent_tasks`,
+/// at most `--host-limit`, at least 1.
+pub fn local_max(fleet: usize, host_limit: Option<usize>) -> usize {
+    let fleet = fleet.max(1);
+    fleet.min(host_limit.unwrap_or(fleet)).max(1)
+}
+
 /// The store URL in force: `--store`/`$BGRUN_STORE`, else `store.url`.
 pub fn url_of(flag: Option<&str>, config: Option<&str>) -> Option<String> {
     flag.or(config)
@@ -360,6 +367,15 @@ mod tests {
         );
         assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
         assert_eq!(redact("nonsense"), "nonsense");
+    }
+
+    #[test]
+    fn a_worker_runs_the_fleet_limit_capped_by_its_host_limit() {
+        assert_eq!(local_max(4, None), 4);
+        assert_eq!(local_max(4, Some(2)), 2);
+        assert_eq!(local_max(2, Some(8)), 2);
+        assert_eq!(local_max(0, None), 1);
+        assert_eq!(local_max(3, Some(0)), 1);
     }
 
     #[test]
