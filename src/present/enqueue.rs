@@ -13,8 +13,10 @@ pub fn submitted(out: &Output, s: &Submitted, max_queue: usize) -> Result<()> {
     match s {
         Submitted::Queued { id, dropped } => {
             if let Some(d) = dropped {
+                // The victim is the queued task of the lowest base priority (the newest
+                // among equals): `queue::overflow_victim`.
                 eprintln!(
-                    "bgrun: queue full: dropped task {} ({}, priority {})",
+                    "bgrun: queue full: dropped task {} ({} {:?}, the lowest priority)",
                     d.id, d.task_type, d.name
                 );
             }

@@ -494,7 +494,7 @@ fn duplicates_are_not_added_and_overflow_drops_the_lowest_visibly() {
     ]);
     assert_code(&over, 0);
     assert!(
-        text(&over.stderr).contains("dropped task 1"),
+        text(&over.stderr).contains(r#"dropped task 1 (custom "echo a", the lowest priority)"#),
         "{}",
         text(&over.stderr)
     );
