@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// A process to start detached.
@@ -60,7 +60,7 @@ pub fn spawn(d: &Detached) -> std::io::Result<u32> {
         Stdio::null()
     });
     let mut child = match &d.cwd {
-        Some(dir) => spawn_in(&mut cmd, dir)?,
+        Some(dir) => super::workdir::spawn_once_in(&mut cmd, dir)?,
         None => cmd.spawn()?,
     };
     let pid = child.id();
@@ -72,30 +72,6 @@ pub fn spawn(d: &Detached) -> std::io::Result<u32> {
         std::thread::spawn(move || child.wait());
     }
     Ok(pid)
-}
-
-/// Spawn `cmd` in directory `dir`. Where this process already is, a plain spawn; else from a
-/// short-lived thread with a working directory of its own (`unshare(CLONE_FS)` + `chdir`),
-/// where the child starts. `Command::current_dir` would need
-/// `posix_spawn_file_actions_addchdir_np`, which std finds only through the dynamic loader:
-/// in the statically linked build every `bgrun enqueue` would fork its drainer in full.
-fn spawn_in(cmd: &mut Command, dir: &Path) -> std::io::Result<std::process::Child> {
-    if std::env::current_dir().is_ok_and(|here| here == dir) {
-        return cmd.spawn();
-    }
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: unshare(CLONE_FS) gives this thread its own working directory; no
-            // memory is involved.
-            if unsafe { libc::unshare(libc::CLONE_FS) } != 0 {
-                return cmd.current_dir(dir).spawn();
-            }
-            std::env::set_current_dir(dir)?;
-            cmd.spawn()
-        })
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the spawning thread panicked")))
-    })
 }
 
 /// In a detached child: leave the parent's session (and its terminal) for a new one.

@@ -11,3 +11,4 @@ pub mod logs;
 pub mod process;
 pub mod scrub;
 pub mod spawner;
+pub mod workdir;

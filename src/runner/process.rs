@@ -350,11 +350,8 @@ fn poll_fds(fds: impl IntoIterator<Item = Option<RawFd>>, extra: Option<RawFd>, 
 /// is dropped on that thread after spawning, which closes the parent's copies of the pipe
 /// write ends.
 ///
-/// The directory, too, is the thread's own: it leaves the process's shared working
-/// directory (`unshare(CLONE_FS)`) and changes to `cwd` before each spawn, and the child
-/// starts there. `Command::current_dir` would need `posix_spawn_file_actions_addchdir_np`,
-/// which std finds only through the dynamic loader: in the statically linked build it falls
-/// back to a full fork for every task (0.5 ms more per trivial task in a drain of 500).
+/// The directory, too, is the thread's own (see `super::workdir`): it changes to `cwd`
+/// before each spawn, and the child starts there.
 #[cfg(target_os = "linux")]
 fn spawn_in_place(
     cmd: Command,
@@ -383,9 +380,7 @@ fn spawn_in_place(
                 let _ = std::thread::Builder::new()
                     .name("spawner".into())
                     .spawn(move || {
-                        // SAFETY: unshare(CLONE_FS) gives this thread its own working
-                        // directory; no memory is involved.
-                        let own_dir = unsafe { libc::unshare(libc::CLONE_FS) } == 0;
+                        let own_dir = super::workdir::leave_shared();
                         // SAFETY: plain syscalls on this thread only.
                         unsafe {
                             let tid = libc::gettid();
@@ -403,12 +398,7 @@ fn spawn_in_place(
                             }
                         }
                         for (mut cmd, cwd, reply) in rx {
-                            let spawned = if own_dir {
-                                std::env::set_current_dir(&cwd).and_then(|()| cmd.spawn())
-                            } else {
-                                cmd.current_dir(&cwd).spawn()
-                            };
-                            let _ = reply.send(spawned);
+                            let _ = reply.send(super::workdir::spawn_in(&mut cmd, &cwd, own_dir));
                         }
                     });
                 tx
