@@ -7,11 +7,12 @@
 //! ASLR of the executable's own code (shared libraries, heap and stack stay randomized).
 //! Only the binaries are linked this way; the code itself is compiled as usual.
 //!
-//! The shipped build (`scripts/build-release`, `scripts/install`) also links glibc statically
-//! (`-C target-feature=+crt-static -C relocation-model=static`), where rustc itself asks for
-//! a non-PIE executable. A static build asked for without `relocation-model=static` is a
-//! static-pie, and `-no-pie` on top of that links an executable that crashes at start, so
-//! the flag is only added to dynamic builds.
+//! The shipped build (`scripts/shipped.toml`, used by `scripts/build-release` and
+//! `scripts/install`) also links glibc statically (`-C target-feature=+crt-static -C
+//! relocation-model=static`), where rustc itself asks for a non-PIE executable. A static
+//! build asked for without `relocation-model=static` is a static-pie, and `-no-pie` on top
+//! of that links an executable that crashes at start, so the flag is only added to dynamic
+//! builds.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
