@@ -37,14 +37,57 @@ pub fn new_findings(report: &Value) -> Findings {
 /// For `--new-only`: each result's findings become the count of its report's new ones.
 pub fn count_only_new(rs: &mut [TaskResult]) {
     for r in rs {
-        let report = r.report.clone().or_else(|| {
-            let p = r.report_path.as_ref()?;
-            serde_json::from_slice(&std::fs::read(p).ok()?).ok()
-        });
-        if let Some(rep) = report {
+        if let Some(rep) = stored_report(r) {
             r.findings = Some(new_findings(&rep));
         }
     }
+}
+
+/// A result's analyzer report: inlined, else read from its file under `<state>/reports/`.
+fn stored_report(r: &TaskResult) -> Option<Value> {
+    r.report.clone().or_else(|| {
+        let p = r.report_path.as_ref()?;
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    })
+}
+
+/// Reports read for the report's new-vs-fixed chart (the newest runs).
+const BASELINE_RUNS: usize = 200;
+
+/// Per analyzer run, oldest first, of the newest [`BASELINE_RUNS`] with a stored report that
+/// has baseline data: (finished at, new findings, fixed findings). `rs` is newest first.
+pub fn baseline_runs(rs: &[TaskResult]) -> Vec<(f64, u64, u64)> {
+    let mut runs: Vec<(f64, u64, u64)> = rs
+        .iter()
+        .filter(|r| r.report_path.is_some())
+        .take(BASELINE_RUNS)
+        .filter_map(|r| {
+            let (new, fixed) = new_and_fixed(&stored_report(r)?)?;
+            Some((r.finished_ts(), new, fixed))
+        })
+        .collect();
+    runs.reverse();
+    runs
+}
+
+/// The new and fixed findings of a report, when it has baseline data.
+fn new_and_fixed(rep: &Value) -> Option<(u64, u64)> {
+    let findings = rep.get("findings").and_then(Value::as_array);
+    let has = findings.is_some_and(|f| f.iter().any(|x| x.get("baseline").is_some()))
+        || rep.get("fixed").is_some();
+    if !has {
+        return None;
+    }
+    let new = findings
+        .into_iter()
+        .flatten()
+        .filter(|f| f.get("baseline").and_then(Value::as_str) == Some("new"))
+        .count() as u64;
+    let fixed = rep
+        .get("fixed")
+        .and_then(Value::as_array)
+        .map_or(0, |f| f.len() as u64);
+    Some((new, fixed))
 }
 
 pub fn results_path(state_dir: &Path) -> PathBuf {
@@ -334,5 +377,23 @@ pub fn cleanup_is_due(state_dir: &Path, every: f64) -> bool {
     match std::fs::metadata(state_dir.join("last-cleanup")).and_then(|m| m.modified()) {
         Ok(t) => t.elapsed().map(|e| e.as_secs_f64() > every).unwrap_or(true),
         Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_reports_with_baseline_data_count() {
+        let rep = json!({"findings": [{"baseline": "new"}, {"baseline": "unchanged"}, {}],
+                         "fixed": [{}, {}]});
+        assert_eq!(new_and_fixed(&rep), Some((1, 2)));
+        assert_eq!(new_and_fixed(&json!({"fixed": []})), Some((0, 0)));
+        assert_eq!(
+            new_and_fixed(&json!({"findings": [{"severity": "low"}]})),
+            None
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! `bgrun report [--output FILE]`: gather the results, metrics samples and stored reports,
 //! render the self-contained HTML report (`crate::report`) and write it atomically
 //! (default `<state>/report.html`). `refresh` is what a drain calls when `report.auto` is on.
-//! Its chart data and console line are `present::report`'s.
+//! The new-vs-fixed chart's points are `results::baseline_runs`; the console line is
+//! `present::report`'s.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +30,7 @@ pub fn write(ctx: &Ctx, path: &Path) -> Result<()> {
     let html = crate::report::render(&crate::report::Data {
         project: view::project(&ctx.repo),
         results: &rs,
-        baseline_runs: view::baseline_runs(&rs),
+        baseline_runs: results::baseline_runs(&rs),
         samples: &samples,
         current: &current,
     });
