@@ -44,7 +44,7 @@ pub fn count_only_new(rs: &mut [TaskResult]) {
 }
 
 /// A result's analyzer report: inlined, else read from its file under `<state>/reports/`.
-fn stored_report(r: &TaskResult) -> Option<Value> {
+pub fn stored_report(r: &TaskResult) -> Option<Value> {
     r.report.clone().or_else(|| {
         let p = r.report_path.as_ref()?;
         serde_json::from_slice(&std::fs::read(p).ok()?).ok()

@@ -84,13 +84,7 @@ pub fn merge(rs: &[TaskResult]) -> (Value, Vec<FailedTask>) {
         if !seen.insert(r.task_type.clone()) {
             continue;
         }
-        let report = r.report.clone().or_else(|| {
-            r.report_path
-                .as_ref()
-                .and_then(|p| std::fs::read(p).ok())
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        });
-        match report {
+        match crate::results::stored_report(r) {
             Some(rep) => {
                 let take = |k: &str| rep.get(k).and_then(Value::as_array).cloned();
                 findings.extend(take("findings").unwrap_or_default());
