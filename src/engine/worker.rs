@@ -7,8 +7,9 @@
 //! It speaks only the [`SharedStore`] trait (one round trip a turn: fenced finishes,
 //! results, samples and the next claims), never SQL. It sleeps in `poll` on its children's
 //! pidfds and a pipe that the store's listener ([`SharedStore::listen`]) writes to when a
-//! task is queued: no polling of the queue. The only timers are lease work (renewal at a third of the lease, and the next
-//! lease expiry in the fleet to re-queue it) and a long safety timeout.
+//! task is queued: no polling of the queue. The only timers are lease work (renewal at a
+//! third of the lease, and the next lease expiry in the fleet to re-queue it) and a long
+//! safety timeout.
 //!
 //! The database may go away: children keep running, finished results wait in memory, and
 //! the connection is re-opened with backoff; a result whose lease was lost meanwhile is
